@@ -1,0 +1,41 @@
+# Two commands (see README): `make run` and `make test`. Everything else here serves them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8501
+
+.PHONY: run test prepare bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $@ $(VENV)/.installed-dev $(VENV)/.installed
+
+# Prepare the database from the bundled real snapshot (when it is empty), then serve the dashboard.
+run: $(VENV)/.installed
+	$(BIN)/tracker prepare
+	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
+
+prepare: $(VENV)/.installed
+	$(BIN)/tracker prepare
+
+# The whole suite, SQLite and a real PostgreSQL 15, plus the browser test in Debian's Chromium.
+test: $(VENV)/.installed-dev
+	bash scripts/test.sh
+
+bench: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) var test-artifacts

@@ -1,0 +1,1 @@
+"""The tracker's database: tables, engine and sessions, loading, migrations."""

@@ -1,0 +1,180 @@
+"""SQLAlchemy 2 models. The words are the project's shared words (see docs/architecture in the README):
+area, indicator, observation, period, department, run."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Department(Base):
+    """A Whitehall ministerial department as it is today, keyed by its GOV.UK slug."""
+
+    __tablename__ = "department"
+
+    slug: Mapped[str] = mapped_column(String(120), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    abbreviation: Mapped[str] = mapped_column(String(20))
+    is_dhsc: Mapped[bool] = mapped_column(Boolean, default=False)
+    scope: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class DepartmentLineage(Base):
+    """A name a department (or its predecessor) has been known by, and the department that holds
+    those functions today. A predecessor split by function has one row per successor."""
+
+    __tablename__ = "department_lineage"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    abbreviation: Mapped[str | None] = mapped_column(String(20))
+    slug: Mapped[str | None] = mapped_column(String(120))
+    used_from: Mapped[date | None] = mapped_column(Date)
+    used_until: Mapped[date | None] = mapped_column(Date)  # NULL: still in use
+    current_slug: Mapped[str] = mapped_column(ForeignKey("department.slug"))
+    functions: Mapped[str] = mapped_column(Text, default="all")  # which functions went to current_slug
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class Area(Base):
+    """A place by its ONS GSS code: england, region, icb, utla, ltla or lsoa."""
+
+    __tablename__ = "area"
+
+    code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(10), index=True)
+    vintage: Mapped[str] = mapped_column(String(20))  # boundary vintage, e.g. "LAD24", "ICB24"
+    nhs_code: Mapped[str | None] = mapped_column(String(10))  # ODS code for ICBs
+
+
+class AreaLink(Base):
+    """Child area within parent area. share is the fraction of the child in the parent (1 when whole);
+    share_basis says how a split was measured ("whole", "households", "lsoa_count")."""
+
+    __tablename__ = "area_link"
+
+    child_code: Mapped[str] = mapped_column(ForeignKey("area.code"), primary_key=True)
+    parent_code: Mapped[str] = mapped_column(ForeignKey("area.code"), primary_key=True)
+    parent_type: Mapped[str] = mapped_column(String(10), index=True)
+    share: Mapped[float] = mapped_column(Float, default=1.0)
+    share_basis: Mapped[str] = mapped_column(String(20), default="whole")
+
+    __table_args__ = (Index("ix_area_link_parent", "parent_code"),)
+
+
+class AreaCodeHistory(Base):
+    """An older local-authority code and the current (2024) code(s) it maps to. A former district merged
+    into a new unitary maps to one code; codes are never guessed."""
+
+    __tablename__ = "area_code_history"
+
+    old_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    current_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    old_name: Mapped[str] = mapped_column(String(200))
+    last_year: Mapped[int] = mapped_column(Integer)  # last year the old code was in use
+
+
+class Indicator(Base):
+    __tablename__ = "indicator"
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    domain: Mapped[str] = mapped_column(String(40), index=True)
+    unit: Mapped[str] = mapped_column(String(80))
+    value_type: Mapped[str] = mapped_column(String(20))
+    polarity: Mapped[str] = mapped_column(String(20))
+    department_slug: Mapped[str] = mapped_column(ForeignKey("department.slug"), index=True)
+    secondary_departments: Mapped[list] = mapped_column(JSON, default=list)
+    producer: Mapped[str] = mapped_column(String(300))
+    rationale: Mapped[str] = mapped_column(Text)
+    definition: Mapped[str] = mapped_column(Text)
+    licence: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(40), index=True)
+    source_id: Mapped[str] = mapped_column(String(200))
+    source_url: Mapped[str | None] = mapped_column(Text)
+    area_types: Mapped[list] = mapped_column(JSON, default=list)
+    headline_outcome: Mapped[bool] = mapped_column(Boolean, default=False)
+    caveats: Mapped[str | None] = mapped_column(Text)
+    multiplier: Mapped[float | None] = mapped_column(Float)  # 100 for %, 1000 for per 1,000 (CIs from counts)
+    default_sex: Mapped[str] = mapped_column(String(20), default="Persons")  # sex used for headline figures
+
+
+class Run(Base):
+    """One pipeline run of one source: the provenance of everything it loaded."""
+
+    __tablename__ = "run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(40), index=True)
+    mode: Mapped[str] = mapped_column(String(10))  # live | offline
+    status: Mapped[str] = mapped_column(String(12))  # running | succeeded | failed | skipped
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    locations: Mapped[list] = mapped_column(JSON, default=list)  # URLs or bundled files read
+    checksums: Mapped[dict] = mapped_column(JSON, default=dict)  # location -> sha256 of the raw payload
+    rows_read: Mapped[int] = mapped_column(Integer, default=0)
+    rows_loaded: Mapped[int] = mapped_column(Integer, default=0)
+    rows_rejected: Mapped[int] = mapped_column(Integer, default=0)
+    rows_unmapped: Mapped[int] = mapped_column(Integer, default=0)
+    rows_changed: Mapped[int] = mapped_column(Integer, default=0)
+    period_min: Mapped[str | None] = mapped_column(String(40))
+    period_max: Mapped[str | None] = mapped_column(String(40))
+    latest_period_end: Mapped[date | None] = mapped_column(Date)
+    problems: Mapped[dict] = mapped_column(JSON, default=dict)  # rejected/unmapped counts by reason, with examples
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Observation(Base):
+    """indicator x area x period x sex x age x category -> value. Suppressed or missing values are NULL
+    with a note, never 0. Headline rows have category_type = category = ''."""
+
+    __tablename__ = "observation"
+
+    indicator_id: Mapped[str] = mapped_column(ForeignKey("indicator.id"), primary_key=True)
+    area_code: Mapped[str] = mapped_column(ForeignKey("area.code"), primary_key=True)
+    period: Mapped[str] = mapped_column(String(40), primary_key=True)
+    sex: Mapped[str] = mapped_column(String(20), primary_key=True, default="Persons")
+    age: Mapped[str] = mapped_column(String(40), primary_key=True, default="All ages")
+    category_type: Mapped[str] = mapped_column(String(120), primary_key=True, default="")
+    category: Mapped[str] = mapped_column(String(200), primary_key=True, default="")
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)
+    value: Mapped[float | None] = mapped_column(Float)
+    lci95: Mapped[float | None] = mapped_column(Float)
+    uci95: Mapped[float | None] = mapped_column(Float)
+    lci998: Mapped[float | None] = mapped_column(Float)
+    uci998: Mapped[float | None] = mapped_column(Float)
+    count: Mapped[float | None] = mapped_column(Float)
+    denominator: Mapped[float | None] = mapped_column(Float)
+    note: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id"))
+
+    __table_args__ = (
+        Index("ix_observation_area", "area_code", "indicator_id"),
+        Index("ix_observation_indicator_period", "indicator_id", "period_end"),
+    )
+
+
+OBSERVATION_KEY = ("indicator_id", "area_code", "period", "sex", "age", "category_type", "category")
+OBSERVATION_VALUES = (
+    "period_start", "period_end", "value", "lci95", "uci95", "lci998", "uci998", "count", "denominator", "note",
+)

@@ -1,0 +1,148 @@
+"""The contract every source follows: fetch raw -> parse -> validate -> load.
+
+A source only knows how to get its raw payloads (live over HTTP, or the bundled snapshot files) and how
+to parse one payload into the tidy frame below. Validation, area harmonisation, provenance and loading
+are shared (pipelines.validate, tracker.refresh, db.load), so every source behaves the same way."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from tracker.catalog import IndicatorSpec
+from tracker.config import SNAPSHOT_DIR
+
+# The tidy frame every parse() returns. Numeric columns may still hold text (a suppression marker);
+# pipelines.validate turns markers into NULL plus a note, and rejects anything else with its reason.
+TIDY_COLUMNS = (
+    "indicator_id", "area_code", "period", "period_start", "period_end", "sex", "age", "category_type",
+    "category", "value", "lci95", "uci95", "lci998", "uci998", "count", "denominator", "note",
+)
+NUMERIC_COLUMNS = ("value", "lci95", "uci95", "lci998", "uci998", "count", "denominator")
+
+
+class SourceError(Exception):
+    """A source could not be read. The message says which source, where, and what to do."""
+
+
+class SourceFormatError(SourceError):
+    """The payload is not in the format the source publishes (missing or renamed columns, HTML instead of
+    CSV, a truncated file)."""
+
+
+@dataclass
+class Payload:
+    location: str  # the URL fetched, or the bundled file's path relative to the snapshot folder
+    content: bytes
+    meta: dict = field(default_factory=dict)  # source-specific (e.g. which indicator ids were asked for)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+    def text(self) -> str:
+        data = self.content
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        return data.decode("utf-8-sig")
+
+
+class Source(ABC):
+    name: str  # pipeline name used in the catalog's `source` field and on the command line
+    title: str  # what users see
+    producer: str
+    # Notes for suppression / missing markers found in this source's numeric fields.
+    markers: dict[str, str] = {}
+    has_live = True
+    has_offline = True
+
+    def fetch(self, http, specs: list[IndicatorSpec]) -> Iterable[Payload]:
+        """Live mode: raw payloads from the source's API. `http` is a pipelines.http.HttpClient."""
+        raise SourceError(f"{self.title} has no live client")
+
+    def read_offline(self, specs: list[IndicatorSpec]) -> Iterable[Payload]:
+        """Offline mode: the bundled snapshot files, in the format the source publishes."""
+        raise SourceError(f"{self.title} has no bundled snapshot")
+
+    @abstractmethod
+    def parse(self, payload: Payload, specs: list[IndicatorSpec]) -> pd.DataFrame:
+        """One payload -> tidy rows (TIDY_COLUMNS) for the catalog indicators in `specs`."""
+
+
+def snapshot_payload(relative_path: str, **meta) -> Payload:
+    path = SNAPSHOT_DIR / relative_path
+    if not path.exists():
+        raise SourceError(f"bundled snapshot file {relative_path} is missing from {SNAPSHOT_DIR}")
+    return Payload(location=f"snapshot/{relative_path}", content=path.read_bytes(), meta=meta)
+
+
+def read_csv_strict(
+    payload: Payload, required: Iterable[str], source: str, final_newline: bool = False
+) -> pd.DataFrame:
+    """Read a CSV payload as text columns, failing clearly when it is not the CSV we expect: an HTML page,
+    a missing or renamed column, or a truncated last record. `final_newline`: the publisher always ends
+    the file with a line break (true of the APIs), so a file without one was cut short."""
+    text = payload.text()
+    head = text.lstrip()[:200].lower()
+    if head.startswith("<!doctype html") or head.startswith("<html") or "<body" in head:
+        raise SourceFormatError(
+            f"{source}: {payload.location} returned an HTML page instead of CSV "
+            f"(the service may be down or the address may have changed): {text.strip()[:80]!r}"
+        )
+    if not text.strip():
+        raise SourceFormatError(f"{source}: {payload.location} is empty")
+    rows = list(csv.reader(io.StringIO(text)))
+    header = rows[0]
+    expected = list(required)
+    missing = [c for c in expected if c not in header]
+    if missing:
+        raise SourceFormatError(
+            f"{source}: {payload.location} is missing column(s) {', '.join(missing)}; "
+            f"expected {', '.join(expected)}; found {', '.join(header)}"
+        )
+    body = [r for r in rows[1:] if r]
+    short = [i for i, r in enumerate(body) if len(r) != len(header)]
+    if short:
+        raise SourceFormatError(
+            f"{source}: {payload.location} looks truncated or malformed: record {short[0] + 2} has "
+            f"{len(body[short[0]])} fields, the header has {len(header)}"
+        )
+    if final_newline and body and not text.endswith(("\n", "\r")):
+        raise SourceFormatError(f"{source}: {payload.location} looks truncated: it does not end with a line break")
+    return pd.DataFrame(body, columns=_dedupe(header), dtype=object)
+
+
+def _dedupe(header: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for h in header:
+        if h in seen:
+            seen[h] += 1
+            out.append(f"{h}.{seen[h]}")
+        else:
+            seen[h] = 0
+            out.append(h)
+    return out
+
+
+def empty_tidy() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in TIDY_COLUMNS})
+
+
+def tidy(frame: pd.DataFrame, **defaults) -> pd.DataFrame:
+    """Complete a parsed frame to TIDY_COLUMNS: sex Persons, age All ages, blank categories by default."""
+    base = {"sex": "Persons", "age": "All ages", "category_type": "", "category": "", "note": None}
+    base.update(defaults)
+    out = frame.copy()
+    for col in TIDY_COLUMNS:
+        if col not in out.columns:
+            out[col] = base.get(col)
+    return out[list(TIDY_COLUMNS)].reset_index(drop=True)

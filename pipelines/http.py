@@ -1,0 +1,73 @@
+"""HTTP for the live clients: requests with urllib3's Retry (backoff on 5xx and 429, honouring
+Retry-After, retrying timeouts and reset connections), a timeout on every call and a User-Agent that
+names the tracker."""
+
+from __future__ import annotations
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from pipelines.base import Payload, SourceError
+from tracker.config import USER_AGENT, setting
+
+
+class HttpClient:
+    def __init__(self, timeout: float | None = None, retries: int | None = None, backoff: float | None = None):
+        self.timeout = timeout if timeout is not None else float(setting("TRACKER_HTTP_TIMEOUT"))
+        self.retries = retries if retries is not None else int(setting("TRACKER_HTTP_RETRIES"))
+        backoff = backoff if backoff is not None else float(setting("TRACKER_HTTP_BACKOFF"))
+        retry = Retry(
+            total=self.retries,
+            connect=self.retries,
+            read=self.retries,
+            status=self.retries,
+            backoff_factor=backoff,
+            backoff_max=60,
+            status_forcelist=(429, 500, 502, 503, 504),
+            allowed_methods=frozenset({"GET", "POST"}),
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        adapter = HTTPAdapter(max_retries=retry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def get(self, source: str, url: str, params: dict | None = None, **meta) -> Payload:
+        return self._send(source, "GET", url, params=params, meta=meta)
+
+    def post_json(self, source: str, url: str, body: dict, **meta) -> Payload:
+        return self._send(source, "POST", url, json=body, meta=meta)
+
+    def _send(self, source: str, method: str, url: str, meta: dict, **kwargs) -> Payload:
+        try:
+            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.exceptions.RetryError as exc:
+            raise SourceError(f"{source}: {url} kept failing after {self.retries} retries ({exc.__class__.__name__})") from exc
+        except requests.exceptions.Timeout as exc:
+            raise SourceError(
+                f"{source}: {url} timed out after {self.timeout:g} s ({self.retries} retries); "
+                "try later or raise TRACKER_HTTP_TIMEOUT"
+            ) from exc
+        except requests.exceptions.ConnectionError as exc:
+            raise SourceError(
+                f"{source}: could not connect to {url} after {self.retries} retries "
+                f"({_root_cause(exc)}); check the network or the base URL setting"
+            ) from exc
+        except requests.exceptions.ChunkedEncodingError as exc:
+            raise SourceError(f"{source}: the response from {url} was cut short ({_root_cause(exc)})") from exc
+        full_url = response.url
+        if response.status_code != 200:
+            raise SourceError(
+                f"{source}: {full_url} answered HTTP {response.status_code} {response.reason}"
+                f"{' after ' + str(self.retries) + ' retries' if response.status_code in (429, 500, 502, 503, 504) else ''}"
+            )
+        return Payload(location=full_url, content=response.content, meta=meta)
+
+
+def _root_cause(exc: BaseException) -> str:
+    while exc.__cause__ or exc.__context__:
+        exc = exc.__cause__ or exc.__context__
+    return f"{exc.__class__.__name__}: {exc}"[:200]

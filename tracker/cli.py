@@ -1,0 +1,251 @@
+"""The `tracker` command. Usage errors print one line saying what is valid and exit 2."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import timedelta
+
+import click
+import pandas as pd
+
+from tracker import catalog as catalog_mod
+from tracker import departments as dept_mod
+
+FORMATS = click.Choice(["table", "csv", "json"])
+AREA_TYPES = ["england", "region", "icb", "utla", "ltla"]
+
+
+def emit(frame: pd.DataFrame, fmt: str, title: str | None = None) -> None:
+    if fmt == "csv":
+        frame.to_csv(sys.stdout, index=False)
+    elif fmt == "json":
+        click.echo(frame.to_json(orient="records", indent=2, date_format="iso", force_ascii=False))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title, show_lines=False)
+        for col in frame.columns:
+            table.add_column(str(col), overflow="fold")
+        for row in frame.itertuples(index=False):
+            table.add_row(*["" if pd.isna(v) else str(v) for v in row])
+        Console().print(table)
+
+
+def parse_age(text: str) -> timedelta:
+    m = re.fullmatch(r"(\d+)\s*([dhm])", text.strip())
+    if not m:
+        raise click.BadParameter(f"{text!r} is not an age; use a number and d, h or m, e.g. 7d, 12h, 30m")
+    n, unit = int(m.group(1)), m.group(2)
+    return {"d": timedelta(days=n), "h": timedelta(hours=n), "m": timedelta(minutes=n)}[unit]
+
+
+def _engine():
+    from tracker.store import get_engine
+
+    return get_engine()
+
+
+@click.group(help="The Wider Determinants Tracker: where health in each English place depends on departments outside DHSC.")
+@click.version_option(package_name="wider-determinants-tracker")
+def cli() -> None:
+    pass
+
+
+@cli.command(help="Create or upgrade the database and write departments, the indicator catalog and geography. Safe to run twice.")
+def init() -> None:
+    from tracker.store import initialise
+
+    engine = _engine()
+    counts = initialise(engine)
+    for name, n in counts.items():
+        click.echo(f"{name}: {n:,}")
+    click.echo(f"database ready: {engine.url.render_as_string(hide_password=True)}")
+
+
+@cli.command(help="init, then load the bundled real snapshot if the database has no data yet (no network needed).")
+def prepare() -> None:
+    from tracker.store import prepare as prepare_db
+
+    summaries = prepare_db(_engine(), progress=lambda s, m: click.echo(f"  {s}: {m}", err=True))
+    if not summaries:
+        click.echo("database already holds data; nothing to do (use `tracker refresh` to update it)")
+    else:
+        _print_summaries(summaries, "table")
+    sys.exit(1 if any(s.status == "failed" for s in summaries) else 0)
+
+
+@cli.command(help="List the Whitehall ministerial departments (DHSC flagged), or look one up by any current or historical name.")
+@click.option("--lookup", "name", metavar="NAME", help="A current or historical name, abbreviation or GOV.UK slug, e.g. DLUHC.")
+@click.option("--function", metavar="TEXT", help="With --lookup: for a department split by function, which function (e.g. 'fuel poverty').")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+def departments(name: str | None, function: str | None, fmt: str) -> None:
+    if name:
+        matches = dept_mod.lookup(name, function)
+        if not matches:
+            raise click.UsageError(str(_unknown_department(name)))
+        frame = pd.DataFrame(
+            [
+                {"matched": m.matched, "current_department": m.department.name, "abbreviation": m.department.abbreviation,
+                 "slug": m.department.slug, "name_used_until": m.used_until, "functions": m.functions, "summary": m.describe()}
+                for m in matches
+            ]
+        )
+        emit(frame, fmt, "Department lookup")
+        return
+    frame = pd.DataFrame(
+        [{"abbreviation": d.abbreviation, "name": d.name, "slug": d.slug, "dhsc": "DHSC" if d.is_dhsc else "", "scope": d.scope or ""}
+         for d in dept_mod.all_departments()]
+    )
+    emit(frame, fmt, "Ministerial departments")
+
+
+def _unknown_department(name: str) -> ValueError:
+    try:
+        dept_mod.resolve(name)
+    except ValueError as exc:
+        return exc
+    return ValueError(name)
+
+
+def _resolve_department(name: str) -> str:
+    try:
+        return dept_mod.resolve(name).slug
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+@cli.command(help="List the indicator catalog: department (policy owner), domain, producer, source and rationale.")
+@click.option("--department", metavar="DEPT", help="Slug, abbreviation or any historical name (e.g. DLUHC).")
+@click.option("--domain", type=click.Choice(catalog_mod.DOMAINS), metavar="DOMAIN", help="One of: " + ", ".join(catalog_mod.DOMAINS))
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+def indicators(department: str | None, domain: str | None, fmt: str) -> None:
+    specs = catalog_mod.load_catalog()
+    if department:
+        slug = _resolve_department(department)
+        specs = [s for s in specs if s.department == slug or slug in s.secondary_departments]
+    if domain:
+        specs = [s for s in specs if s.domain == domain]
+    frame = pd.DataFrame(
+        [{"id": s.id, "title": s.title, "domain": s.domain, "department": dept_mod.get(s.department).abbreviation,
+          "secondary": ", ".join(dept_mod.get(d).abbreviation for d in s.secondary_departments), "producer": s.producer,
+          "source": s.source, "source_id": s.source_id, "unit": s.unit, "polarity": s.polarity, "rationale": s.rationale}
+         for s in specs],
+        columns=["id", "title", "domain", "department", "secondary", "producer", "source", "source_id", "unit", "polarity", "rationale"],
+    )
+    if fmt == "table":
+        frame = frame[["id", "title", "domain", "department", "source", "rationale"]]
+    emit(frame, fmt, f"{len(specs)} indicators")
+
+
+@cli.command(help="List areas: England, regions, ICBs (2024), upper-tier and lower-tier local authorities (2024).")
+@click.option("--type", "area_type", type=click.Choice(AREA_TYPES), default="ltla", show_default=True)
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+def areas(area_type: str, fmt: str) -> None:
+    from tracker.geography import list_areas
+
+    frame = list_areas(_engine(), area_type)
+    emit(frame, fmt, f"{len(frame)} areas of type {area_type}")
+
+
+@cli.command(help="Refresh sources: fetch, validate and load, one transaction per source. Exit 0 if all succeeded, 1 if any failed, 2 on usage errors.")
+@click.option("--source", "sources", multiple=True, metavar="NAME", help="Source to refresh (repeatable); default all.")
+@click.option("--offline", is_flag=True, help="Read the bundled real snapshot instead of the network.")
+@click.option("--if-older-than", "older", metavar="AGE", help="Only sources whose last success is older than AGE (e.g. 7d, 12h).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True, help="json: one JSON object per line, for schedulers.")
+@click.option("--wait", type=float, default=0, metavar="SECONDS", help="If another refresh is running, wait this long for it.")
+def refresh(sources: tuple[str, ...], offline: bool, older: str | None, log_format: str, wait: float) -> None:
+    from pipelines.registry import all_sources
+    from tracker.refresh import RefreshLocked
+    from tracker.refresh import refresh as run_refresh
+    from tracker.store import initialise
+
+    known = list(all_sources())
+    unknown = [s for s in sources if s not in known]
+    if unknown:
+        raise click.UsageError(f"unknown source {unknown[0]!r}; valid: {', '.join(known)}")
+    age = parse_age(older) if older else None
+    engine = _engine()
+    initialise(engine)
+    try:
+        summaries = _refresh_with_progress(engine, list(sources) or None, offline, age, log_format, wait, run_refresh)
+    except RefreshLocked as exc:
+        click.echo(f"tracker: {exc}", err=True)
+        sys.exit(3)
+    _print_summaries(summaries, log_format)
+    sys.exit(1 if any(s.status == "failed" for s in summaries) else 0)
+
+
+def _refresh_with_progress(engine, sources, offline, age, log_format, wait, run_refresh):
+    if log_format == "json":
+        def progress(source, message):
+            click.echo(json.dumps({"event": "progress", "source": source, "stage": message}), err=True)
+        return run_refresh(engine, sources, offline=offline, if_older_than=age, progress=progress, wait=wait)
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.fields[source]}"), TextColumn("{task.description}"),
+                  TimeElapsedColumn(), transient=False, console=_stderr_console()) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(source, message):
+            if source not in tasks:
+                tasks[source] = bar.add_task(message, source=source, total=None)
+            bar.update(tasks[source], description=message)
+            if message in ("succeeded", "failed", "skipped"):
+                bar.update(tasks[source], total=1, completed=1)
+
+        return run_refresh(engine, sources, offline=offline, if_older_than=age, progress=progress, wait=wait)
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _print_summaries(summaries, log_format: str) -> None:
+    rows = [
+        {"source": s.source, "status": s.status, "read": s.rows_read, "loaded": s.rows_loaded, "changed": s.rows_changed,
+         "rejected": s.rows_rejected, "unmapped": s.rows_unmapped, "seconds": round(s.seconds, 1), "error": s.error or ""}
+        for s in summaries
+    ]
+    if log_format == "json":
+        for r in rows:
+            click.echo(json.dumps({"event": "result", **r}))
+        return
+    emit(pd.DataFrame(rows), "table", "Refresh summary")
+
+
+@cli.command(help="Per source: the last run, its status, rows, latest period and age.")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+def status(fmt: str) -> None:
+    from db.engine import upgrade
+    from tracker.status import source_status
+
+    engine = _engine()
+    upgrade(engine)
+    emit(source_status(engine), fmt, "Sources")
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cli.main(args=argv, prog_name="tracker", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelp:
+        sys.exit(0)
+    except click.UsageError as exc:
+        click.echo(f"tracker: error: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("tracker: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"tracker: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Every setting the tracker reads, in one place. Each is an environment variable with a default;
+the README's "Settings" table lists them and a test fails when one is missing from it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_DATA = Path(__file__).resolve().parent / "data"
+SNAPSHOT_DIR = PACKAGE_DATA / "snapshot"
+GEOGRAPHY_DIR = PACKAGE_DATA / "geography"
+CATALOG_DIR = PACKAGE_DATA / "catalog"
+
+USER_AGENT = "wider-determinants-tracker/0.1 (+https://github.com/; ICS strategy evidence)"
+
+# name -> (default, description). The README documents each one.
+SETTINGS: dict[str, tuple[str, str]] = {
+    "TRACKER_DATA_DIR": (str(PROJECT_ROOT / "var"), "Folder for the database, the raw-payload archive and the refresh lock."),
+    "TRACKER_DATABASE_URL": ("", "SQLAlchemy URL of the database; default a SQLite file in TRACKER_DATA_DIR."),
+    "TRACKER_FINGERTIPS_BASE_URL": ("https://fingertips.phe.org.uk/api/", "OHID Fingertips API."),
+    "TRACKER_NOMIS_BASE_URL": ("https://www.nomisweb.co.uk/api/v01/", "NOMIS API (ONS labour market)."),
+    "TRACKER_NOMIS_UID": ("", "Optional NOMIS API key (raises the row limit from 25,000)."),
+    "TRACKER_EES_BASE_URL": ("https://api.education.gov.uk/statistics/v1/", "DfE Explore Education Statistics API."),
+    "TRACKER_ELS_BASE_URL": (
+        "https://raw.githubusercontent.com/ONSdigital/explore-local-statistics-data/main/",
+        "ONS Explore Local Statistics published data files.",
+    ),
+    "TRACKER_HTTP_TIMEOUT": ("30", "Seconds before an HTTP request times out."),
+    "TRACKER_HTTP_RETRIES": ("4", "Retries on 5xx, 429 and connection errors (with backoff, honouring Retry-After)."),
+    "TRACKER_HTTP_BACKOFF": ("1.0", "Backoff factor in seconds between retries (doubles each time)."),
+    "TRACKER_STALE_DAYS": ("35", "A source whose last successful run is older than this is shown as stale."),
+}
+
+
+def setting(name: str) -> str:
+    default, _ = SETTINGS[name]
+    return os.environ.get(name) or default
+
+
+@dataclass(frozen=True)
+class Paths:
+    data_dir: Path
+
+    @property
+    def database_file(self) -> Path:
+        return self.data_dir / "tracker.sqlite"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.data_dir / "raw"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.data_dir / "refresh.lock"
+
+
+def paths() -> Paths:
+    return Paths(Path(setting("TRACKER_DATA_DIR")))
+
+
+def database_url() -> str:
+    url = setting("TRACKER_DATABASE_URL")
+    if url:
+        return url
+    return f"sqlite:///{paths().database_file}"

@@ -1,0 +1,230 @@
+"""Refresh jobs: run sources, record provenance, never lose data.
+
+Each source run is: a `run` row marked running (committed at once, so an interrupted run is visible),
+raw payloads fetched (or read from the bundled snapshot) and archived by checksum, parsed, validated,
+then loaded in ONE transaction together with the run's final status. A failure rolls that source back
+and is recorded; the other sources go on. A file lock stops two refreshes writing at once."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+import pandas as pd
+from filelock import FileLock, Timeout
+from sqlalchemy import Engine, func, insert, select, update
+
+from db.load import load_observations
+from db.models import Observation, Run
+from pipelines.base import Payload, Source, SourceError
+from pipelines.validate import prepare
+from tracker.catalog import IndicatorSpec, load_catalog
+from tracker.config import paths
+
+log = logging.getLogger("tracker.refresh")
+
+Progress = Callable[[str, str], None]  # (source name, stage message)
+
+
+class RefreshLocked(RuntimeError):
+    pass
+
+
+@dataclass
+class RunSummary:
+    source: str
+    status: str  # succeeded | failed | skipped
+    run_id: int | None = None
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_changed: int = 0
+    rows_rejected: int = 0
+    rows_unmapped: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    stages: dict[str, float] = field(default_factory=dict)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def archive(payload: Payload) -> None:
+    """Keep the raw payload by checksum so a run can be replayed (tracker replay is the same parse)."""
+    target = paths().archive_dir / payload.sha256[:2] / f"{payload.sha256}.gz"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        tmp.write_bytes(gzip.compress(payload.content, compresslevel=5))
+        tmp.replace(target)
+
+
+def last_success(engine: Engine, source: str) -> datetime | None:
+    with engine.connect() as conn:
+        return conn.execute(
+            select(func.max(Run.finished_at)).where(Run.source == source, Run.status == "succeeded")
+        ).scalar()
+
+
+def mark_interrupted(engine: Engine) -> int:
+    """Runs left 'running' by a killed process (we hold the lock, so none is really running)."""
+    with engine.begin() as conn:
+        return conn.execute(
+            update(Run)
+            .where(Run.status == "running")
+            .values(status="failed", finished_at=utcnow(), error="interrupted: the refresh process stopped before it finished")
+        ).rowcount
+
+
+def run_source(
+    engine: Engine,
+    source: Source,
+    specs: list[IndicatorSpec],
+    offline: bool,
+    mapper,
+    http=None,
+    progress: Progress | None = None,
+) -> RunSummary:
+    say = progress or (lambda _s, _m: None)
+    mode = "offline" if offline else "live"
+    started = utcnow()
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        run_id = conn.execute(
+            insert(Run).values(source=source.name, mode=mode, status="running", started_at=started)
+        ).inserted_primary_key[0]
+    summary = RunSummary(source=source.name, status="failed", run_id=run_id)
+    locations: list[str] = []
+    checksums: dict[str, str] = {}
+    try:
+        if offline and not source.has_offline:
+            raise _Skip(f"{source.title} has no bundled snapshot; its figures come from other sources offline")
+        say(source.name, "fetching" if not offline else "reading snapshot")
+        t = time.perf_counter()
+        if offline:
+            payloads = list(source.read_offline(specs))
+        else:
+            if http is None:
+                from pipelines.http import HttpClient
+
+                http = HttpClient()
+            payloads = list(source.fetch(http, specs))
+        summary.stages["fetch"] = time.perf_counter() - t
+        t = time.perf_counter()
+        frames = []
+        for p in payloads:
+            locations.append(p.location)
+            checksums[p.location] = p.sha256
+            archive(p)
+            frames.append(source.parse(p, specs))
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        summary.stages["parse"] = time.perf_counter() - t
+        summary.rows_read = len(frame)
+        if frame.empty:
+            raise SourceError(f"{source.title}: no rows for any catalog indicator in {', '.join(locations) or 'nothing fetched'}")
+        say(source.name, f"validating {len(frame):,} rows")
+        t = time.perf_counter()
+        clean, problems = prepare(frame, specs, source.markers, mapper)
+        summary.stages["validate"] = time.perf_counter() - t
+        summary.rows_rejected = problems.rejected_count
+        summary.rows_unmapped = problems.unmapped_count
+        say(source.name, f"loading {len(clean):,} rows")
+        t = time.perf_counter()
+        with engine.begin() as conn:
+            result = load_observations(conn, clean, run_id, clean["indicator_id"].unique())
+            periods = clean.sort_values("period_end")["period"]
+            conn.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(
+                    status="succeeded", finished_at=utcnow(), locations=locations, checksums=checksums,
+                    rows_read=summary.rows_read, rows_loaded=len(clean), rows_rejected=summary.rows_rejected,
+                    rows_unmapped=summary.rows_unmapped, rows_changed=result.written + result.deleted,
+                    period_min=periods.iloc[0] if len(periods) else None,
+                    period_max=periods.iloc[-1] if len(periods) else None,
+                    latest_period_end=clean["period_end"].max() if len(clean) else None,
+                    problems=problems.as_dict(),
+                )
+            )
+        summary.stages["load"] = time.perf_counter() - t
+        summary.status = "succeeded"
+        summary.rows_loaded = len(clean)
+        summary.rows_changed = result.written + result.deleted
+    except _Skip as skip:
+        summary.status = "skipped"
+        summary.error = str(skip)
+        _finish(engine, run_id, "skipped", str(skip), locations, checksums)
+    except Exception as exc:  # one failing source never stops the others
+        message = str(exc) if isinstance(exc, SourceError) else f"{source.title}: {exc.__class__.__name__}: {exc}"
+        log.exception("source %s failed", source.name) if not isinstance(exc, SourceError) else None
+        summary.error = message
+        _finish(engine, run_id, "failed", message, locations, checksums)
+    summary.seconds = time.perf_counter() - t0
+    say(source.name, summary.status)
+    return summary
+
+
+class _Skip(Exception):
+    pass
+
+
+def _finish(engine: Engine, run_id: int, status: str, error: str, locations, checksums) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(Run)
+            .where(Run.id == run_id)
+            .values(status=status, finished_at=utcnow(), error=error, locations=locations, checksums=checksums)
+        )
+
+
+def refresh(
+    engine: Engine,
+    source_names: list[str] | None = None,
+    offline: bool = False,
+    if_older_than: timedelta | None = None,
+    progress: Progress | None = None,
+    wait: float = 0,
+    http=None,
+) -> list[RunSummary]:
+    """Run the named sources (all by default) under the refresh lock. Raises RefreshLocked when another
+    refresh holds the lock for longer than `wait` seconds."""
+    from pipelines.registry import all_sources
+    from tracker.geography import AreaMapper
+
+    sources = all_sources()
+    names = source_names or list(sources)
+    specs = load_catalog()
+    lock_path = paths().lock_file
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_path))
+    try:
+        lock.acquire(timeout=wait)
+    except Timeout as exc:
+        raise RefreshLocked(
+            f"another refresh is running (lock {lock_path}); wait for it to finish or use --wait SECONDS"
+        ) from exc
+    try:
+        mark_interrupted(engine)
+        mapper = AreaMapper.from_engine(engine)
+        summaries = []
+        for name in names:
+            source = sources[name]
+            if if_older_than is not None:
+                last = last_success(engine, name)
+                if last is not None and utcnow() - last < if_older_than:
+                    summaries.append(RunSummary(source=name, status="skipped", error=f"refreshed {last:%Y-%m-%d %H:%M} UTC, within --if-older-than"))
+                    continue
+            source_specs = [s for s in specs if s.source == name]
+            summaries.append(run_source(engine, source, source_specs, offline, mapper, http=http, progress=progress))
+        return summaries
+    finally:
+        lock.release()
+
+
+def has_observations(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(select(Observation.indicator_id).limit(1)).first() is not None
