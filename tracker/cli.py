@@ -234,9 +234,10 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         cli.main(args=argv, prog_name="tracker", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelp:
-        sys.exit(0)
     except click.UsageError as exc:
+        if exc.__class__.__name__ == "NoArgsIsHelpError":  # plain `tracker`: show the help
+            click.echo(exc.format_message())
+            sys.exit(0)
         click.echo(f"tracker: error: {exc.format_message()}", err=True)
         sys.exit(2)
     except click.exceptions.Abort:

@@ -112,9 +112,10 @@ def _links(child: pd.Series, parent: pd.Series, parent_type: str) -> pd.DataFram
     )
 
 
-def _ltla_icb_links(lsoa: pd.DataFrame) -> pd.DataFrame:
-    """ltla -> icb links; an LA split between ICBs is weighted by its households in each ICB."""
-    hh = _read(LSOA_HOUSEHOLDS)
+def _ltla_icb_links(lsoa: pd.DataFrame, households: pd.DataFrame | None = None) -> pd.DataFrame:
+    """ltla -> icb links; an LA split between ICBs is weighted by its households in each ICB.
+    households (LSOA21CD, households) defaults to the bundled DESNZ 2021 file."""
+    hh = _read(LSOA_HOUSEHOLDS) if households is None else households[["LSOA21CD", "households"]].copy()
     hh["households"] = pd.to_numeric(hh["households"], errors="coerce")
     df = lsoa[["LSOA21CD", "LAD24CD", "ICB24CD"]].merge(hh, on="LSOA21CD", how="left")
     df["n"] = 1
@@ -211,45 +212,56 @@ def build_geography() -> dict[str, pd.DataFrame]:
     assert not links.duplicated(["child_code", "parent_code"]).any(), "duplicate area links"
     assert set(history["current_code"]) <= codes, "code history points at an unknown area"
     assert county_region["UTLA23CD"].is_unique, "a county in two regions"
+    icb_shares = links[(links["parent_type"] == "icb") & links["child_code"].isin(ltla["LAD24CD"])]
+    assert (icb_shares.groupby("child_code")["share"].sum() - 1).abs().max() < 1e-9, "LA shares do not sum to 1"
     return {"area": area, "area_link": links, "area_code_history": history}
 
 
 class AreaMapper:
     """Maps area codes found in source data to the tracker's current codes.
 
-    map() returns the code itself when it is current, the single current code an old code now lies in, or None
-    (unknown codes, and old codes whose area went to several current areas). Note that several old districts map
-    to the same new unitary (Allerdale, Carlisle and Copeland -> Cumberland): a pipeline must combine such rows
-    (sum counts, recompute rates) or reject them, never treat one district's value as the unitary's.
+    map() returns the code itself when it is current, the current code of an old code that was recoded with the
+    same area (a county that became a unitary, a 2025 recode), or None: unknown codes, old codes whose area went
+    to several current areas, and former districts merged into a larger unitary (Allerdale -> Cumberland), whose
+    value is not the new area's. allow_merges=True maps those too (for summing counts such as population).
     """
 
-    def __init__(self, area: pd.DataFrame, history: pd.DataFrame):
+    def __init__(self, area: pd.DataFrame, history: pd.DataFrame, allow_merges: bool = False):
         self._names: dict[str, str] = dict(zip(area["code"], area["name"]))
-        self._current = set(self._names)
+        # History wins over the area table: a retired area kept in the database for old observations is not current.
+        self._current = set(self._names) - set(history["old_code"])
         successors: dict[str, list[str]] = {}
         self._old_names: dict[str, str] = {}
         for old, cur, name in zip(history["old_code"], history["current_code"], history["old_name"]):
-            if old in self._current:
-                continue
             successors.setdefault(old, []).append(cur)
             self._old_names[old] = name
         self._successors = {k: sorted(v) for k, v in successors.items()}
+        single = {old: v[0] for old, v in self._successors.items() if len(v) == 1}
+        # A merge: one of several former areas (not a county recoded as the same-boundary unitary) now inside
+        # one current area. Its value is not the new area's, so observations are not mapped by default.
+        predecessors: dict[str, list[str]] = {}
+        for old, cur in single.items():
+            if not old.startswith("E10"):
+                predecessors.setdefault(cur, []).append(old)
+        self._merged = {
+            old: cur for old, cur in single.items() if not old.startswith("E10") and len(predecessors[cur]) > 1
+        }
         self._lookup: dict[str, str] = {c: c for c in self._current}
-        self._lookup.update({old: v[0] for old, v in self._successors.items() if len(v) == 1})
+        self._lookup.update({old: cur for old, cur in single.items() if allow_merges or old not in self._merged})
 
     @classmethod
-    def from_frames(cls, frames: dict[str, pd.DataFrame]) -> AreaMapper:
-        return cls(frames["area"], frames["area_code_history"])
+    def from_frames(cls, frames: dict[str, pd.DataFrame], allow_merges: bool = False) -> AreaMapper:
+        return cls(frames["area"], frames["area_code_history"], allow_merges)
 
     @classmethod
-    def from_engine(cls, engine: Engine) -> AreaMapper:
+    def from_engine(cls, engine: Engine, allow_merges: bool = False) -> AreaMapper:
         a, h = Area.__table__, AreaCodeHistory.__table__
         with engine.connect() as conn:
             area = _frame(conn.execute(select(a.c.code, a.c.name)), ["code", "name"])
             hist = _frame(
                 conn.execute(select(h.c.old_code, h.c.current_code, h.c.old_name)), ["old_code", "current_code", "old_name"]
             )
-        return cls(area, hist)
+        return cls(area, hist, allow_merges)
 
     @staticmethod
     def _clean(code) -> str | None:
@@ -276,6 +288,12 @@ class AreaMapper:
             return ""
         if clean in KNOWN_UNMAPPED:
             return KNOWN_UNMAPPED[clean]
+        if clean in self._merged:
+            cur = self._merged[clean]
+            return (
+                f"{clean} ({self._old_names[clean]}) was merged into {cur} ({self._names.get(cur, '?')}): "
+                "a former area's value is not the new authority's"
+            )
         if clean in self._successors:
             parts = [f"{c} ({self._names.get(c, '?')})" for c in self._successors[clean]]
             return f"{clean} ({self._old_names[clean]}) was split between {', '.join(parts[:-1])} and {parts[-1]}"
@@ -364,7 +382,7 @@ def list_areas(engine: Engine, area_type: str) -> pd.DataFrame:
     """Areas a user can select, sorted by code: columns code, name, type, nhs_code, region_code, utla_code, icb_code.
 
     "utla" lists all 153 upper-tier authorities (E10 counties plus unitaries, mets and London boroughs, whose Area
-    row is typed "ltla"). For ltlas, utla_code is the upper tier and icb_code the ICB holding the largest share of
+    row is typed "ltla"). Retired areas kept for old observations are not listed. For ltlas, utla_code is the upper tier and icb_code the ICB holding the largest share of
     the LA (13 LAs are split; AreaLink has every ICB with its share). Parents that do not apply are None.
     """
     if area_type not in LISTABLE_TYPES:
@@ -372,8 +390,12 @@ def list_areas(engine: Engine, area_type: str) -> pd.DataFrame:
     a, l = Area.__table__, AreaLink.__table__
     if area_type == "utla":
         codes = select(l.c.parent_code).where(l.c.parent_type == "utla").distinct()
-    else:
+    elif area_type == "england":
         codes = select(a.c.code).where(a.c.type == area_type)
+    else:
+        # Only areas of the current geography, which all have a parent link: a retired area that load_geography
+        # kept because observations still use it has no links.
+        codes = select(a.c.code).where(a.c.type == area_type, a.c.code.in_(select(l.c.child_code)))
     with engine.connect() as conn:
         areas = _frame(
             conn.execute(select(a.c.code, a.c.name, a.c.nhs_code).where(a.c.code.in_(codes))), ["code", "name", "nhs_code"]

@@ -1,0 +1,10 @@
+"""Indicator page."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+
+def render() -> None:
+    st.title("Indicator")
+    st.info("This page is being built.")

@@ -1,0 +1,10 @@
+"""Place page."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+
+def render() -> None:
+    st.title("Place")
+    st.info("This page is being built.")
