@@ -1,9 +1,11 @@
-"""Loading observations: idempotent and set-based, inside the caller's transaction.
+"""Loading observations: idempotent and set-based, inside the caller's transaction, in chunks.
 
-Rows go in chunks into a temporary staging table, then one INSERT .. ON CONFLICT DO UPDATE writes only
-rows that are new or whose values changed (so an unchanged row keeps the run that first loaded it, and a
-repeated refresh changes nothing), and one DELETE removes rows of the loaded indicators that the source
-no longer publishes. Works the same on SQLite (3.39+) and PostgreSQL."""
+First load of a source's indicators: rows go straight into the table. Later loads: rows go in chunks into
+a temporary staging table, then one INSERT .. ON CONFLICT DO UPDATE writes only rows that are new or whose
+values changed (an unchanged row keeps the run that first loaded it, so a repeated refresh changes
+nothing), and one DELETE removes rows of the loaded indicators that the source no longer publishes.
+A key repeated across chunks keeps its first row (counted in `repeated`). Works the same on SQLite
+(3.39+) and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -24,9 +26,10 @@ class LoadResult:
     written: int  # inserted or changed
     deleted: int
     total: int  # rows offered
+    repeated: int  # rows whose key an earlier chunk already had (first kept)
 
 
-def _chunks(frame: pd.DataFrame, run_id: int) -> Iterator[list[tuple]]:
+def _rows(frame: pd.DataFrame, run_id: int) -> Iterator[list[tuple]]:
     cols = [c for c in COLUMNS if c != "run_id"]
     for start in range(0, len(frame), CHUNK_ROWS):
         part = frame.iloc[start : start + CHUNK_ROWS][cols]
@@ -34,53 +37,63 @@ def _chunks(frame: pd.DataFrame, run_id: int) -> Iterator[list[tuple]]:
         yield [(*row, run_id) for row in part.itertuples(index=False, name=None)]
 
 
-def _executemany(conn: Connection, sql: str, rows: list[tuple]) -> None:
-    # the DB-API cursor directly: SQLAlchemy's per-row parameter processing costs more than the insert
+def _insert(conn: Connection, table: str, rows: list[tuple]) -> int:
+    """executemany on the DB-API cursor (SQLAlchemy's per-row processing costs more than the insert);
+    returns how many rows went in."""
+    ph = "?" if conn.dialect.name == "sqlite" else "%s"
+    key = ", ".join(OBSERVATION_KEY)
+    sql = (
+        f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES ({', '.join([ph] * len(COLUMNS))}) "
+        f"ON CONFLICT ({key}) DO NOTHING"
+    )
     cursor = conn.connection.cursor()
     try:
+        if conn.dialect.name == "sqlite":
+            before = conn.connection.total_changes
+            cursor.executemany(sql, rows)
+            return conn.connection.total_changes - before
         cursor.executemany(sql, rows)
+        return cursor.rowcount
     finally:
         cursor.close()
 
 
 def load_observations(
-    conn: Connection, chunks: Iterable[pd.DataFrame] | pd.DataFrame, run_id: int, indicator_ids: Iterable[str]
+    conn: Connection, frames: Iterable[pd.DataFrame] | pd.DataFrame, run_id: int, indicator_ids: Iterable[str]
 ) -> LoadResult:
-    """Make the observations of `indicator_ids` equal to the rows given (one frame or an iterable of
-    frames with db.models columns). Call inside a transaction; nothing is committed here."""
-    frames = [chunks] if isinstance(chunks, pd.DataFrame) else chunks
+    """Make the stored observations equal to the rows given, for every indicator that has rows among them.
+    `frames`: one frame or an iterable of frames (db.models columns), consumed chunk by chunk so memory stays
+    bounded. `indicator_ids`: the source's indicators (decides the first-load fast path). Call inside a
+    transaction; nothing is committed here."""
+    frames = [frames] if isinstance(frames, pd.DataFrame) else frames
     ids = sorted(set(indicator_ids))
-    dialect = conn.dialect.name
-    ph = "?" if dialect == "sqlite" else "%s"
-    cols = ", ".join(COLUMNS)
-    marks = ", ".join([ph] * len(COLUMNS))
     params = {f"i{n}": v for n, v in enumerate(ids)}
     in_list = ", ".join(f":i{n}" for n in range(len(ids))) or "NULL"
-
     existing = conn.execute(
         text(f"SELECT EXISTS (SELECT 1 FROM observation WHERE indicator_id IN ({in_list}))"), params
     ).scalar()
-    total = 0
+    total = written = 0
     if not existing:
-        # first load of these indicators: straight into the table, the fast path
         for frame in frames:
-            for rows in _chunks(frame, run_id):
-                _executemany(conn, f"INSERT INTO observation ({cols}) VALUES ({marks})", rows)
+            for rows in _rows(frame, run_id):
+                written += _insert(conn, "observation", rows)
                 total += len(rows)
-        return LoadResult(written=total, deleted=0, total=total)
+        return LoadResult(written=written, deleted=0, total=total, repeated=total - written)
 
-    if dialect == "sqlite":
+    key = ", ".join(OBSERVATION_KEY)
+    if conn.dialect.name == "sqlite":
         conn.execute(text("DROP TABLE IF EXISTS temp.stage_observation"))
         conn.execute(text("CREATE TEMP TABLE stage_observation AS SELECT * FROM observation WHERE 0"))
     else:
         conn.execute(text("DROP TABLE IF EXISTS stage_observation"))
         conn.execute(text("CREATE TEMP TABLE stage_observation (LIKE observation) ON COMMIT DROP"))
+    conn.execute(text(f"CREATE UNIQUE INDEX stage_observation_key ON stage_observation ({key})"))
+    staged = 0
     for frame in frames:
-        for rows in _chunks(frame, run_id):
-            _executemany(conn, f"INSERT INTO stage_observation ({cols}) VALUES ({marks})", rows)
+        for rows in _rows(frame, run_id):
+            staged += _insert(conn, "stage_observation", rows)
             total += len(rows)
-    key = ", ".join(OBSERVATION_KEY)
-    conn.execute(text(f"CREATE INDEX stage_observation_key ON stage_observation ({key})"))
+    cols = ", ".join(COLUMNS)
     changed = " OR ".join(f"observation.{c} IS DISTINCT FROM excluded.{c}" for c in OBSERVATION_VALUES)
     updates = ", ".join(f"{c} = excluded.{c}" for c in OBSERVATION_VALUES + ("run_id",))
     written = conn.execute(
@@ -92,10 +105,9 @@ def load_observations(
     match = " AND ".join(f"s.{c} = observation.{c}" for c in OBSERVATION_KEY)
     deleted = conn.execute(
         text(
-            f"DELETE FROM observation WHERE indicator_id IN ({in_list}) "
+            "DELETE FROM observation WHERE indicator_id IN (SELECT DISTINCT indicator_id FROM stage_observation) "
             f"AND NOT EXISTS (SELECT 1 FROM stage_observation s WHERE {match})"
-        ),
-        params,
+        )
     ).rowcount
     conn.execute(text("DROP TABLE IF EXISTS stage_observation"))
-    return LoadResult(written=written, deleted=deleted, total=total)
+    return LoadResult(written=written, deleted=deleted, total=total, repeated=total - staged)

@@ -103,57 +103,71 @@ def run_source(
     try:
         if offline and not source.has_offline:
             raise _Skip(f"{source.title} has no bundled snapshot; its figures come from other sources offline")
-        say(source.name, "fetching" if not offline else "reading snapshot")
-        t = time.perf_counter()
         if offline:
-            payloads = list(source.read_offline(specs))
+            payloads = source.read_offline(specs)
         else:
             if http is None:
                 from pipelines.http import HttpClient
 
                 http = HttpClient()
-            payloads = list(source.fetch(http, specs))
-        summary.stages["fetch"] = time.perf_counter() - t
-        t = time.perf_counter()
-        frames = []
-        for p in payloads:
-            locations.append(p.location)
-            checksums[p.location] = p.sha256
-            archive(p)
-            frames.append(source.parse(p, specs))
-        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        summary.stages["parse"] = time.perf_counter() - t
-        summary.rows_read = len(frame)
-        if frame.empty:
-            raise SourceError(f"{source.title}: no rows for any catalog indicator in {', '.join(locations) or 'nothing fetched'}")
-        say(source.name, f"validating {len(frame):,} rows")
-        t = time.perf_counter()
-        clean, problems = prepare(frame, specs, source.markers, mapper)
-        summary.stages["validate"] = time.perf_counter() - t
-        summary.rows_rejected = problems.rejected_count
-        summary.rows_unmapped = problems.unmapped_count
-        say(source.name, f"loading {len(clean):,} rows")
-        t = time.perf_counter()
+            payloads = source.fetch(http, specs)
+        say(source.name, "reading snapshot" if offline else "fetching")
+        stats = _ChunkStats()
+
+        def prepared_chunks():
+            # payload by payload, so memory stays bounded however large the source
+            it = iter(payloads)
+            while True:
+                t = time.perf_counter()
+                payload = next(it, None)
+                summary.stages["fetch"] = summary.stages.get("fetch", 0.0) + time.perf_counter() - t
+                if payload is None:
+                    return
+                locations.append(payload.location)
+                checksums[payload.location] = payload.sha256
+                archive(payload)
+                t = time.perf_counter()
+                frame = source.parse(payload, specs)
+                summary.stages["parse"] = summary.stages.get("parse", 0.0) + time.perf_counter() - t
+                if frame.empty:
+                    continue
+                t = time.perf_counter()
+                clean, problems = prepare(frame, specs, source.markers, mapper)
+                summary.stages["validate"] = summary.stages.get("validate", 0.0) + time.perf_counter() - t
+                stats.add(frame, clean, problems)
+                say(source.name, f"loading {stats.read:,} rows read so far")
+                yield clean
+
+        t_load = time.perf_counter()
         with engine.begin() as conn:
-            result = load_observations(conn, clean, run_id, clean["indicator_id"].unique())
-            periods = clean.sort_values("period_end")["period"]
+            result = load_observations(conn, prepared_chunks(), run_id, [s.id for s in specs])
+            if stats.read == 0:
+                raise SourceError(
+                    f"{source.title}: no rows for any catalog indicator in {', '.join(locations) or 'nothing fetched'}"
+                )
+            if result.repeated:
+                stats.problems.setdefault("rejected", {})["repeated in another payload of the same run (first kept)"] = {
+                    "count": result.repeated, "examples": []}
+            summary.rows_read = stats.read
+            summary.rows_loaded = result.total - result.repeated
+            summary.rows_rejected = stats.rejected + result.repeated
+            summary.rows_unmapped = stats.unmapped
+            summary.rows_changed = result.written + result.deleted
             conn.execute(
                 update(Run)
                 .where(Run.id == run_id)
                 .values(
                     status="succeeded", finished_at=utcnow(), locations=locations, checksums=checksums,
-                    rows_read=summary.rows_read, rows_loaded=len(clean), rows_rejected=summary.rows_rejected,
-                    rows_unmapped=summary.rows_unmapped, rows_changed=result.written + result.deleted,
-                    period_min=periods.iloc[0] if len(periods) else None,
-                    period_max=periods.iloc[-1] if len(periods) else None,
-                    latest_period_end=clean["period_end"].max() if len(clean) else None,
-                    problems=problems.as_dict(),
+                    rows_read=summary.rows_read, rows_loaded=summary.rows_loaded, rows_rejected=summary.rows_rejected,
+                    rows_unmapped=summary.rows_unmapped, rows_changed=summary.rows_changed,
+                    period_min=stats.period_min, period_max=stats.period_max,
+                    latest_period_end=stats.latest_end, problems=stats.problems,
                 )
             )
-        summary.stages["load"] = time.perf_counter() - t
+        summary.stages["load"] = time.perf_counter() - t_load - sum(
+            summary.stages.get(k, 0.0) for k in ("fetch", "parse", "validate")
+        )
         summary.status = "succeeded"
-        summary.rows_loaded = len(clean)
-        summary.rows_changed = result.written + result.deleted
     except _Skip as skip:
         summary.status = "skipped"
         summary.error = str(skip)
@@ -170,6 +184,36 @@ def run_source(
 
 class _Skip(Exception):
     pass
+
+
+class _ChunkStats:
+    """Counts and period range over the chunks of one run."""
+
+    def __init__(self) -> None:
+        self.read = self.rejected = self.unmapped = 0
+        self.problems: dict[str, dict] = {"rejected": {}, "unmapped": {}}
+        self.latest_end = None
+        self.period_min = self.period_max = None
+        self._min_start = self._max_end = None
+
+    def add(self, frame: pd.DataFrame, clean: pd.DataFrame, problems) -> None:
+        self.read += len(frame)
+        self.rejected += problems.rejected_count
+        self.unmapped += problems.unmapped_count
+        for kind in ("rejected", "unmapped"):
+            for reason, bucket in getattr(problems, kind).items():
+                mine = self.problems[kind].setdefault(reason, {"count": 0, "examples": []})
+                mine["count"] += bucket["count"]
+                mine["examples"] = (mine["examples"] + bucket["examples"])[:5]
+        if clean.empty:
+            return
+        first = clean.loc[clean["period_start"].idxmin()]
+        last = clean.loc[clean["period_end"].idxmax()]
+        if self._min_start is None or first["period_start"] < self._min_start:
+            self._min_start, self.period_min = first["period_start"], first["period"]
+        if self._max_end is None or last["period_end"] > self._max_end:
+            self._max_end, self.period_max = last["period_end"], last["period"]
+            self.latest_end = last["period_end"]
 
 
 def _finish(engine: Engine, run_id: int, status: str, error: str, locations, checksums) -> None:
