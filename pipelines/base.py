@@ -133,6 +133,12 @@ def _dedupe(header: list[str]) -> list[str]:
     return out
 
 
+def with_skipped(frame: pd.DataFrame, skipped: dict[str, int]) -> pd.DataFrame:
+    """Record rows a parser left out by rule (reason -> count), so the run report shows them."""
+    frame.attrs["skipped"] = {k: v for k, v in skipped.items() if v}
+    return frame
+
+
 def empty_tidy() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in TIDY_COLUMNS})
 

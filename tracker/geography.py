@@ -72,6 +72,14 @@ FORMER_COUNTIES: list[tuple[str, str, int, tuple[str, ...]]] = [
 # authorities new codes; the areas are almost identical, so 2025-coded data are placed on the 2024 codes.
 # last_year here is the first year the newer code is used.
 NEWER_CODES: list[tuple[str, str, int, str]] = [
+    # 2013-14 recodes (same areas, or minor boundary changes) before the 2016 start of the code-history file; the
+    # ELS files name these successors in their "Obsolete code" notes
+    ("E06000048", "Northumberland", 2013, "E06000057"),
+    ("E08000020", "Gateshead", 2013, "E08000037"),
+    ("E07000097", "East Hertfordshire", 2013, "E07000242"),
+    ("E07000100", "St Albans", 2014, "E07000240"),
+    ("E07000101", "Stevenage", 2013, "E07000243"),
+    ("E07000104", "Welwyn Hatfield", 2014, "E07000241"),
     ("E08000038", "Barnsley", 2025, "E08000016"),
     ("E08000039", "Sheffield", 2025, "E08000019"),
 ]

@@ -128,6 +128,7 @@ def run_source(
                 archive(payload)
                 t = time.perf_counter()
                 frame = source.parse(payload, specs)
+                stats.add_skipped(frame.attrs.get("skipped", {}))
                 summary.stages["parse"] = summary.stages.get("parse", 0.0) + time.perf_counter() - t
                 if frame.empty:
                     continue
@@ -191,10 +192,14 @@ class _ChunkStats:
 
     def __init__(self) -> None:
         self.read = self.rejected = self.unmapped = 0
-        self.problems: dict[str, dict] = {"rejected": {}, "unmapped": {}}
+        self.problems: dict[str, dict] = {"rejected": {}, "unmapped": {}, "skipped": {}}
         self.latest_end = None
         self.period_min = self.period_max = None
         self._min_start = self._max_end = None
+
+    def add_skipped(self, skipped: dict[str, int]) -> None:
+        for reason, n in skipped.items():
+            self.problems["skipped"][reason] = self.problems["skipped"].get(reason, 0) + n
 
     def add(self, frame: pd.DataFrame, clean: pd.DataFrame, problems) -> None:
         self.read += len(frame)
