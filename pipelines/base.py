@@ -33,6 +33,11 @@ class SourceError(Exception):
     """A source could not be read. The message says which source, where, and what to do."""
 
 
+class SourceSkipped(SourceError):
+    """Nothing to do in this mode (e.g. no indicator of the source can be fetched live): the run is recorded
+    as skipped, not failed, and the source's data stays as it is."""
+
+
 class SourceFormatError(SourceError):
     """The payload is not in the format the source publishes (missing or renamed columns, HTML instead of
     CSV, a truncated file)."""

@@ -4,12 +4,23 @@ names the tracker."""
 
 from __future__ import annotations
 
+import re
+
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from pipelines.base import Payload, SourceError
 from tracker.config import USER_AGENT, setting
+
+
+SECRET_PARAMS = re.compile(r"([?&](?:uid|key|api_key|token)=)[^&]*", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """API keys (NOMIS uid ...) must not reach run records, logs or error messages."""
+    return SECRET_PARAMS.sub(r"\1***", url)
 
 
 class HttpClient:
@@ -42,23 +53,27 @@ class HttpClient:
         return self._send(source, "POST", url, json=body, meta=meta)
 
     def _send(self, source: str, method: str, url: str, meta: dict, **kwargs) -> Payload:
+        shown = redact_url(url)
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.exceptions.RetryError as exc:
-            raise SourceError(f"{source}: {url} kept failing after {self.retries} retries ({exc.__class__.__name__})") from exc
-        except requests.exceptions.Timeout as exc:
+            raise SourceError(f"{source}: {shown} kept failing after {self.retries} retries ({exc.__class__.__name__})") from exc
+        except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as exc:
+            # once retries are used up, requests reports a read timeout as a ConnectionError: name it a timeout
+            if isinstance(exc, requests.exceptions.Timeout) or isinstance(
+                getattr(exc.args[0] if exc.args else None, "reason", None), urllib3.exceptions.TimeoutError
+            ):
+                raise SourceError(
+                    f"{source}: {shown} timed out after {self.timeout:g} s ({self.retries} retries); "
+                    "try later or raise TRACKER_HTTP_TIMEOUT"
+                ) from exc
             raise SourceError(
-                f"{source}: {url} timed out after {self.timeout:g} s ({self.retries} retries); "
-                "try later or raise TRACKER_HTTP_TIMEOUT"
-            ) from exc
-        except requests.exceptions.ConnectionError as exc:
-            raise SourceError(
-                f"{source}: could not connect to {url} after {self.retries} retries "
+                f"{source}: could not connect to {shown} after {self.retries} retries "
                 f"({_root_cause(exc)}); check the network or the base URL setting"
             ) from exc
         except requests.exceptions.ChunkedEncodingError as exc:
-            raise SourceError(f"{source}: the response from {url} was cut short ({_root_cause(exc)})") from exc
-        full_url = response.url
+            raise SourceError(f"{source}: the response from {shown} was cut short ({_root_cause(exc)})") from exc
+        full_url = redact_url(response.url)
         if response.status_code != 200:
             raise SourceError(
                 f"{source}: {full_url} answered HTTP {response.status_code} {response.reason}"

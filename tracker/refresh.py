@@ -20,7 +20,7 @@ from sqlalchemy import Engine, func, insert, select, update
 
 from db.load import load_observations
 from db.models import Observation, Run
-from pipelines.base import Payload, Source, SourceError
+from pipelines.base import Payload, Source, SourceError, SourceSkipped
 from pipelines.validate import prepare
 from tracker.catalog import IndicatorSpec, load_catalog
 from tracker.config import paths
@@ -169,7 +169,7 @@ def run_source(
             summary.stages.get(k, 0.0) for k in ("fetch", "parse", "validate")
         )
         summary.status = "succeeded"
-    except _Skip as skip:
+    except (_Skip, SourceSkipped) as skip:
         summary.status = "skipped"
         summary.error = str(skip)
         _finish(engine, run_id, "skipped", str(skip), locations, checksums)

@@ -1,0 +1,318 @@
+"""DfE source: the bundled LAIT extract and NCCIS files (real values as published), the EES CSV format (real
+EES excerpts in tests/fixtures/dfe), the EES API client over real HTTP (meta + paged POST query, and the /csv
+path), and the offline refresh end to end."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+import pipelines.dfe as dfe
+from pipelines.base import Payload, SourceError, SourceFormatError
+from pipelines.http import HttpClient
+from pipelines.validate import Problems, to_numbers
+from tracker.catalog import by_source
+
+FIXTURES = Path(__file__).parent / "fixtures" / "dfe"
+ENGLAND = "E92000001"
+
+
+def catalog(indicator_id: str):
+    return next(s for s in by_source("dfe") if s.id == indicator_id)
+
+
+def with_options(indicator_id: str, **options):
+    spec = catalog(indicator_id)
+    return dataclasses.replace(spec, options=options)
+
+
+def fixture_payload(name: str, **meta) -> Payload:
+    return Payload(f"fixtures/dfe/{name}", (FIXTURES / name).read_bytes(), meta=meta)
+
+
+@pytest.fixture(scope="module")
+def offline():
+    """Every catalog indicator parsed from the bundled snapshot (LAIT + the four NCCIS files)."""
+    source, specs = dfe.DfeSource(), by_source("dfe")
+    return pd.concat([source.parse(p, specs) for p in source.read_offline(specs)], ignore_index=True)
+
+
+def pick(frame, indicator, area, period=None, category=""):
+    rows = frame[(frame["indicator_id"] == indicator) & (frame["area_code"] == area) & (frame["category"] == category)]
+    if period is not None:
+        rows = rows[rows["period"] == period]
+        assert len(rows) == 1, (indicator, area, period, rows)
+        return rows.iloc[0]
+    return rows
+
+
+def numbers(frame):
+    """The shared validation step that turns markers into NULL + note."""
+    return to_numbers(frame, dfe.DfeSource.markers, Problems())
+
+
+# ---- LAIT ---------------------------------------------------------------------------------------------------
+
+
+def test_attainment_8_england_series_as_published(offline):
+    rows = pick(offline, "dfe-attainment-8", ENGLAND).sort_values("period")
+    assert list(rows["period"]) == [f"{y}/{str(y + 1)[2:]}" for y in range(2015, 2025)]
+    assert [float(v) for v in rows["value"]] == [50.1, 46.5, 46.6, 46.7, 50.2, 50.9, 48.8, 46.3, 45.9, 46.0]
+    first = rows.iloc[0]  # LAIT's "2016" is the academic year 2015/16
+    assert (str(first["period_start"]), str(first["period_end"])) == ("2015-09-01", "2016-08-31")
+    assert rows["note"].isna().all()
+
+
+def test_attainment_8_breakdowns_are_categories(offline):
+    fsm = pick(offline, "dfe-attainment-8", ENGLAND, "2024/25", "Eligible for FSM")
+    assert fsm["category_type"] == "FSM eligibility" and float(fsm["value"]) == 35.0
+    assert float(pick(offline, "dfe-attainment-8", ENGLAND, "2024/25", "Not eligible for FSM")["value"]) == 50.0
+    assert float(pick(offline, "dfe-attainment-8", ENGLAND, "2015/16", "Disadvantaged pupils")["value"]) == 41.2
+    # school readiness for FSM children, 2015/16: 54 in LAIT (Fingertips 90632 publishes 54.4)
+    assert float(pick(offline, "dfe-school-readiness", ENGLAND, "2015/16", "Eligible for FSM")["value"]) == 54.0
+
+
+def test_lait_period_labels_by_kind_of_year(offline):
+    # financial year: LAIT "2024" = 2023/24; Hartlepool 77.47 is Fingertips 90284's 2023/24 value (77.47318)
+    hartlepool = pick(offline, "dfe-child-injury-admissions-0-14", "E06000001", "2023/24")
+    assert float(hartlepool["value"]) == 77.47 and str(hartlepool["period_start"]) == "2023-04-01"
+    # three calendar years
+    rta = pick(offline, "dfe-children-killed-seriously-injured-roads", ENGLAND, "2014-16")
+    assert float(rta["value"]) == 17.14
+    assert (str(rta["period_start"]), str(rta["period_end"])) == ("2014-01-01", "2016-12-31")
+    # children's social care: the year to 31 March
+    cin = pick(offline, "dfe-children-in-need-rate", ENGLAND, "2024")
+    assert float(cin["value"]) == 331.2 and str(cin["period_end"]) == "2024-03-31"
+    # LAIT's own "2023/24" label, a rate published in exponent form (1.2889E-1 per 100 pupils)
+    assert float(pick(offline, "dfe-permanent-exclusion-rate", ENGLAND, "2023/24")["value"]) == 0.12889
+
+
+def test_first_time_entrants_england_row_is_withheld_with_the_reason(offline):
+    england = pick(offline, "dfe-first-time-entrants-youth-justice", ENGLAND, "2016")
+    assert england["value"] == ""
+    assert "(3071)" in england["note"] and "237 to 417" in england["note"]
+    assert len(pick(offline, "dfe-first-time-entrants-youth-justice", ENGLAND)) == 9  # every year, all withheld
+    assert float(pick(offline, "dfe-first-time-entrants-youth-justice", "E12000001", "2016")["value"]) == 417
+    # no other England figure is touched
+    others = offline[(offline["area_code"] == ENGLAND) & (offline["indicator_id"] != "dfe-first-time-entrants-youth-justice")]
+    assert others["note"].isna().all()
+    loaded = numbers(england.to_frame().T)
+    assert pd.isna(loaded["value"].iloc[0]) and loaded["note"].iloc[0] == england["note"]  # NULL, reason kept
+
+
+def test_pre_2019_dorset_rows_are_not_offered_and_bcp_keeps_its_own(offline):
+    assert not offline["area_code"].isin(["E06000028", "E06000029", "E10000009"]).any()
+    assert float(pick(offline, "dfe-attainment-8", "E06000058", "2024/25")["value"]) == 50.5
+
+
+def test_lait_dash_is_a_marker(offline):
+    city = numbers(pick(offline, "dfe-attainment-8", "E09000001", "2024/25").to_frame().T)
+    assert pd.isna(city["value"].iloc[0]) and city["note"].iloc[0] == "not available (LAIT '-')"
+
+
+def test_a_measure_missing_from_lait_is_an_error():
+    source = dfe.DfeSource()
+    lait = next(iter(source.read_offline([])))
+    bad = dataclasses.replace(catalog("dfe-attainment-8"), source_id="AVG_Attain9_Score")
+    with pytest.raises(SourceFormatError, match="AVG_Attain9_Score"):
+        source.parse(lait, [bad])
+
+
+# ---- NCCIS (EES CSV layout) ---------------------------------------------------------------------------------
+
+
+def test_neet_or_not_known_england_from_nccis_and_lait(offline):
+    rows = pick(offline, "dfe-neet-or-not-known-16-17", ENGLAND).set_index("period")
+    assert {p: float(v) for p, v in rows["value"].items()} == {
+        "2019": 5.5, "2020": 5.5, "2021": 5.5, "2022": 4.7, "2023": 5.2, "2024": 5.4, "2025": 5.6,
+    }
+    assert set(rows["age"]) == {"16-17 yrs"}
+    assert (str(rows.loc["2023", "period_start"]), str(rows.loc["2023", "period_end"])) == ("2022-12-01", "2023-02-28")
+    # a local authority: one row per year, whichever file it came from
+    assert pick(offline, "dfe-neet-or-not-known-16-17", "E08000025")["period"].is_unique
+    participation = pick(offline, "dfe-participation-16-17", ENGLAND, "2023")
+    assert float(participation["value"]) == 92.3 and str(participation["period_end"]) == "2023-03-31"
+
+
+def test_nccis_suppression_markers_become_null_with_their_meaning(offline):
+    sen = offline[(offline["indicator_id"] == "dfe-neet-or-not-known-16-17") & (offline["period"] == "2022")
+                  & (offline["category"] == "SEN support")]
+    checked = numbers(sen).set_index("area_code")
+    assert pd.isna(checked.loc["E06000015", "value"]) and checked.loc["E06000015", "note"] == "not applicable (DfE 'z')"
+    assert pd.isna(checked.loc["E10000007", "value"])
+    assert checked.loc["E10000007", "note"] == "confidential: suppressed to protect small numbers (DfE 'c')"
+    assert checked.loc[ENGLAND, "value"] == 8.4
+    luton = numbers(pick(offline, "dfe-participation-16-17", "E06000032", "2025").to_frame().T)
+    assert pd.isna(luton["value"].iloc[0]) and "DfE 'c'" in luton["note"].iloc[0]
+
+
+def test_nccis_keeps_pre_2023_codes_as_published_and_skips_the_2021_sen_row(offline):
+    # harmonised centrally: North Yorkshire county's code stays as published in the 2023 file
+    assert float(pick(offline, "dfe-neet-or-not-known-16-17", "E10000023", "2023")["value"]) == 9.7
+    assert float(pick(offline, "dfe-neet-or-not-known-16-17", "E06000065", "2025")["value"]) > 0
+    # the 2021 file fills the SEN columns on its England row only (with the 2022 England figures)
+    sen = offline[(offline["indicator_id"] == "dfe-neet-or-not-known-16-17") & (offline["category_type"] == "SEN provision")]
+    assert sorted(set(sen["period"])) == ["2022", "2023", "2025"]
+
+
+# ---- the EES CSV format, from the real EES excerpts -----------------------------------------------------------
+
+
+def test_ees_csv_excerpt_ks4_with_filters():
+    spec = with_options("dfe-attainment-8", ees_column="avg_att8", ees_filters={"social_care_group": "CINO at 31 March"})
+    frame = dfe.DfeSource().parse(fixture_payload("ks4_la_excerpt.csv"), [spec]).set_index("area_code")
+    assert len(frame) == 9 and set(frame["period"]) == {"2023/24"}
+    assert frame.loc["E06000047", "value"] == "13" and frame.loc[ENGLAND, "value"] == "17.8"
+    assert frame.loc["E12000001", "value"] == "14.8"
+    assert (str(frame.loc[ENGLAND, "period_start"]), str(frame.loc[ENGLAND, "period_end"])) == ("2023-09-01", "2024-08-31")
+    checked = numbers(frame.reset_index()).set_index("area_code")
+    assert pd.isna(checked.loc["E06000017", "value"]) and "DfE 'c'" in checked.loc["E06000017", "note"]
+    assert checked.loc["E09000001", "note"] == "not applicable (DfE 'z')"
+
+
+def test_ees_csv_excerpt_children_in_need_reporting_year():
+    spec = with_options("dfe-children-in-need-rate", ees_column="At31_episodes_rate")
+    frame = numbers(dfe.DfeSource().parse(fixture_payload("children_in_need_b1_excerpt.csv"), [spec]))
+    england = frame[frame["area_code"] == ENGLAND].iloc[0]
+    assert (england["period"], england["value"], str(england["period_end"])) == ("2024", 332.9, "2024-03-31")
+    hampshire = frame[frame["area_code"] == "E10000014"].iloc[0]
+    assert pd.isna(hampshire["value"]) and hampshire["note"] == "low reliability, not published (DfE 'u')"
+    hackney = frame[frame["area_code"] == "E09000012"].set_index("period")
+    assert list(hackney.index) == ["2022", "2021"] and (hackney["note"] == "not available (DfE 'x')").all()
+
+
+# ---- the EES API, over real HTTP -------------------------------------------------------------------------------
+
+KS4 = "ks4-by-social-care-group"  # a stand-in data set id: no real id is known offline
+
+
+@pytest.fixture
+def ees(httpserver, monkeypatch):
+    monkeypatch.setenv("TRACKER_EES_BASE_URL", httpserver.url_for("/"))
+    monkeypatch.setattr(dfe, "PAGE_SIZE", 5)  # the recorded pages hold 5 results each
+    return httpserver
+
+
+def ks4_spec():
+    return with_options("dfe-attainment-8", ees_dataset=KS4, ees_column="avg_att8",
+                        ees_filters={"social_care_group": "CINO at 31 March", "version": "Revised"})
+
+
+def serve_ks4(server):
+    server.expect_request(f"/data-sets/{KS4}/meta", method="GET").respond_with_data(
+        (FIXTURES / "ees_ks4_meta.json").read_text(), content_type="application/json")
+    for page in (1, 2):
+        server.expect_request(f"/data-sets/{KS4}/query", method="POST", json={
+            "criteria": {"and": [{"geographicLevels": {"in": ["NAT", "REG", "LA"]}},
+                                 {"filters": {"eq": "sc0Qe"}}, {"filters": {"eq": "vRv1d"}}]},
+            "indicators": ["i1avg"], "debug": False, "pageSize": 5, "page": page,
+        }).respond_with_data((FIXTURES / f"ees_ks4_query_page{page}.json").read_text(), content_type="application/json")
+
+
+def test_ees_api_meta_then_paged_query(ees):
+    serve_ks4(ees)
+    source = dfe.DfeSource()
+    payloads = list(source.fetch(HttpClient(timeout=5, retries=0, backoff=0.01), [ks4_spec()]))
+    assert [(r.method, r.path) for r, _ in ees.log] == [
+        ("GET", f"/data-sets/{KS4}/meta"), ("POST", f"/data-sets/{KS4}/query"), ("POST", f"/data-sets/{KS4}/query")]
+    sent = json.loads(ees.log[1][0].data)
+    recorded = json.loads((FIXTURES / "query_request_body_example.json").read_text())
+    assert set(sent) == set(recorded) and set(sent["criteria"]) == set(recorded["criteria"])  # the documented shape
+    frame = numbers(pd.concat([source.parse(p, [ks4_spec()]) for p in payloads], ignore_index=True)).set_index("area_code")
+    assert len(frame) == 9 and set(frame["period"]) == {"2023/24"}
+    assert frame.loc["E06000047", "value"] == 13.0 and frame.loc["E08000037", "value"] == 20.4  # page 1 and page 2
+    assert pd.isna(frame.loc["E06000053", "value"]) and "DfE 'c'" in frame.loc["E06000053", "note"]
+    assert str(frame.loc[ENGLAND, "period_start"]) == "2023-09-01"
+
+
+def test_ees_live_refresh_replaces_only_the_fetched_indicator(ees, initialised_engine):
+    from tracker.geography import AreaMapper
+    from tracker.refresh import run_source
+
+    mapper = AreaMapper.from_engine(initialised_engine)
+    absence = catalog("dfe-persistent-absence")
+    offline = run_source(initialised_engine, dfe.DfeSource(), [catalog("dfe-attainment-8"), absence], True, mapper)
+    assert offline.status == "succeeded", offline.error
+    serve_ks4(ees)
+    live = run_source(initialised_engine, dfe.DfeSource(), [ks4_spec(), absence], False, mapper,
+                      http=HttpClient(timeout=5, retries=0, backoff=0.01))
+    assert live.status == "succeeded", live.error
+    with initialised_engine.connect() as conn:
+        att8 = conn.execute(text("SELECT area_code, value, run_id FROM observation WHERE indicator_id = 'dfe-attainment-8'")).all()
+        absence_runs = conn.execute(text(
+            "SELECT DISTINCT run_id FROM observation WHERE indicator_id = 'dfe-persistent-absence'")).scalars().all()
+    assert len(att8) == 9 and {r.run_id for r in att8} == {live.run_id}
+    assert dict((r.area_code, r.value) for r in att8)["E06000047"] == 13.0
+    assert absence_runs == [offline.run_id]  # not fetched live: the snapshot figures stay
+
+
+def test_ees_csv_endpoint(ees):
+    ees.expect_request("/data-sets/cin-b1/csv", method="GET").respond_with_data(
+        (FIXTURES / "children_in_need_b1_excerpt.csv").read_text(), content_type="text/csv")
+    spec = with_options("dfe-children-in-need-rate", ees_dataset="cin-b1", ees_csv=True, ees_column="At31_episodes_rate")
+    source = dfe.DfeSource()
+    payloads = list(source.fetch(HttpClient(timeout=5, retries=0, backoff=0.01), [spec]))
+    assert len(ees.log) == 1
+    frame = source.parse(payloads[0], [spec])
+    assert frame[frame["area_code"] == "E06000047"]["value"].tolist() == ["412.4"]
+
+
+def test_ees_server_error_is_a_clear_source_error(ees):
+    ees.expect_request(f"/data-sets/{KS4}/meta").respond_with_data("upstream error", status=500)
+    with pytest.raises(SourceError, match=r"HTTP 500 .*after 2 retries"):
+        list(dfe.DfeSource().fetch(HttpClient(timeout=5, retries=2, backoff=0.01), [ks4_spec()]))
+    assert len(ees.log) == 3
+
+
+def test_ees_unknown_indicator_column_names_what_the_data_set_has(ees):
+    ees.expect_request(f"/data-sets/{KS4}/meta").respond_with_data(
+        (FIXTURES / "ees_ks4_meta.json").read_text(), content_type="application/json")
+    spec = with_options("dfe-attainment-8", ees_dataset=KS4, ees_column="avg_att9")
+    with pytest.raises(SourceFormatError, match="no indicator column avg_att9.*avg_att8"):
+        list(dfe.DfeSource().fetch(HttpClient(timeout=5, retries=0, backoff=0.01), [spec]))
+
+
+def test_live_without_ees_ids_is_skipped_and_says_to_use_the_snapshot():
+    from pipelines.base import SourceSkipped
+
+    with pytest.raises(SourceSkipped, match="bundled LAIT and NCCIS"):
+        list(dfe.DfeSource().fetch(HttpClient(timeout=5, retries=0, backoff=0.01), by_source("dfe")))
+
+
+# ---- offline refresh end to end ----------------------------------------------------------------------------------
+
+
+def test_offline_refresh_end_to_end_and_again(initialised_engine):
+    from tracker.geography import AreaMapper, list_areas
+    from tracker.refresh import run_source
+
+    mapper = AreaMapper.from_engine(initialised_engine)
+    first = run_source(initialised_engine, dfe.DfeSource(), by_source("dfe"), True, mapper)
+    assert first.status == "succeeded", first.error
+    assert first.rows_rejected == 0
+    with initialised_engine.connect() as conn:
+        att8 = pd.read_sql(text(
+            "SELECT area_code, value, note FROM observation WHERE indicator_id = 'dfe-attainment-8' "
+            "AND period = '2024/25' AND category = ''"), conn).set_index("area_code")
+        problems = conn.execute(text("SELECT problems FROM run WHERE id = :i"), {"i": first.run_id}).scalar()
+        fte = conn.execute(text(
+            "SELECT value, note FROM observation WHERE indicator_id = 'dfe-first-time-entrants-youth-justice' "
+            "AND area_code = 'E92000001' AND period = '2024'")).one()
+    utlas = list_areas(initialised_engine, "utla")
+    assert len(utlas) == 153 and set(utlas["code"]) <= set(att8.index)
+    missing = att8.loc[list(utlas["code"])][lambda f: f["value"].isna()]
+    assert list(missing.index) == ["E09000001"]  # City of London; Isles of Scilly has a figure
+    assert missing.loc["E09000001", "note"] == "not available (LAIT '-')"
+    assert att8.loc["E06000053", "value"] == 48.7 and att8.loc[ENGLAND, "value"] == 46.0
+    assert fte.value is None and "(1258)" in fte.note
+    problems = problems if isinstance(problems, dict) else json.loads(problems)
+    unmapped = " ".join(problems["unmapped"])
+    assert "E10000006 (Cumbria) was split" in unmapped and "E13000001" in unmapped
+
+    second = run_source(initialised_engine, dfe.DfeSource(), by_source("dfe"), True, mapper)
+    assert second.status == "succeeded" and second.rows_changed == 0 and second.rows_loaded == first.rows_loaded
