@@ -155,10 +155,8 @@ class DfeSource(Source):
 
     def _parse_lait(self, payload: Payload, specs: list[IndicatorSpec]) -> pd.DataFrame:
         frame = read_csv_strict(payload, LAIT_COLUMNS, self.name)
-        # "(Pre LG)" rows are Bournemouth, Poole and Dorset county before April 2019: none is a current area
-        # (BCP also took Christchurch from Dorset), and mapping Bournemouth and Poole to BCP would clash with
-        # BCP's own rows, so they are not offered to the loader.
-        frame = frame[~frame["area_name"].str.endswith("(Pre LG)")]
+        # "(Pre LG)" rows (Bournemouth, Poole, Dorset county before April 2019) stay: the shared harmonisation
+        # reports them as merged or split areas, never as BCP's or Dorset's values.
         frame["value"] = frame["value"].where(frame["value"] != "", frame["value_as_published"])
         nccis_years = set(payload.meta.get("nccis_years", []))
         by_measure = dict(tuple(frame.groupby("measure_code")))

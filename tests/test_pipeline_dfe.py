@@ -105,9 +105,20 @@ def test_first_time_entrants_england_row_is_withheld_with_the_reason(offline):
     assert pd.isna(loaded["value"].iloc[0]) and loaded["note"].iloc[0] == england["note"]  # NULL, reason kept
 
 
-def test_pre_2019_dorset_rows_are_not_offered_and_bcp_keeps_its_own(offline):
-    assert not offline["area_code"].isin(["E06000028", "E06000029", "E10000009"]).any()
-    assert float(pick(offline, "dfe-attainment-8", "E06000058", "2024/25")["value"]) == 50.5
+def test_pre_2019_dorset_rows_are_reported_not_merged_into_bcp(offline, initialised_engine):
+    from pipelines.validate import prepare
+    from tracker.catalog import by_source
+    from tracker.geography import AreaMapper
+
+    old = offline[offline["area_code"].isin(["E06000028", "E06000029", "E10000009"])]
+    assert len(old) > 0
+    clean, problems = prepare(offline, by_source("dfe"), dfe.DfeSource.markers, AreaMapper.from_engine(initialised_engine))
+    reasons = " ".join(problems.unmapped)
+    assert "E06000028 (Bournemouth) was merged into E06000058" in reasons
+    assert "E10000009 (Dorset) was split between" in reasons
+    bcp = clean[(clean["indicator_id"] == "dfe-attainment-8") & (clean["area_code"] == "E06000058")
+                & (clean["period"] == "2024/25") & (clean["category"] == "")]
+    assert bcp["value"].tolist() == [50.5]
 
 
 def test_lait_dash_is_a_marker(offline):
