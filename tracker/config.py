@@ -27,6 +27,11 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "https://raw.githubusercontent.com/ONSdigital/explore-local-statistics-data/main/",
         "ONS Explore Local Statistics published data files.",
     ),
+    "TRACKER_MHCLG_DEPRIVATION_URL": (
+        "https://assets.publishing.service.gov.uk/media/68ff5daabcb10f6bf9bef911/"
+        "File_7_IoD2025_All_Ranks_Scores_Deciles_Population_Denominators.csv",
+        "MHCLG English Indices of Deprivation 2025, File 7 (LSOA scores, ranks and deciles).",
+    ),
     "TRACKER_HTTP_TIMEOUT": ("30", "Seconds before an HTTP request times out."),
     "TRACKER_HTTP_RETRIES": ("4", "Retries on 5xx, 429 and connection errors (with backoff, honouring Retry-After)."),
     "TRACKER_HTTP_BACKOFF": ("1.0", "Backoff factor in seconds between retries (doubles each time)."),
