@@ -71,7 +71,7 @@ class Source(ABC):
 
     def fetch(self, http, specs: list[IndicatorSpec]) -> Iterable[Payload]:
         """Live mode: raw payloads from the source's API. `http` is a pipelines.http.HttpClient."""
-        raise SourceError(f"{self.title} has no live client")
+        raise SourceSkipped(f"{self.title} has no live client; it is refreshed from the bundled snapshot (--offline)")
 
     def read_offline(self, specs: list[IndicatorSpec]) -> Iterable[Payload]:
         """Offline mode: the bundled snapshot files, in the format the source publishes."""

@@ -20,6 +20,7 @@ EXAMPLES = 5
 class Problems:
     rejected: dict[str, dict] = field(default_factory=dict)
     unmapped: dict[str, dict] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)  # left out by rule, not an error: reason -> count
 
     def add(self, kind: str, reason: str, rows: pd.DataFrame, describe) -> None:
         if rows.empty:
@@ -39,7 +40,7 @@ class Problems:
         return sum(b["count"] for b in self.unmapped.values())
 
     def as_dict(self) -> dict:
-        return {"rejected": self.rejected, "unmapped": self.unmapped}
+        return {"rejected": self.rejected, "unmapped": self.unmapped, "skipped": self.skipped}
 
 
 def _describe(row) -> str:
@@ -90,7 +91,19 @@ def harmonise_areas(frame: pd.DataFrame, mapper, problems: Problems) -> pd.DataF
         for code, rows in frame[unmapped].groupby("area_code"):
             problems.add("unmapped", mapper.why_unmapped(code), rows, _describe)
     out = frame[~unmapped].copy()
+    recoded = out["area_code"] != mapped[~unmapped]
     out["area_code"] = mapped[~unmapped].astype(str)
+    # An old code recoded to a current one, where the source also publishes the current code's own row for
+    # the same key (e.g. Buckinghamshire county and the unitary): the current code's own row wins.
+    dup = out.duplicated(KEY, keep=False) & recoded.any()
+    if dup.any():
+        part = out[dup].assign(_recoded=recoded[dup])
+        has_own = ~part.groupby(KEY, dropna=False)["_recoded"].transform("all")
+        drop = part.index[part["_recoded"] & has_own]
+        if len(drop):
+            reason = "old area code superseded by the current code's own row for the same period"
+            problems.skipped[reason] = problems.skipped.get(reason, 0) + len(drop)
+            out = out.drop(index=drop)
     return out
 
 

@@ -283,9 +283,14 @@ class AreaMapper:
         return self._lookup.get(code) if code else None
 
     def map_series(self, codes: pd.Series) -> pd.Series:
-        """Vectorised map(); missing where unmapped. Keeps the index."""
-        cleaned = codes.astype("string").str.strip().str.upper()
-        return cleaned.map(self._lookup)
+        """map() over a column; missing (None) where unmapped. Keeps the index."""
+        lookup, memo = self._lookup, {}
+        out = []
+        for code in codes.tolist():  # a dict lookup per distinct code: far quicker than pandas' string map
+            if code not in memo:
+                memo[code] = lookup.get(code.strip().upper()) if isinstance(code, str) else None
+            out.append(memo[code])
+        return pd.Series(out, index=codes.index, dtype=object)
 
     def why_unmapped(self, code) -> str:
         """Why map(code) is None, for run reports; "" when the code maps."""

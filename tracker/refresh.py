@@ -205,6 +205,7 @@ class _ChunkStats:
         self.read += len(frame)
         self.rejected += problems.rejected_count
         self.unmapped += problems.unmapped_count
+        self.add_skipped(problems.skipped)
         for kind in ("rejected", "unmapped"):
             for reason, bucket in getattr(problems, kind).items():
                 mine = self.problems[kind].setdefault(reason, {"count": 0, "examples": []})
