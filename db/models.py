@@ -24,6 +24,15 @@ class Base(DeclarativeBase):
     pass
 
 
+class Meta(Base):
+    """Small facts about the database itself, e.g. the checksum of the geography files it was built from."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 class Department(Base):
     """A Whitehall ministerial department as it is today, keyed by its GOV.UK slug."""
 

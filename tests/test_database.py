@@ -55,7 +55,7 @@ def test_init_twice_is_safe_and_versioned(any_engine):
     upgrade(any_engine)
     upgrade(any_engine)
     assert has_schema(any_engine)
-    assert schema_revision(any_engine) == "0001"
+    assert schema_revision(any_engine) == "0002"
 
 
 def test_departments_land_with_dhsc_flagged(any_engine):
@@ -104,3 +104,14 @@ def test_failed_load_leaves_previous_data(any_engine):
         with any_engine.begin() as conn:
             load_observations(conn, _frame({"E06000001": 9.0, "E99999999": 1.0}), run1, ["t-rate"])  # unknown area: FK
     assert [(r.area_code, r.value) for r in _rows(any_engine)] == [("E06000001", 1.5)]
+
+
+def test_initialise_twice_reuses_unchanged_geography(sqlite_engine):
+    from tracker.store import initialise
+
+    first = initialise(sqlite_engine)
+    second = initialise(sqlite_engine)
+    assert first["areas (ltla)"] == 296 and first["areas (icb)"] == 42
+    with sqlite_engine.connect() as conn:
+        areas = conn.execute(text("SELECT count(*) FROM area")).scalar()
+    assert "areas (ltla)" not in second and second["areas (unchanged)"] == areas > 34_000

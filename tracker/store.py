@@ -3,25 +3,49 @@ indicator catalog, geography) and, on an empty database, the bundled snapshot.""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+import hashlib
+from pathlib import Path
+
+from sqlalchemy import Engine, delete, func, insert, select
 
 from db.engine import engine_for, upgrade
-from tracker.config import database_url
+from db.models import Area, Meta
+from tracker.config import GEOGRAPHY_DIR, database_url
 
 
 def get_engine(url: str | None = None) -> Engine:
     return engine_for(url or database_url())
 
 
+def _files_checksum(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def initialise(engine: Engine) -> dict[str, int]:
-    """Create or upgrade the schema and write the reference data. Safe to run twice."""
+    """Create or upgrade the schema and write the reference data. Safe to run twice. The geography (34,000
+    areas) is only rewritten when its bundled files changed since the last time."""
     from tracker.catalog import sync_catalog
     from tracker.departments import sync_departments
     from tracker.geography import load_geography
 
     upgrade(engine)
     counts = {"departments": sync_departments(engine)}
-    counts.update({f"areas ({k})": v for k, v in load_geography(engine).items()})
+    checksum = _files_checksum(GEOGRAPHY_DIR)
+    with engine.connect() as conn:
+        stored = conn.execute(select(Meta.value).where(Meta.key == "geography_checksum")).scalar()
+        areas = conn.execute(select(func.count()).select_from(Area)).scalar()
+    if stored != checksum or not areas:
+        counts.update({f"areas ({k})": v for k, v in load_geography(engine).items()})
+        with engine.begin() as conn:
+            conn.execute(delete(Meta).where(Meta.key == "geography_checksum"))
+            conn.execute(insert(Meta).values(key="geography_checksum", value=checksum))
+    else:
+        counts["areas (unchanged)"] = areas
     counts["indicators"] = sync_catalog(engine)
     return counts
 
