@@ -216,7 +216,57 @@ def _print_summaries(summaries, log_format: str) -> None:
         for r in rows:
             click.echo(json.dumps({"event": "result", **r}))
         return
-    emit(pd.DataFrame(rows), "table", "Refresh summary")
+    emit(pd.DataFrame(rows).drop(columns="error"), "table", "Refresh summary")
+    for r in rows:  # messages in full below the table, where they do not wrap into a narrow column
+        if r["error"]:
+            click.echo(f"{r['source']} {r['status']}: {r['error']}")
+
+
+@cli.command(help="Export an evidence pack: every indicator's figures for the areas chosen (latest period unless "
+                  "--all-periods), with England and ICB values, comparisons, trends and associations, as CSV (with a "
+                  "data dictionary beside it) or Excel. An ICB brings its local authorities and the counties of its "
+                  "two-tier districts. Columns: docs/export-columns.md.")
+@click.option("--area", "area_codes", multiple=True, required=True, metavar="CODE",
+              help="E92 England, E12 region, E54 ICB, E10 county or E06-E09 local authority code (repeatable); see `tracker areas`.")
+@click.option("--department", "department_names", multiple=True, metavar="DEPT",
+              help="Only indicators this department leads or shares (repeatable): slug, abbreviation or any historical name, e.g. DLUHC.")
+@click.option("--domain", "domains", multiple=True, metavar="DOMAIN",
+              help="Only indicators in this domain (repeatable): " + ", ".join(catalog_mod.DOMAINS))
+@click.option("--all-periods", is_flag=True, help="Every period, not only each indicator's latest.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), help="Default: xlsx when --output ends in .xlsx, else csv.")
+@click.option("--output", metavar="PATH", help="File or folder to write, or - for standard output. Default: pack-<code>-<date>.<format>.")
+def export(area_codes: tuple[str, ...], department_names: tuple[str, ...], domains: tuple[str, ...], all_periods: bool,
+           fmt: str | None, output: str | None) -> None:
+    from datetime import date
+    from pathlib import Path
+
+    from tracker.exports import ExportError, default_filename, dictionary_bytes, dictionary_path, write_export
+
+    fmt = fmt or ("xlsx" if (output or "").lower().endswith(".xlsx") else "csv")
+    choice = dict(area_codes=area_codes, departments=department_names, domains=domains, all_periods=all_periods, fmt=fmt)
+    engine = _engine()
+    try:
+        if output == "-":
+            write_export(engine, sys.stdout.buffer, **choice)
+            sys.stdout.buffer.flush()
+            return
+        target = Path(output or default_filename(area_codes, fmt, date.today()))
+        if target.is_dir():
+            target = target / default_filename(area_codes, fmt, date.today())
+        part = target.with_name(target.name + ".part")  # a failed export leaves no half-written file
+        try:
+            with part.open("wb") as fh:
+                result = write_export(engine, fh, **choice)
+            part.replace(target)
+        finally:
+            part.unlink(missing_ok=True)
+    except ExportError as exc:
+        raise click.UsageError(str(exc)) from exc
+    where = "the Dictionary and About sheets"
+    if fmt == "csv":
+        dictionary_path(target).write_bytes(dictionary_bytes())
+        where = dictionary_path(target)
+    click.echo(f"wrote {result.rows:,} rows for {result.areas} areas to {target}; column meanings in {where}")
 
 
 @cli.command(help="Per source: the last run, its status, rows, latest period and age.")
