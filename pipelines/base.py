@@ -12,7 +12,6 @@ import hashlib
 import io
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
@@ -68,10 +67,15 @@ class Source(ABC):
     markers: dict[str, str] = {}
     has_live = True
     has_offline = True
+    publisher_url: str | None = None  # where the publisher puts the data (shown when there is no live client)
+    no_live_reason = "the publisher has no machine-readable service the tracker can read"
 
     def fetch(self, http, specs: list[IndicatorSpec]) -> Iterable[Payload]:
         """Live mode: raw payloads from the source's API. `http` is a pipelines.http.HttpClient."""
-        raise SourceSkipped(f"{self.title} has no live client; it is refreshed from the bundled snapshot (--offline)")
+        where = f" ({self.publisher_url})" if self.publisher_url else ""
+        raise SourceSkipped(
+            f"{self.title} has no live client: {self.no_live_reason}{where}; refresh it offline from the bundled snapshot"
+        )
 
     def read_offline(self, specs: list[IndicatorSpec]) -> Iterable[Payload]:
         """Offline mode: the bundled snapshot files, in the format the source publishes."""

@@ -12,7 +12,7 @@ from datetime import date
 import pandas as pd
 
 from pipelines.base import (
-    Payload, Source, SourceError, SourceFormatError, SourceSkipped, empty_tidy, read_csv_strict, snapshot_payload, tidy,
+    Payload, Source, SourceError, SourceFormatError, empty_tidy, read_csv_strict, snapshot_payload, tidy,
 )
 from tracker.catalog import IndicatorSpec
 
@@ -26,12 +26,9 @@ class FuelPovertySource(Source):
     title = "DESNZ sub-regional fuel poverty"
     producer = "Department for Energy Security and Net Zero"
     has_live = False
+    no_live_reason = "DESNZ publishes the tables only as an xlsx workbook"
     publisher_url = ("https://assets.publishing.service.gov.uk/government/uploads/system/uploads/attachment_data/file/"
                      "1153252/sub-regional-fuel-poverty-tables-2023-2021-data.xlsx")
-
-    def fetch(self, http, specs):
-        raise SourceSkipped(f"{self.title} has no live client: DESNZ publishes the tables only as an xlsx workbook "
-                            f"({self.publisher_url}); refresh it offline from the bundled snapshot")
 
     def read_offline(self, specs: list[IndicatorSpec]):
         yield snapshot_payload(LA_FILE)

@@ -17,7 +17,7 @@ from datetime import date
 import pandas as pd
 
 from pipelines.base import (
-    Payload, Source, SourceFormatError, SourceSkipped, empty_tidy, read_csv_strict, snapshot_payload, tidy,
+    Payload, Source, SourceFormatError, empty_tidy, read_csv_strict, snapshot_payload, tidy,
 )
 from pipelines.mhclg import combine_merged_districts, numeric
 from tracker.catalog import IndicatorSpec
@@ -31,11 +31,8 @@ class ChildrenLowIncomeSource(Source):
     title = "DWP children in low income families (counts)"
     producer = "Department for Work and Pensions"
     has_live = False
+    no_live_reason = "the figures come from DWP Stat-Xplore, which needs a personal API key"
     publisher_url = "https://www.gov.uk/government/collections/children-in-low-income-families-local-area-statistics"
-
-    def fetch(self, http, specs):
-        raise SourceSkipped(f"{self.title} has no live client: the figures come from DWP Stat-Xplore, which needs a "
-                            "personal API key; refresh it offline from the bundled snapshot")
 
     def read_offline(self, specs: list[IndicatorSpec]):
         yield snapshot_payload(COUNTS_FILE)

@@ -270,11 +270,8 @@ class HomelessnessSource(Source):
     title = "MHCLG statutory homelessness (H-CLIC)"
     producer = "Ministry of Housing, Communities and Local Government"
     has_live = False
+    no_live_reason = "MHCLG publishes the tables only as ODS/xlsx workbooks"
     publisher_url = "https://www.gov.uk/government/statistical-data-sets/live-tables-on-homelessness"
-
-    def fetch(self, http, specs):
-        raise SourceSkipped(f"{self.title} has no live client: MHCLG publishes the tables only as ODS/xlsx workbooks "
-                            f"({self.publisher_url}); refresh it offline from the bundled snapshot")
 
     def read_offline(self, specs: list[IndicatorSpec]):
         yield snapshot_payload(HCLIC_FILE)

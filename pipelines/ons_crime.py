@@ -14,7 +14,7 @@ from datetime import date
 
 import pandas as pd
 
-from pipelines.base import Payload, Source, SourceSkipped, empty_tidy, read_csv_strict, snapshot_payload, tidy
+from pipelines.base import Payload, Source, empty_tidy, read_csv_strict, snapshot_payload, tidy
 from pipelines.mhclg import numeric
 from tracker.catalog import IndicatorSpec
 
@@ -26,12 +26,9 @@ class CrimeSeveritySource(Source):
     title = "ONS Crime Severity Score"
     producer = "Office for National Statistics"
     has_live = False
+    no_live_reason = "ONS publishes it only in an Excel data tool"
     publisher_url = ("https://www.ons.gov.uk/peoplepopulationandcommunity/crimeandjustice/datasets/"
                      "crimeseverityscoreexperimentalstatistics")
-
-    def fetch(self, http, specs):
-        raise SourceSkipped(f"{self.title} has no live client: ONS publishes it only in an Excel data tool "
-                            f"({self.publisher_url}); refresh it offline from the bundled snapshot")
 
     def read_offline(self, specs: list[IndicatorSpec]):
         yield snapshot_payload(SCORE_FILE)

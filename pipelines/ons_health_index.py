@@ -16,7 +16,7 @@ from datetime import date
 import pandas as pd
 
 from pipelines.base import (
-    Payload, Source, SourceFormatError, SourceSkipped, empty_tidy, read_csv_strict, snapshot_payload, tidy,
+    Payload, Source, SourceFormatError, empty_tidy, read_csv_strict, snapshot_payload, tidy,
 )
 from tracker.catalog import IndicatorSpec
 
@@ -29,12 +29,9 @@ class HealthIndexSource(Source):
     title = "ONS Health Index underlying indicators"
     producer = "Office for National Statistics"
     has_live = False
+    no_live_reason = "ONS publishes the underlying data only as an xlsx workbook"
     publisher_url = ("https://www.ons.gov.uk/peoplepopulationandcommunity/healthandsocialcare/healthandwellbeing/"
                      "datasets/healthindexunderlyingdataengland")
-
-    def fetch(self, http, specs):
-        raise SourceSkipped(f"{self.title} has no live client: ONS publishes the underlying data only as an xlsx "
-                            f"workbook ({self.publisher_url}); refresh it offline from the bundled snapshot")
 
     def read_offline(self, specs: list[IndicatorSpec]):
         yield snapshot_payload(UNDERLYING_FILE)
