@@ -1,0 +1,183 @@
+"""The public analysis API (tracker.analysis) on the database prepared from the bundled snapshot: what the dashboard
+and the exports read."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import pandas as pd
+import pytest
+from sqlalchemy import insert
+
+import tracker.analysis as analysis
+from db.engine import make_engine
+from db.models import Run
+from pipelines.fingertips import read_fingertips_csv
+from tracker.analysis.data import get_store
+from tracker.config import SNAPSHOT_DIR
+
+MANCHESTER, AMBER_VALLEY, DERBYSHIRE, NENC = "E08000003", "E07000032", "E10000007", "E54000050"
+
+
+@pytest.fixture(scope="module")
+def engine(snapshot_db_file):
+    e = make_engine(f"sqlite:///{snapshot_db_file}")
+    yield e
+    e.dispose()
+
+
+@pytest.mark.parametrize("indicator,path", [
+    ("physically-inactive-adults", "phof_93015_physically_inactive_adults_ctyua502_2015-16_to_2022-23.csv.gz"),
+    ("five-a-day", "phof_93982_five_a_day_ctyua502_2020-21_to_2023-24.csv.gz"),
+])
+def test_loaded_comparisons_equal_fingertips_for_every_area_and_period(engine, indicator, path):
+    """From the database to the screen: every county and unitary, every period, the same judgement as Fingertips."""
+    raw = read_fingertips_csv(SNAPSHOT_DIR / "fingertips" / path)
+    raw = raw[(raw["Category Type"] == "") & (raw["Sex"] == "Persons") & (raw["Area Code"] != "E92000001")]
+    published = raw.drop_duplicates(["Area Code", "Time period"]).set_index(["Area Code", "Time period"])[
+        "Compared to England value or percentiles"]
+    codes = sorted(raw["Area Code"].unique())
+    got = analysis.latest_observations(engine, codes, [indicator], all_periods=True)
+    assert set(got["sex"]) == {"Persons"}
+    got = got.set_index(["area_code", "period"])
+    assert len(got) == len(published) > 600
+    assert (got["comparison"] == published.reindex(got.index)).all()
+
+
+def test_place_profile_for_a_unitary(engine):
+    got = analysis.place_profile(engine, MANCHESTER).set_index("indicator_id")
+    assert got.index.is_unique and got["department_slug"].notna().all()
+    le = got.loc["life-expectancy"]
+    # Fingertips 90366, Manchester, males, 2023-25: 76.0 years (England 79.7); no CIs in the extract: quintiles
+    assert (le["period"], le["sex"], le["value"], le["england_value"]) == ("2023 - 25", "Male", 76.0, 79.7)
+    assert le["comparison"] == "Lowest" and le["comparison_level"] == "quintile"
+    assert le["min_of_type"] <= le["value"] <= le["max_of_type"]
+    fuel = got.loc["fuel-poverty-lilee"]  # DESNZ 2021: 18.3% of Manchester households, CI from the counts
+    assert fuel["value"] == pytest.approx(18.28513, abs=1e-5) and fuel["ci_source"].startswith("computed from counts")
+    assert fuel["comparison_label"] == "Worse (99.8%)"
+    inactive = got.loc["physically-inactive-adults"]  # published by Fingertips as Worse for 2023/24
+    assert (inactive["period"], inactive["comparison"], inactive["ci_source"]) == ("2023/24", "Worse", "published")
+    assert set(got["benchmark_code"]) == {"E92000001"}
+
+
+def test_place_profile_for_a_district_uses_its_county_for_county_level_indicators(engine):
+    got = analysis.place_profile(engine, AMBER_VALLEY).set_index("indicator_id")
+    county = got.loc["dfe-gcse-english-maths-grade-4"]
+    assert county["value_from"] == DERBYSHIRE and county["value_from_name"] == "Derbyshire"
+    own = got.loc["fuel-poverty-lilee"]
+    assert own["value_from"] == AMBER_VALLEY
+    by_region = analysis.place_profile(engine, AMBER_VALLEY, benchmark="region").set_index("indicator_id")
+    region = analysis.latest_observations(engine, ["E12000004"], ["fuel-poverty-lilee"]).iloc[0]  # East Midlands
+    assert by_region.at["fuel-poverty-lilee", "benchmark_code"] == "E12000004"
+    assert by_region.at["fuel-poverty-lilee", "benchmark_value"] == pytest.approx(region["value"])
+    by_icb = analysis.place_profile(engine, AMBER_VALLEY, benchmark="icb").set_index("indicator_id")
+    icb = analysis.icb_figures(engine, "fuel-poverty-lilee", "E54000058").iloc[0]
+    assert by_icb.at["fuel-poverty-lilee", "benchmark_value"] == pytest.approx(icb["value"])
+    with pytest.raises(ValueError):
+        analysis.place_profile(engine, AMBER_VALLEY, benchmark="county")
+
+
+def test_place_profile_for_an_icb_and_england(engine):
+    icb = analysis.place_profile(engine, NENC).set_index("indicator_id")
+    assert icb.at["fuel-poverty-lilee", "method"] == "recomputed from counts"
+    assert icb["method"].notna().all()
+    eng = analysis.place_profile(engine, "E92000001")
+    assert (eng["comparison"] == "Not compared").all()
+
+
+def test_latest_observations_red_red_and_icb_values(engine):
+    las = list(get_store(engine).areas.query("type == 'ltla'").index)
+    got = analysis.latest_observations(engine, las)
+    assert got["area_code"].nunique() == 296
+    red = got[got["red_red"]]
+    assert len(red) > 0
+    assert (red["comparison"] == "Worse").all() and red["trend"].str.endswith("getting worse").all()
+    man = got[(got["area_code"] == MANCHESTER) & (got["indicator_id"] == "fuel-poverty-lilee")].iloc[0]
+    icb = analysis.icb_figures(engine, "fuel-poverty-lilee", man["icb_code"]).iloc[0]
+    assert man["icb_code"] == "E54000057" and man["icb_value"] == pytest.approx(icb["value"])
+
+
+def test_time_series_with_england(engine):
+    got = analysis.time_series(engine, "claimant-count-rate-16-64", MANCHESTER)
+    assert list(got["period"]) == sorted(got["period"]) and len(got) == 25
+    # ONS Explore Local Statistics claimant count, England 2025: 4.0% of residents aged 16-64
+    assert got.iloc[-1]["period"] == "2025" and got.iloc[-1]["england_value"] == pytest.approx(4.0)
+    assert got["trend"].nunique() == 1
+
+
+def test_indicator_catalog_and_area_info(engine):
+    cat = analysis.indicator_catalog(engine).set_index("id")
+    assert set(cat.index[cat["headline_outcome"]]) == {"life-expectancy", "healthy-life-expectancy",
+                                                       "preventable-mortality-u75", "life-expectancy-inequality"}
+    assert cat.at["life-expectancy", "la_level"] == "ltla" and cat.at["healthy-life-expectancy", "la_level"] == "utla"
+    assert cat.at["fuel-poverty-lilee", "n_las_latest"] == 296
+    info = analysis.area_info(engine, AMBER_VALLEY).iloc[0]
+    assert (info["utla_code"], info["icb_code"], info["region_code"]) == (DERBYSHIRE, "E54000058", "E12000004")
+    nenc = analysis.area_info(engine, NENC).iloc[0]
+    assert nenc["n_las"] == 14 and nenc["nhs_code"] == "QHM"
+    with pytest.raises(KeyError):
+        analysis.area_info(engine, "E07000026")  # Allerdale, abolished in 2023
+
+
+def test_warm_calls_are_fast(engine):
+    calls = [
+        lambda: analysis.place_profile(engine, MANCHESTER),
+        lambda: analysis.place_profile(engine, NENC, benchmark="england"),
+        lambda: analysis.latest_observations(engine, [MANCHESTER, NENC, "E92000001"]),
+        lambda: analysis.time_series(engine, "fuel-poverty-lilee", NENC),
+        lambda: analysis.icb_figures(engine, "fuel-poverty-lilee"),
+        lambda: analysis.icb_drilldown(engine, NENC),
+        lambda: analysis.associations(engine, "life-expectancy"),
+        lambda: analysis.department_summary(engine, "life-expectancy"),
+        lambda: analysis.place_departments(engine, MANCHESTER, "life-expectancy"),
+        lambda: analysis.scatter_data(engine, "gdhi-per-head", "life-expectancy"),
+        lambda: analysis.area_info(engine, AMBER_VALLEY),
+        lambda: analysis.indicator_catalog(engine),
+    ]
+    for call in calls:
+        call()  # warm up
+    for i, call in enumerate(calls):
+        t = time.perf_counter()
+        call()
+        assert time.perf_counter() - t < 0.5, f"call {i} took {time.perf_counter() - t:.2f}s"
+
+
+def test_data_version_changes_when_a_refresh_lands(initialised_engine):
+    before = analysis.data_version(initialised_engine)
+    store = get_store(initialised_engine)
+    assert get_store(initialised_engine) is store  # same data: the cached store
+    with initialised_engine.begin() as conn:
+        conn.execute(insert(Run).values(source="dfe", mode="offline", status="succeeded", started_at=datetime(2026, 1, 1),
+                                        finished_at=datetime(2026, 1, 1)))
+    after = analysis.data_version(initialised_engine)
+    assert after != before and get_store(initialised_engine) is not store
+    with initialised_engine.begin() as conn:  # a failed run changes nothing
+        conn.execute(insert(Run).values(source="dfe", mode="live", status="failed", started_at=datetime(2026, 1, 2)))
+    assert analysis.data_version(initialised_engine) == after
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("any_engine", ["postgres"], indirect=True)
+def test_same_figures_on_postgresql(any_engine):
+    """The analysis reads through SQLAlchemy Core only: on PostgreSQL, one source loaded gives the figures checked
+    on SQLite above (NENC fuel poverty recomputed from the DESNZ counts)."""
+    from pipelines.desnz import FuelPovertySource
+    from tests.test_analysis_icb import _household_shares
+    from tracker.catalog import by_source
+    from tracker.geography import AreaMapper
+    from tracker.refresh import run_source
+    from tracker.store import initialise
+
+    initialise(any_engine)
+    source = FuelPovertySource()
+    run = run_source(any_engine, source, by_source(source.name), offline=True, mapper=AreaMapper.from_engine(any_engine))
+    assert run.status == "succeeded"
+    shares = _household_shares(NENC)
+    la = pd.read_csv(SNAPSHOT_DIR / "fuel_poverty" / "desnz_sub_regional_fuel_poverty_2021_la.csv").set_index("area_code")
+    expected = (la.loc[shares.index, "fuel_poor_households"] * shares).sum() / (la.loc[shares.index, "households"] * shares).sum()
+    fuel = analysis.icb_figures(any_engine, "fuel-poverty-lilee", NENC).iloc[0]
+    assert fuel["method"] == "recomputed from counts" and fuel["comparison_label"] == "Worse (99.8%)"
+    assert fuel["value"] == pytest.approx(expected * 100, rel=1e-9)
+    man = analysis.place_profile(any_engine, MANCHESTER).set_index("indicator_id").loc["fuel-poverty-lilee"]
+    assert man["period"] == "2021" and man["comparison_label"] == "Worse (99.8%)"

@@ -1,0 +1,263 @@
+"""What the analysis reads from the database, loaded once per data version and kept in memory.
+
+A handful of queries (SQLAlchemy Core, bound parameters only) fill a Store; every public function then works
+on pandas frames. The Store is rebuilt when data_version() changes, i.e. when a refresh lands."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, String, and_, cast, func, select
+
+from db.models import Area, AreaCodeHistory, AreaLink, Department, Indicator, Observation, Run
+from tracker.analysis.stats import NOT_COMPARED, compare, quintile_labels, rate_ci, wilson_ci
+from tracker.config import SNAPSHOT_DIR
+
+ENGLAND = "E92000001"
+POPULATION_FILE = SNAPSHOT_DIR / "population" / "ons_mid2020_population_single_year_of_age_lad21.csv"
+POPULATION_NOTE = "ONS mid-2020 population estimates (2021 districts, merged into 2024 local authorities)"
+OBS_COLUMNS = ["indicator_id", "area_code", "period", "period_start", "period_end", "sex", "age", "value", "lci95",
+               "uci95", "lci998", "uci998", "count", "denominator", "note"]
+
+
+def data_version(engine: Engine) -> str:
+    """A token that changes whenever a refresh lands: "<highest succeeded run id>-<number of succeeded runs>".
+    Use it as a cache key (the analysis itself does)."""
+    with engine.connect() as conn:
+        top, n = conn.execute(select(func.max(Run.id), func.count(Run.id)).where(Run.status == "succeeded")).one()
+    return f"{top or 0}-{n}"
+
+
+def _frame(conn, query) -> pd.DataFrame:
+    result = conn.execute(query)
+    keys, rows = list(result.keys()), result.fetchall()
+    columns = list(zip(*rows)) if rows else [()] * len(keys)
+    return pd.DataFrame({k: list(c) for k, c in zip(keys, columns)}, columns=keys)
+
+
+@dataclass
+class Store:
+    """Everything the analysis needs, for one data version. Derived results are memoised in `memo`."""
+
+    version: str
+    indicators: pd.DataFrame  # index id; catalog fields plus department name/abbreviation/is_dhsc, la_level
+    areas: pd.DataFrame  # index code; name, type, nhs_code (no LSOAs)
+    links: pd.DataFrame  # child_code, parent_code, parent_type, share, share_basis (no LSOA children)
+    utla_codes: frozenset  # the 153 upper-tier authorities (E10 counties and the unitaries)
+    population: pd.Series  # ltla code -> mid-2020 population
+    obs: pd.DataFrame  # headline observations (no breakdowns, one age per indicator), CIs filled from counts
+    engine: Engine
+    memo: dict = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def derived(self, key, build):
+        with self.lock:
+            if key not in self.memo:
+                self.memo[key] = build()
+            return self.memo[key]
+
+    def parent(self, parent_type: str) -> pd.Series:
+        """child code -> parent code of that type (the largest share for a split LA's ICB). Memoised."""
+        def build():
+            links = self.links[self.links["parent_type"] == parent_type].sort_values(
+                ["child_code", "share", "parent_code"], ascending=[True, False, True])
+            return links.drop_duplicates("child_code").set_index("child_code")["parent_code"]
+        return self.derived(("parent", parent_type), build)
+
+    def indicator(self, indicator_id: str) -> pd.Series:
+        if indicator_id not in self.indicators.index:
+            raise KeyError(f"unknown indicator {indicator_id!r}")
+        return self.indicators.loc[indicator_id]
+
+
+_CACHE: OrderedDict[tuple[str, str], Store] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+MAX_STORES = 3  # databases kept in memory at once (a Store with its derived frames is a few hundred MB)
+
+
+def get_store(engine: Engine) -> Store:
+    """The Store for the database's current data version (built on first use, then reused)."""
+    version = data_version(engine)
+    key = (engine.url.render_as_string(hide_password=False), version)
+    with _CACHE_LOCK:
+        store = _CACHE.get(key)
+        if store is None:
+            for old in [k for k in _CACHE if k[0] == key[0]]:
+                del _CACHE[old]
+            store = _CACHE[key] = _load(engine, version)
+            while len(_CACHE) > MAX_STORES:
+                _CACHE.popitem(last=False)
+        _CACHE.move_to_end(key)
+    return store
+
+
+def _load(engine: Engine, version: str) -> Store:
+    a, lk, o, i, d, h = (Area.__table__, AreaLink.__table__, Observation.__table__, Indicator.__table__,
+                         Department.__table__, AreaCodeHistory.__table__)
+    with engine.connect() as conn:
+        indicators = _frame(conn, select(i, d.c.name.label("department_name"), d.c.abbreviation.label("department_abbr"),
+                                         d.c.is_dhsc).join(d, d.c.slug == i.c.department_slug))
+        areas = _frame(conn, select(a.c.code, a.c.name, a.c.type, a.c.nhs_code).where(a.c.type != "lsoa"))
+        links = _frame(conn, select(lk).join(a, a.c.code == lk.c.child_code).where(a.c.type != "lsoa"))
+        history = _frame(conn, select(h.c.old_code, h.c.current_code))
+        # dates as ISO text: much faster than date objects, and parsed in one go below
+        cols = [cast(o.c[c], String).label(c) if c.startswith("period_") else o.c[c] for c in OBS_COLUMNS]
+        obs = _frame(conn, select(*cols, a.c.type.label("area_type"))
+                     .join(a, a.c.code == o.c.area_code)
+                     .where(and_(a.c.type != "lsoa", o.c.category_type == "")))
+    indicators = indicators.set_index("id", drop=False).sort_index()
+    areas = areas.set_index("code", drop=False).sort_index()
+    links = links.sort_values(["child_code", "parent_code"]).reset_index(drop=True)
+    utla_codes = frozenset(links.loc[links["parent_type"] == "utla", "parent_code"])
+    obs = _headline_age(_typed(obs))
+    obs = fill_cis(obs, indicators)
+    indicators["la_level"] = _la_levels(obs, indicators.index)
+    return Store(version=version, indicators=indicators, areas=areas, links=links, utla_codes=utla_codes,
+                 population=_population(history, set(areas.index[areas["type"] == "ltla"])), obs=obs, engine=engine)
+
+
+def _typed(obs: pd.DataFrame) -> pd.DataFrame:
+    for c in ("indicator_id", "area_code", "period", "sex", "age", "note", "area_type"):
+        obs[c] = obs[c].astype(object)  # numpy objects: filtering and merging are much faster than Arrow strings
+    for c in ("value", "lci95", "uci95", "lci998", "uci998", "count", "denominator"):
+        obs[c] = pd.to_numeric(obs[c], errors="coerce").astype(float)
+    for c in ("period_start", "period_end"):
+        obs[c] = pd.to_datetime(obs[c].astype("string").str.slice(0, 10), format="%Y-%m-%d")
+    return obs
+
+
+def _headline_age(obs: pd.DataFrame) -> pd.DataFrame:
+    """One age per indicator: "All ages" when published, otherwise the age with most rows (e.g. "19+ yrs")."""
+    counts = obs.groupby(["indicator_id", "age"]).size().rename("n").reset_index()
+    counts["all"] = counts["age"] == "All ages"
+    chosen = counts.sort_values(["indicator_id", "all", "n", "age"], ascending=[True, False, False, True])
+    chosen = chosen.drop_duplicates("indicator_id").set_index("indicator_id")["age"]
+    keep = obs["age"] == obs["indicator_id"].map(chosen)
+    return obs[keep].drop(columns="age").sort_values(
+        ["indicator_id", "sex", "area_code", "period_end", "period"], kind="mergesort").reset_index(drop=True)
+
+
+def _la_levels(obs: pd.DataFrame, ids) -> pd.Series:
+    """'ltla' when an indicator has district (E07) figures, 'utla' when only upper-tier ones, else None."""
+    la = obs[obs["area_type"].isin(["ltla", "utla"])]
+    districts = set(la.loc[la["area_code"].str.startswith("E07"), "indicator_id"].unique())
+    any_la = set(la["indicator_id"].unique())
+    return pd.Series([("ltla" if x in districts else "utla" if x in any_la else None) for x in ids], index=ids,
+                     dtype=object)
+
+
+def fill_cis(obs: pd.DataFrame, indicators: pd.DataFrame) -> pd.DataFrame:
+    """Add 95% and 99.8% CIs where a row has a count and denominator but no CI: Wilson for proportions,
+    Byar's method (exact Poisson below 10) for rates. Only when the published value is count/denominator x
+    multiplier (to rounding), so a standardised rate is never given a crude rate's CI. ci_source says which."""
+    out = obs.copy()
+    vt = out["indicator_id"].map(indicators["value_type"])
+    mult = out["indicator_id"].map(indicators["multiplier"]).astype(float)
+    out["ci_source"] = np.where(out["lci95"].notna() & out["uci95"].notna(), "published", None)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        implied = out["count"] / out["denominator"] * mult
+    consistent = (out["value"] - implied).abs() <= 0.05 + 0.005 * out["value"].abs()
+    todo = (out["ci_source"].isna() & out["count"].ge(0) & out["denominator"].gt(0) & mult.notna() & consistent
+            & vt.isin(["proportion", "rate"]))
+    for kind, method in (("proportion", "Wilson score"), ("rate", "Byar / exact Poisson")):
+        rows = todo & (vt == kind)
+        if not rows.any():
+            continue
+        x, n, m = out.loc[rows, "count"], out.loc[rows, "denominator"], mult[rows]
+        for conf, lo_col, hi_col in ((0.95, "lci95", "uci95"), (0.998, "lci998", "uci998")):
+            if kind == "proportion":
+                lo, hi = wilson_ci(x, n, conf, multiplier=1)
+            else:
+                lo, hi = rate_ci(x, n, multiplier=1, confidence=conf)
+            out.loc[rows, lo_col], out.loc[rows, hi_col] = lo * m, hi * m
+        out.loc[rows, "ci_source"] = f"computed from counts ({method})"
+    return out
+
+
+def _population(history: pd.DataFrame, current: set[str]) -> pd.Series:
+    """Mid-2020 population per current (2024) local authority: 2021 districts merged since are summed."""
+    pop = pd.read_csv(POPULATION_FILE, usecols=["LAD21CD", "total_population"], dtype={"LAD21CD": str})
+    pop = pop[pop["LAD21CD"].str.startswith("E")]
+    single = history.groupby("old_code")["current_code"].agg(lambda s: s.iloc[0] if s.nunique() == 1 else None)
+    code = pop["LAD21CD"].where(pop["LAD21CD"].isin(current), pop["LAD21CD"].map(single))
+    return pop.assign(code=code).dropna(subset=["code"]).groupby("code")["total_population"].sum().astype(float)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Choosing rows
+
+
+def headline_sex(store: Store, indicator_id: str, sex: str | None = None) -> str | None:
+    """The sex used for an indicator: `sex` if it has rows for it, else its default_sex, else Persons, Female,
+    Male in that order. None when the indicator has no rows."""
+    sexes = store.derived(("sexes",), lambda: store.obs.groupby("indicator_id")["sex"].agg(lambda s: set(s)).to_dict())
+    have = sexes.get(indicator_id, set())
+    default = store.indicators.at[indicator_id, "default_sex"] if indicator_id in store.indicators.index else None
+    for candidate in (sex, default, "Persons", "Female", "Male"):
+        if candidate in have:
+            return candidate
+    return next(iter(sorted(have)), None)
+
+
+def indicator_rows(store: Store, indicator_id: str) -> pd.DataFrame:
+    """All observations of one indicator (every sex), from a memoised split of the Store."""
+    split = store.derived(("by_indicator",), lambda: dict(tuple(store.obs.groupby("indicator_id", sort=False))))
+    return split.get(indicator_id, store.obs.iloc[:0])
+
+
+def la_rows(store: Store, frame: pd.DataFrame, level: str) -> pd.DataFrame:
+    """The local-authority rows of `frame` at `level`: 'ltla' = the 296 districts and unitaries, 'utla' = the 153
+    counties and unitaries."""
+    if level == "ltla":
+        return frame[frame["area_type"] == "ltla"]
+    return frame[(frame["area_type"] == "utla") | frame["area_code"].isin(store.utla_codes)]
+
+
+def population_weighted_utla(store: Store, frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """District (ltla) values -> upper tier: each county gets the mid-2020-population-weighted mean of its districts'
+    values (only when every district has a value); unitaries keep their own value. Returns keys + area_code, value."""
+    to_utla = store.parent("utla")
+    rows = frame[frame["area_type"] == "ltla"].copy()
+    rows["utla"] = rows["area_code"].map(to_utla)
+    rows["w"] = rows["area_code"].map(store.population)
+    rows = rows.dropna(subset=["utla", "value", "w"])
+    n_districts = store.links[store.links["parent_type"] == "utla"].groupby("parent_code").size()
+    rows["wv"] = rows["w"] * rows["value"]
+    g = rows.groupby(keys + ["utla"], as_index=False).agg(wv=("wv", "sum"), w=("w", "sum"), n=("value", "size"))
+    g = g[g["n"] == g["utla"].map(n_districts)]
+    g["value"] = g["wv"] / g["w"]
+    return g.rename(columns={"utla": "area_code"})[keys + ["area_code", "value"]]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Benchmark comparison of whole frames
+
+
+def judge(frame: pd.DataFrame, store: Store, benchmark: pd.Series, group_keys: list[str],
+          by_row: bool = False) -> pd.DataFrame:
+    """Add comparison, comparison_level and comparison_label to `frame` (rows with indicator_id, value, CIs,
+    area_code and a quintile group given by group_keys), against `benchmark` (aligned with frame's index).
+
+    An indicator with confidence intervals is compared the Fingertips way (rows lacking a CI are "Not compared");
+    one without any CI gets quintiles among the rows of its group (areas of the same type, period and sex).
+    by_row: decide row by row instead (ICB figures: exact ones have a CI, approximate ones get a quintile)."""
+    out = frame.copy()
+    polarity = out["indicator_id"].map(store.indicators["polarity"])
+    if by_row:
+        has_ci = out["lci95"].notna() & out["uci95"].notna()
+    else:
+        with_ci = store.derived(("with_ci",), lambda: set(store.obs.loc[store.obs["lci95"].notna(), "indicator_id"].unique()))
+        has_ci = out["indicator_id"].isin(with_ci)
+    res = compare(out["value"], out["lci95"], out["uci95"], benchmark, polarity, out["lci998"], out["uci998"])
+    out["comparison"], out["comparison_level"], out["comparison_label"] = res["comparison"], res["level"], res["label"]
+    no_ci = out[~has_ci]
+    if not no_ci.empty:
+        q = quintile_labels(no_ci["value"], [no_ci[k] for k in group_keys])
+        out.loc[q.index, "comparison"] = q
+        out.loc[q.index, "comparison_label"] = q
+        out.loc[q.index, "comparison_level"] = np.where(q == NOT_COMPARED, None, "quintile")
+    return out

@@ -1,0 +1,434 @@
+"""Dependence on departments: how each headline outcome goes with each department's determinants across local
+authorities, a department-level summary, and for each place the departments its health depends on.
+
+Association, not causation: see CAVEAT. docs/methods.md ("Dependence on departments") gives every choice and why.
+The pure functions (association_table, summarise_departments, rank_departments) take frames and are deterministic
+whatever the order of their input rows; the engine-level functions build those frames from the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from tracker.analysis.data import (
+    ENGLAND, Store, get_store, headline_sex, indicator_rows, la_rows, population_weighted_utla,
+)
+from tracker.analysis.icb import latest_per_series
+from tracker.analysis.stats import (
+    POLARITY_SIGN, WORSE, bh_adjust, spearman, spearman_ci, weighted_rank_correlation, worst_quintile,
+)
+
+CAVEAT = (
+    "Association, not causation. These figures show how places' health outcomes go with wider determinants across "
+    "English local authorities (ecological data): they do not show that a determinant causes the outcome, or that "
+    "changing it would change health. Places differ in many ways at once (confounding), so one determinant may stand "
+    "in for others it travels with; relations between areas need not hold for the people within them (the ecological "
+    "fallacy); results can change with the areas used (the modifiable areal unit problem) and with the period. The "
+    "Index of Multiple Deprivation is never used as a control: its domains are the determinants themselves (income, "
+    "employment, education, health, crime, housing and living environment), so adjusting for it would remove the "
+    "very effects being shown. A department's rank reflects the indicators the tracker holds for it."
+)
+
+MIN_AREAS = 20  # fewer local authorities than this: no association is computed
+ALPHA = 0.05  # Benjamini-Hochberg false discovery rate
+N_BOOT = 500
+SEED = 20240401
+ASSOC_COLUMNS = ["outcome_id", "outcome_sex", "outcome_period", "indicator_id", "title", "department_slug",
+                 "department_name", "department_abbr", "is_dhsc", "polarity", "sex", "period", "level", "n", "rho",
+                 "rho_lci", "rho_uci", "aligned_rho", "aligned_lci", "aligned_uci", "p_value", "q_value", "significant",
+                 "supports", "note"]
+
+
+def _excluded(ind: pd.DataFrame) -> pd.Series:
+    """Why an indicator is not a determinant in this analysis ("" when it is one)."""
+    ids = ind.index.to_series()
+    reason = pd.Series("", index=ind.index, dtype=object)
+    rules = [
+        (ind["headline_outcome"].astype(bool), "a headline outcome"),
+        (ind["domain"] == "health outcome", "a health outcome, not a determinant"),
+        (ids.str.startswith("imd-"), "the overall IMD: a composite of every department's domains"),
+        (ids.str.startswith("iod-health-"), "the IoD health domain is built from health outcomes"),
+        (ids.str.startswith("iod-") & ids.str.contains("proportion-most-deprived"),
+         "the domain's average score is used instead (one measure per domain)"),
+        (ind["value_type"].isin(["count", "rank"]), "a count or rank, which follows the size of the area"),
+        (ind["la_level"].isna(), "no local authority figures"),
+    ]
+    for mask, why in reversed(rules):
+        reason[mask.to_numpy()] = why
+    return reason
+
+
+def _la_values(store: Store, rows: pd.DataFrame, level: dict[str, str]) -> pd.DataFrame:
+    """LA values of several indicators, each at its comparison `level` ('ltla' or 'utla'): indicator_id, period,
+    period_end, area_code, value, level. At upper tier a district-level indicator uses published county figures where
+    they exist, else the population-weighted mean of the county's districts."""
+    keys = ["indicator_id", "period", "period_end"]
+    rows = rows[rows["value"].notna()]
+    at = rows["indicator_id"].map(level)
+    lower = rows[(at == "ltla") & (rows["area_type"] == "ltla")]
+    upper = rows[at == "utla"]
+    published = la_rows(store, upper, "utla")
+    weighted = population_weighted_utla(
+        store, upper[upper["indicator_id"].map(store.indicators["la_level"]) == "ltla"], keys)
+    upper = pd.concat([published[keys + ["area_code", "value"]], weighted], ignore_index=True)
+    upper = upper.drop_duplicates(keys + ["area_code"])  # a published county figure wins
+    out = pd.concat([lower[keys + ["area_code", "value"]], upper], ignore_index=True)
+    return out.assign(level=out["indicator_id"].map(level))
+
+
+def _usable_periods(values: pd.DataFrame) -> pd.DataFrame:
+    """(indicator_id, level, period, period_end) with at least MIN_AREAS local authorities."""
+    n = values.groupby(["indicator_id", "level", "period", "period_end"]).size().rename("n").reset_index()
+    return n[n["n"] >= MIN_AREAS]
+
+
+def association_pairs(store: Store, outcome_id: str, sex: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The aligned data behind the associations for an outcome (memoised): (pairs, choices).
+
+    pairs: indicator_id, area_code, x (determinant), y (outcome), cluster (upper-tier authority, for the bootstrap).
+    choices: one row per determinant: indicator_id, sex, level, period, outcome_sex, outcome_period, note."""
+    out_sex = headline_sex(store, outcome_id, sex)
+    return store.derived(("pairs", outcome_id, out_sex), lambda: _pairs(store, outcome_id, out_sex))
+
+
+def _pairs(store: Store, outcome_id: str, out_sex: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    ind = store.indicators
+    o_level = ind.at[outcome_id, "la_level"]
+    if o_level is None:
+        raise ValueError(f"{outcome_id} has no local authority figures")
+    reasons = _excluded(ind)
+    dets = [d for d in ind.index[reasons == ""] if d != outcome_id]
+    level = {d: "ltla" if (o_level == "ltla" and ind.at[d, "la_level"] == "ltla") else "utla" for d in dets}
+    obs = store.obs
+    rows = obs[obs["indicator_id"].isin(dets) & obs["area_type"].isin(["ltla", "utla"])]
+    la_sexes = rows.groupby("indicator_id")["sex"].unique()
+    d_sex = {}  # sex-matched where the determinant is published by sex for local authorities
+    for d in dets:
+        have = set(la_sexes.get(d, []))
+        d_sex[d] = next((c for c in (out_sex, headline_sex(store, d)) if c in have), min(have) if have else None)
+    values = _la_values(store, rows[rows["sex"] == rows["indicator_id"].map(d_sex)], level)
+
+    o_rows = indicator_rows(store, outcome_id)
+    o_rows = o_rows[(o_rows["sex"] == out_sex) & o_rows["area_type"].isin(["ltla", "utla"])]
+    outcome = pd.concat([_la_values(store, o_rows, {outcome_id: lv}) for lv in sorted(set(level.values()))],
+                        ignore_index=True)
+    o_periods = _usable_periods(outcome).sort_values(["level", "period_end", "period"])
+    o_periods = o_periods.drop_duplicates("level", keep="last").set_index("level")  # the outcome's latest period
+    periods = _usable_periods(values)
+    periods = periods[periods["level"].isin(o_periods.index)].copy()
+    periods["gap"] = (periods["period_end"] - periods["level"].map(o_periods["period_end"])).abs()
+    chosen = periods.sort_values(["indicator_id", "gap", "period_end", "period"], ascending=[True, True, False, False])
+    chosen = chosen.drop_duplicates("indicator_id").set_index("indicator_id")["period"]  # the nearest period
+
+    choices = pd.DataFrame({"indicator_id": dets, "sex": [d_sex[d] for d in dets], "level": [level[d] for d in dets]})
+    choices["period"] = choices["indicator_id"].map(chosen)
+    choices["outcome_sex"] = out_sex
+    choices["outcome_period"] = choices["level"].map(o_periods["period"])
+    choices["note"] = np.where(choices["period"].isna(), f"fewer than {MIN_AREAS} local authorities with figures", "")
+
+    x = values.merge(choices[["indicator_id", "period"]], on=["indicator_id", "period"])
+    y = outcome.merge(o_periods["period"].reset_index(), on=["level", "period"])
+    pairs = x.rename(columns={"value": "x"}).merge(
+        y[["level", "area_code", "value"]].rename(columns={"value": "y"}), on=["level", "area_code"])
+    pairs["cluster"] = pairs["area_code"].map(store.parent("utla")).fillna(pairs["area_code"])
+    cols = ["indicator_id", "area_code", "x", "y", "cluster"]
+    pairs = pairs[cols].sort_values(["indicator_id", "area_code"]).reset_index(drop=True)
+    return pairs, choices.sort_values("indicator_id").reset_index(drop=True)
+
+
+def association_table(pairs: pd.DataFrame, meta: pd.DataFrame, outcome_polarity: str) -> pd.DataFrame:
+    """Spearman's rho per determinant from `pairs` (indicator_id, area_code, x, y), with n, a 95% CI (Fisher z,
+    Bonett-Wright SE), p-value and Benjamini-Hochberg q-value across all determinants given.
+
+    meta: indexed by indicator_id with polarity. aligned_rho = rho x sign(determinant) x sign(outcome), where sign
+    is +1 when a higher value is worse: positive means "worse determinant goes with worse outcome". A determinant
+    with no polarity keeps rho (sign only) and has no aligned_rho. supports: aligned_rho > 0 and q < ALPHA.
+    Sorted by aligned_rho (largest first, missing last), then indicator_id. Row order of `pairs` does not matter."""
+    rows = []
+    o_sign = POLARITY_SIGN[outcome_polarity]
+    for det, g in pairs.sort_values(["indicator_id", "area_code"]).groupby("indicator_id", sort=True):
+        rho, p, n = spearman(g["x"], g["y"])
+        rows.append({"indicator_id": det, "n": n, "rho": rho, "p_value": p})
+    cols = ["indicator_id", "n", "rho", "p_value"]
+    out = pd.DataFrame(rows, columns=cols)
+    out["rho_lci"], out["rho_uci"] = spearman_ci(out["rho"].to_numpy(float), out["n"].to_numpy(float))
+    sign = out["indicator_id"].map(meta["polarity"]).map(POLARITY_SIGN).astype(float) * o_sign
+    out["aligned_rho"] = out["rho"] * sign
+    lo, hi = out["rho_lci"] * sign, out["rho_uci"] * sign
+    out["aligned_lci"], out["aligned_uci"] = np.fmin(lo, hi), np.fmax(lo, hi)
+    out["q_value"] = bh_adjust(out["p_value"].to_numpy(float))
+    out["significant"] = out["q_value"] < ALPHA
+    out["supports"] = out["significant"] & (out["aligned_rho"] > 0)
+    out["note"] = np.where(sign.isna(), "no polarity: sign only, not used in the department ranking", "")
+    return out.sort_values(["aligned_rho", "indicator_id"], ascending=[False, True], na_position="last",
+                           kind="mergesort").reset_index(drop=True)
+
+
+def associations(engine, outcome_id: str, sex: str | None = None) -> pd.DataFrame:
+    """The association of a headline outcome with every wider-determinant indicator across local authorities.
+
+    sex: the outcome's sex (default its headline sex); each determinant uses the same sex where it is published
+    by sex, else its own headline sex. Each pair is taken in the outcome's latest period and the determinant's
+    nearest period, at district level when both are published for districts, otherwise at upper-tier level (county
+    figures as published, or district values weighted by population). Columns (ASSOC_COLUMNS): the choices made
+    (sex, period, level), n, rho and its 95% CI, aligned_rho (positive = worse determinant goes with worse outcome)
+    and its CI, p_value, q_value (Benjamini-Hochberg across all determinants for this outcome and sex), significant,
+    supports (significant and aligned_rho > 0: used in the department ranking) and note."""
+    store = get_store(engine)
+    store.indicator(outcome_id)
+    return associations_for(store, outcome_id, headline_sex(store, outcome_id, sex)).copy()
+
+
+def associations_for(store: Store, outcome_id: str, out_sex: str) -> pd.DataFrame:
+    """associations() on a Store (memoised)."""
+    return store.derived(("associations", outcome_id, out_sex), lambda: _associations(store, outcome_id, out_sex))
+
+
+def _associations(store: Store, outcome_id: str, out_sex: str) -> pd.DataFrame:
+    ind = store.indicators
+    pairs, choices = association_pairs(store, outcome_id, out_sex)
+    table = association_table(pairs, ind, ind.at[outcome_id, "polarity"])
+    if choices.empty:
+        return pd.DataFrame(columns=ASSOC_COLUMNS)
+    out = choices.rename(columns={"note": "choice_note"}).merge(table, on="indicator_id", how="left")
+    out["note"] = out["choice_note"].where(out["choice_note"] != "", out["note"]).fillna("")
+    out["significant"] = out["significant"].fillna(False).astype(bool)
+    out["supports"] = out["supports"].fillna(False).astype(bool)
+    out["outcome_id"] = outcome_id
+    meta = ["title", "department_slug", "department_name", "department_abbr", "is_dhsc", "polarity"]
+    out = out.join(ind[meta], on="indicator_id")
+    return out[ASSOC_COLUMNS].sort_values(["aligned_rho", "indicator_id"], ascending=[False, True],
+                                          na_position="last", kind="mergesort").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# By department
+
+
+def summarise_departments(pairs: pd.DataFrame, table: pd.DataFrame, meta: pd.DataFrame, outcome_polarity: str,
+                          n_boot: int = N_BOOT, seed: int = SEED) -> pd.DataFrame:
+    """For each department: the median aligned rho over its determinants (those with a polarity), with a 95%
+    percentile interval from a cluster bootstrap that resamples upper-tier authorities (all their districts together)
+    with replacement, the same draw for every indicator so the median is recomputed coherently.
+
+    pairs: indicator_id, area_code, x, y, cluster. table: association_table output. meta: indicator metadata with
+    department_slug, department_name, department_abbr, is_dhsc, polarity. Deterministic for a given seed and
+    independent of row order. Columns: department_slug, department_name, department_abbr, is_dhsc, n_indicators,
+    n_supporting, median_aligned_rho, lci, uci, strongest_indicator, strongest_aligned_rho."""
+    used = table[table["aligned_rho"].notna()].copy()
+    used["department_slug"] = used["indicator_id"].map(meta["department_slug"])
+    o_sign = POLARITY_SIGN[outcome_polarity]
+    pairs = pairs[pairs["indicator_id"].isin(used["indicator_id"])].sort_values(["indicator_id", "area_code"])
+    clusters = np.sort(pairs["cluster"].unique())
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(len(clusters), np.full(len(clusters), 1 / len(clusters)), size=n_boot)  # B x clusters
+    position = pd.Series(np.arange(len(clusters)), index=clusters)
+    boot = {}
+    for det, g in pairs.groupby("indicator_id", sort=True):
+        w = draws[:, position[g["cluster"]].to_numpy()]
+        sign = POLARITY_SIGN[meta.at[det, "polarity"]] * o_sign
+        boot[det] = weighted_rank_correlation(g["x"].to_numpy(float), g["y"].to_numpy(float), w) * sign
+    rows = []
+    for dept, g in used.sort_values("indicator_id").groupby("department_slug", sort=True):
+        stacked = np.column_stack([boot[d] for d in g["indicator_id"]])
+        medians = np.nanmedian(stacked, axis=1)
+        best = g.sort_values(["aligned_rho", "indicator_id"], ascending=[False, True]).iloc[0]
+        rows.append({"department_slug": dept, "n_indicators": len(g), "n_supporting": int(g["supports"].sum()),
+                     "median_aligned_rho": float(g["aligned_rho"].median()),
+                     "lci": float(np.nanpercentile(medians, 2.5)), "uci": float(np.nanpercentile(medians, 97.5)),
+                     "strongest_indicator": best["indicator_id"], "strongest_aligned_rho": float(best["aligned_rho"])})
+    cols = ["department_slug", "department_name", "department_abbr", "is_dhsc", "n_indicators", "n_supporting",
+            "median_aligned_rho", "lci", "uci", "strongest_indicator", "strongest_aligned_rho"]
+    out = pd.DataFrame(rows, columns=[c for c in cols if c not in ("department_name", "department_abbr", "is_dhsc")])
+    names = meta.drop_duplicates("department_slug").set_index("department_slug")
+    for c in ("department_name", "department_abbr", "is_dhsc"):
+        out[c] = out["department_slug"].map(names[c])
+    return out[cols].sort_values(["median_aligned_rho", "department_slug"], ascending=[False, True],
+                                 kind="mergesort").reset_index(drop=True)
+
+
+def department_summary(engine, outcome_id: str, sex: str | None = None) -> pd.DataFrame:
+    """How strongly the outcome goes with each department's indicators: median aligned rho over the department's
+    determinants with a 95% cluster-bootstrap interval (500 resamples of upper-tier authorities, fixed seed), the
+    number of indicators and of those supporting (significant after BH, aligned rho > 0), and the strongest one.
+    See summarise_departments for the columns. Sorted by median_aligned_rho, largest first."""
+    store = get_store(engine)
+    store.indicator(outcome_id)
+    out_sex = headline_sex(store, outcome_id, sex)
+
+    def build():
+        pairs, _ = association_pairs(store, outcome_id, out_sex)
+        table = associations_for(store, outcome_id, out_sex)
+        return summarise_departments(pairs, table, store.indicators, store.indicators.at[outcome_id, "polarity"])
+    return store.derived(("department_summary", outcome_id, out_sex), build).copy()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# By place
+
+
+def rank_departments(evidence: pd.DataFrame, meta: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rank departments for each place from its evidence.
+
+    evidence: place_code, indicator_id, aligned_rho (> 0, significant) and worse (1 when the place is worse than
+    England on that indicator, 0 when not; for England the share of local authorities that are worse), plus any
+    descriptive columns. A department's score is the mean over its supporting indicators of aligned_rho x worse,
+    so a department is not ranked higher just because the tracker holds more of its indicators.
+    Returns (ranking, evidence): ranking has place_code, rank (1 = most), department_slug, department_name,
+    department_abbr, is_dhsc, score, n_indicators, n_worse, share_of_total, share_outside_dhsc (the place's total
+    score held by departments other than DHSC, repeated on each row); evidence gains department_slug, rank and
+    contribution. Ties are broken by department slug; input row order does not matter."""
+    ev = evidence.copy()
+    ev["department_slug"] = ev["indicator_id"].map(meta["department_slug"])
+    ev["n_dept"] = ev.groupby(["place_code", "department_slug"])["indicator_id"].transform("size")
+    ev["contribution"] = ev["aligned_rho"] * ev["worse"] / ev["n_dept"]
+    r = ev.groupby(["place_code", "department_slug"], as_index=False, sort=True).agg(
+        score=("contribution", "sum"), n_indicators=("indicator_id", "size"), n_worse=("worse", lambda s: int((s > 0).sum())))
+    names = meta.drop_duplicates("department_slug").set_index("department_slug")
+    for c in ("department_name", "department_abbr", "is_dhsc"):
+        r[c] = r["department_slug"].map(names[c])
+    r = r.sort_values(["place_code", "score", "department_slug"], ascending=[True, False, True], kind="mergesort")
+    r["rank"] = r.groupby("place_code").cumcount() + 1
+    total = r.groupby("place_code")["score"].transform("sum")
+    outside = r["score"].where(~r["is_dhsc"].astype(bool), 0.0).groupby(r["place_code"]).transform("sum")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r["share_of_total"] = np.where(total > 0, r["score"] / total, np.nan)
+        r["share_outside_dhsc"] = np.where(total > 0, outside / total, np.nan)
+    ranking = r[["place_code", "rank", "department_slug", "department_name", "department_abbr", "is_dhsc", "score",
+                 "n_indicators", "n_worse", "share_of_total", "share_outside_dhsc"]].reset_index(drop=True)
+    ev = ev.drop(columns="n_dept").merge(r[["place_code", "department_slug", "rank"]], on=["place_code", "department_slug"])
+    ev = ev.sort_values(["place_code", "rank", "contribution", "indicator_id"], ascending=[True, True, False, True],
+                        kind="mergesort").reset_index(drop=True)
+    return ranking, ev
+
+
+def place_evidence(store: Store, outcome_id: str, out_sex: str) -> pd.DataFrame:
+    """For every place (England, each ICB, each county and district/unitary) and every supporting determinant:
+    the place's latest value, the England value, the comparison and `worse` (memoised)."""
+    return store.derived(("place_evidence", outcome_id, out_sex), lambda: _place_evidence(store, outcome_id, out_sex))
+
+
+def _is_worse(frame: pd.DataFrame) -> pd.Series:
+    """Significantly worse than England (95% CI), or -- for an indicator without CIs -- in the worst fifth of areas."""
+    ci_worse = (frame["comparison"] == WORSE) & frame["comparison_level"].isin(["95%", "99.8%"])
+    quint = (frame["comparison_level"] == "quintile") & worst_quintile(frame["comparison"], frame["polarity"])
+    return (ci_worse | quint).astype(float)
+
+
+def _place_evidence(store: Store, outcome_id: str, out_sex: str) -> pd.DataFrame:
+    from tracker.analysis.place import icb_rows, judged_rows
+
+    table = associations_for(store, outcome_id, out_sex)
+    sup = table[table["supports"]][["indicator_id", "sex", "aligned_rho", "q_value"]]
+    cols = ["indicator_id", "sex", "area_code", "period", "value", "england_value", "comparison", "comparison_level",
+            "comparison_label"]
+    pol = store.indicators["polarity"]
+    rows = judged_rows(store).merge(sup[["indicator_id", "sex"]], on=["indicator_id", "sex"])
+    rows = latest_per_series(rows[rows["value"].notna()], ["indicator_id", "area_code", "sex"])[cols + ["area_type"]]
+    rows["polarity"] = rows["indicator_id"].map(pol)
+    rows["worse"] = _is_worse(rows)
+    level = rows["indicator_id"].map(store.indicators["la_level"])
+
+    # local authorities: districts/unitaries and counties; a district takes its county's row for county-level data
+    ltla = rows[(rows["area_type"] == "ltla") & (level == "ltla")]
+    utla = la_rows(store, rows, "utla")
+    to_utla = store.parent("utla")
+    districts = store.areas.index[store.areas["type"] == "ltla"]
+    county_level = utla[utla["indicator_id"].map(store.indicators["la_level"]) == "utla"]
+    spread = pd.DataFrame({"place_code": districts, "area_code": [to_utla.get(c, c) for c in districts]}).merge(
+        county_level, on="area_code")
+    counties = utla[utla["area_type"] == "utla"].assign(place_code=lambda f: f["area_code"])
+    la_ev = pd.concat([ltla.assign(place_code=ltla["area_code"]), spread, counties], ignore_index=True)
+    la_ev = la_ev.drop_duplicates(["place_code", "indicator_id"])
+
+    icb = icb_rows(store).merge(sup[["indicator_id", "sex"]], on=["indicator_id", "sex"])
+    icb = latest_per_series(icb[icb["value"].notna()], ["indicator_id", "area_code", "sex"])
+    icb = icb.assign(polarity=icb["indicator_id"].map(pol))
+    icb = icb.assign(worse=_is_worse(icb), place_code=icb["area_code"])[cols + ["polarity", "worse", "place_code"]]
+
+    # England: the share of local authorities (at the indicator's own level) that are worse
+    own_level = pd.concat([ltla, county_level], ignore_index=True)
+    share = own_level.groupby("indicator_id")["worse"].mean()
+    eng = rows[rows["area_code"] == ENGLAND].set_index("indicator_id")
+    england = pd.DataFrame({"indicator_id": share.index, "worse": share.to_numpy(), "place_code": ENGLAND,
+                            "area_code": ENGLAND})
+    england = england.join(eng[["sex", "period", "value"]], on="indicator_id")
+    england["england_value"] = england["value"]
+    england["comparison_label"] = [f"{s:.0%} of local authorities worse" for s in england["worse"]]
+
+    ev = pd.concat([la_ev, icb, england], ignore_index=True)
+    ev = ev.merge(sup[["indicator_id", "aligned_rho", "q_value"]], on="indicator_id")
+    ev["title"] = ev["indicator_id"].map(store.indicators["title"])
+    ev = ev.rename(columns={"area_code": "value_from"})
+    keep = ["place_code", "indicator_id", "title", "sex", "period", "value_from", "value", "england_value",
+            "comparison_label", "worse", "aligned_rho", "q_value"]
+    return ev[keep].sort_values(["place_code", "indicator_id"]).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class PlaceDepartments:
+    """place_departments' answer: the ranking, the evidence behind each rank, the share outside DHSC."""
+
+    area_code: str
+    outcome_id: str
+    sex: str
+    ranking: pd.DataFrame
+    evidence: pd.DataFrame
+    share_outside_dhsc: float
+    caveat: str = CAVEAT
+
+
+def all_place_departments(engine, outcome_id: str, sex: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(ranking, evidence) of rank_departments for every place at once (memoised)."""
+    store = get_store(engine)
+    store.indicator(outcome_id)
+    ranking, evidence = ranking_for(store, outcome_id, headline_sex(store, outcome_id, sex))
+    return ranking.copy(), evidence.copy()
+
+
+def ranking_for(store: Store, outcome_id: str, out_sex: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """all_place_departments() on a Store (memoised)."""
+    return store.derived(("place_ranking", outcome_id, out_sex),
+                         lambda: rank_departments(place_evidence(store, outcome_id, out_sex), store.indicators))
+
+
+def place_departments(engine, area_code: str, outcome_id: str, sex: str | None = None) -> PlaceDepartments:
+    """The departments a place's health (the outcome, in `sex`) depends on, ranked, with the evidence.
+
+    Place: England, an ICB (its ICB figures), a county or a district/unitary (a district uses its county's figure
+    for county-level indicators). Evidence: every determinant that goes significantly (BH q < 0.05) with the outcome
+    in the expected direction, with the place's value, the England value, the comparison, `worse` (1 when the place
+    is significantly worse than England at 95%, or in the worst fifth of areas for an indicator without CIs; for
+    England, the share of local authorities that are) and aligned_rho. Score = mean over the department's
+    indicators of aligned_rho x worse. Returns PlaceDepartments(ranking, evidence, share_outside_dhsc, caveat)."""
+    store = get_store(engine)
+    if area_code not in store.areas.index:
+        raise KeyError(f"{area_code!r} is not an area code the tracker knows")
+    ranking, evidence = all_place_departments(engine, outcome_id, sex)
+    mine = ranking[ranking["place_code"] == area_code].reset_index(drop=True)
+    ev = evidence[evidence["place_code"] == area_code].reset_index(drop=True)
+    share = float(mine["share_outside_dhsc"].iloc[0]) if len(mine) else float("nan")
+    return PlaceDepartments(area_code, outcome_id, headline_sex(store, outcome_id, sex), mine, ev, share)
+
+
+def scatter_data(engine, indicator_id: str, outcome_id: str, sex: str | None = None) -> pd.DataFrame:
+    """The points behind one association: area_code, area_name, determinant (x), outcome (y), with the periods, sex
+    and level used (as in associations), region_code and icb_code (largest share) for colouring."""
+    store = get_store(engine)
+    store.indicator(indicator_id)
+    pairs, choices = association_pairs(store, outcome_id, sex)
+    pick = choices[choices["indicator_id"] == indicator_id]
+    if pick.empty:
+        raise ValueError(f"{indicator_id} is not used as a determinant of {outcome_id}: "
+                         f"{_excluded(store.indicators).get(indicator_id) or 'no local authority figures'}")
+    c = pick.iloc[0]
+    out = pairs[pairs["indicator_id"] == indicator_id][["area_code", "x", "y"]].rename(
+        columns={"x": "determinant", "y": "outcome"})
+    out.insert(1, "area_name", out["area_code"].map(store.areas["name"]))
+    out["determinant_period"], out["determinant_sex"] = c["period"], c["sex"]
+    out["outcome_period"], out["outcome_sex"], out["level"] = c["outcome_period"], c["outcome_sex"], c["level"]
+    out["region_code"] = out["area_code"].map(store.parent("region"))
+    out["icb_code"] = out["area_code"].map(store.parent("icb"))
+    return out.sort_values("area_code").reset_index(drop=True)

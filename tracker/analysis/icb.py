@@ -1,0 +1,241 @@
+"""Figures for the 42 integrated care boards, built from their local authorities, and measures built from LSOAs.
+
+How an ICB figure is made (the `method` column; docs/methods.md, "ICB figures"):
+* "published": the source publishes the ICB itself;
+* "recomputed from counts": every LA of the ICB has a count and denominator (and the value is count/denominator):
+  they are summed, an LA split between ICBs counting with its share of households in each, and the value and
+  its CI are computed again (Wilson or Byar/exact) -- an exact figure;
+* "sum of LA values": counts (e.g. children in temporary accommodation) are summed the same way;
+* "population-weighted average (approximate)": otherwise, the mean of the LA values weighted by mid-2020
+  population x share. For an indicator published only for upper-tier authorities, each district of a county
+  takes the county's value. Needs LA values covering at least half the ICB's population.
+Ranks are not averaged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import and_, select
+
+from db.models import AreaLink, Observation
+from tracker.analysis.data import ENGLAND, POPULATION_NOTE, Store, get_store, judge
+from tracker.analysis.stats import rate_ci, wilson_ci
+from tracker.config import GEOGRAPHY_DIR
+
+MIN_COVERAGE = 0.5
+KEYS = ["indicator_id", "period", "sex"]
+ICB_COLUMNS = ["indicator_id", "icb_code", "icb_name", "period", "period_start", "period_end", "sex", "value", "lci95",
+               "uci95", "lci998", "uci998", "count", "denominator", "method", "approximate", "n_las", "n_las_with_value",
+               "population_coverage", "note"]
+
+
+def _la_values(store: Store) -> pd.DataFrame:
+    """Every indicator's values on the 296 districts/unitaries; a county's value is given to each of its districts
+    (from_county) for indicators published only for upper-tier authorities."""
+    obs = store.obs
+    level = obs["indicator_id"].map(store.indicators["la_level"])
+    own = obs[(obs["area_type"] == "ltla") & level.notna()].assign(from_county=False)
+    counties = obs[(obs["area_type"] == "utla") & (level == "utla")]
+    to_district = store.links[(store.links["parent_type"] == "utla")][["child_code", "parent_code"]]
+    spread = counties.merge(to_district, left_on="area_code", right_on="parent_code").drop(columns=["parent_code"])
+    spread = spread.assign(area_code=spread["child_code"], from_county=True).drop(columns=["child_code"])
+    return pd.concat([own, spread], ignore_index=True)
+
+
+def icb_table(store: Store) -> pd.DataFrame:
+    """ICB figures for every indicator, period and sex (memoised). Columns: ICB_COLUMNS."""
+    return store.derived(("icb_table",), lambda: _build(store))
+
+
+def _build(store: Store) -> pd.DataFrame:
+    ind = store.indicators
+    icb_links = store.links[store.links["parent_type"] == "icb"][["child_code", "parent_code", "share"]]
+    icb_links = icb_links.rename(columns={"child_code": "area_code", "parent_code": "icb_code"})
+    icb_links["w"] = icb_links["share"] * icb_links["area_code"].map(store.population)
+    per_icb = icb_links.groupby("icb_code").agg(n_las=("area_code", "size"), pop=("w", "sum"),
+                                                split=("share", lambda s: bool((s < 1).any())))
+
+    la = _la_values(store).merge(icb_links, on="area_code")
+    la = la[la["value"].notna()]
+    vt = la["indicator_id"].map(ind["value_type"])
+    mult = la["indicator_id"].map(ind["multiplier"]).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        implied = la["count"] / la["denominator"] * mult
+    la["counts_ok"] = (la["count"].ge(0) & la["denominator"].gt(0) & ~la["from_county"] & vt.isin(["proportion", "rate"])
+                       & ((la["value"] - implied).abs() <= 0.05 + 0.005 * la["value"].abs()))
+    la["sc"], la["sd"] = la["share"] * la["count"], la["share"] * la["denominator"]
+    la["wv"], la["sv"] = la["w"] * la["value"], la["share"] * la["value"]
+    g = la.groupby(KEYS + ["icb_code"], as_index=False).agg(
+        n_las_with_value=("area_code", "size"), counts_ok=("counts_ok", "all"), from_county=("from_county", "any"),
+        count=("sc", "sum"), denominator=("sd", "sum"), wv=("wv", "sum"), w=("w", "sum"), sv=("sv", "sum"),
+        period_start=("period_start", "first"), period_end=("period_end", "first"))
+    g = g.join(per_icb, on="icb_code")
+    g["population_coverage"] = g["w"] / g["pop"]
+    complete = g["n_las_with_value"] == g["n_las"]
+    vt, mult = g["indicator_id"].map(ind["value_type"]), g["indicator_id"].map(ind["multiplier"]).astype(float)
+
+    exact = complete & g["counts_ok"]
+    summed = complete & ~exact & (vt == "count") & ~g["from_county"]
+    weighted = ~exact & ~summed & ~vt.isin(["count", "rank"]) & (g["population_coverage"] >= MIN_COVERAGE)
+    g = g[exact | summed | weighted].copy()
+    exact, summed = exact[g.index], summed[g.index]
+    vt, mult = vt[g.index], mult[g.index]
+
+    g["value"] = np.select([exact, summed], [g["count"] / g["denominator"] * mult, g["sv"]], g["wv"] / g["w"])
+    for c in ("lci95", "uci95", "lci998", "uci998"):
+        g[c] = np.nan
+    for conf, lo_col, hi_col in ((0.95, "lci95", "uci95"), (0.998, "lci998", "uci998")):
+        w_lo, w_hi = wilson_ci(g["count"], g["denominator"], conf, multiplier=1)
+        r_lo, r_hi = rate_ci(g["count"], g["denominator"], multiplier=1, confidence=conf)
+        prop = vt == "proportion"
+        g[lo_col] = np.where(exact, np.where(prop, w_lo, r_lo) * mult, np.nan)
+        g[hi_col] = np.where(exact, np.where(prop, w_hi, r_hi) * mult, np.nan)
+    g.loc[~exact, ["count", "denominator"]] = np.nan
+    g["method"] = np.select([exact, summed], ["recomputed from counts", "sum of LA values"],
+                            "population-weighted average (approximate)")
+    g["approximate"] = ~(exact | summed)
+    g["note"] = [_note(m, s, fc) for m, s, fc in zip(g["method"], g["split"], g["from_county"])]
+
+    published = store.obs[store.obs["area_type"] == "icb"].rename(columns={"area_code": "icb_code"}).assign(
+        method="published", approximate=False, note=None, n_las=np.nan, n_las_with_value=np.nan,
+        population_coverage=np.nan)
+    published["n_las"] = published["icb_code"].map(per_icb["n_las"])
+    g = g.merge(published[KEYS + ["icb_code"]], how="left", indicator=True)
+    g = g[g.pop("_merge") == "left_only"]
+    out = pd.concat([published, g], ignore_index=True)
+    out["icb_name"] = out["icb_code"].map(store.areas["name"])
+    out = out[ICB_COLUMNS].sort_values(["indicator_id", "sex", "icb_code", "period_end", "period"], kind="mergesort")
+    return out.reset_index(drop=True)
+
+
+def _note(method: str, split: bool, from_county: bool) -> str | None:
+    notes = []
+    if method.startswith("population-weighted"):
+        notes.append(f"Approximate: average of the ICB's local authority values weighted by {POPULATION_NOTE}")
+        if from_county:
+            notes.append("districts of a county take the county's value (the indicator is published for counties)")
+    if split and method != "published":
+        notes.append("an LA split between ICBs counts with its share of households in this ICB")
+    return "; ".join(notes) or None
+
+
+def icb_judged(store: Store) -> pd.DataFrame:
+    """icb_table with the England value and the comparison with it (memoised)."""
+    def build():
+        table = icb_table(store)
+        eng = store.obs[store.obs["area_code"] == ENGLAND].set_index(KEYS)["value"]
+        bench = pd.Series(eng.reindex(pd.MultiIndex.from_frame(table[KEYS])).to_numpy(), index=table.index)
+        out = judge(table.assign(area_code=table["icb_code"]), store, bench, KEYS, by_row=True).drop(columns="area_code")
+        out.insert(out.columns.get_loc("value") + 1, "england_value", bench)
+        return out
+    return store.derived(("icb_judged",), build)
+
+
+def latest_per_series(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The row with the latest period_end of each series."""
+    return frame.sort_values(keys + ["period_end", "period"], kind="mergesort").drop_duplicates(keys, keep="last")
+
+
+def icb_figures(engine, indicator_id: str | None = None, icb_code: str | None = None, all_periods: bool = False,
+                sex: str | None = None) -> pd.DataFrame:
+    """ICB figures with their England comparison.
+
+    Filters: indicator_id, icb_code (E54 code), sex (default: each indicator's headline sex; "all" for every sex).
+    Latest period per ICB, indicator and sex unless all_periods. Columns: icb_code, icb_name, indicator_id, period,
+    period_start, period_end, sex, value, england_value, lci95, uci95, lci998, uci998, count, denominator,
+    comparison, comparison_level, comparison_label, method ("published", "recomputed from counts", "sum of LA values",
+    "population-weighted average (approximate)"), approximate (bool), n_las, n_las_with_value, population_coverage,
+    note (how the figure was made, including the population year)."""
+    from tracker.analysis.data import headline_sex
+
+    store = get_store(engine)
+    t = icb_judged(store)
+    if indicator_id is not None:
+        t = t[t["indicator_id"] == indicator_id]
+    if icb_code is not None:
+        t = t[t["icb_code"] == icb_code]
+    if sex != "all":
+        wanted = {i: headline_sex(store, i, sex) for i in t["indicator_id"].unique()}
+        t = t[t["sex"] == t["indicator_id"].map(wanted)]
+    if not all_periods:
+        t = latest_per_series(t, ["indicator_id", "icb_code", "sex"])
+    cols = ["icb_code", "icb_name", "indicator_id", "period", "period_start", "period_end", "sex", "value",
+            "england_value", "lci95", "uci95", "lci998", "uci998", "count", "denominator", "comparison",
+            "comparison_level", "comparison_label", "method", "approximate", "n_las", "n_las_with_value",
+            "population_coverage", "note"]
+    return t[cols].sort_values(["indicator_id", "icb_code", "sex", "period_end"], kind="mergesort").reset_index(drop=True)
+
+
+def icb_drilldown(engine, icb_code: str) -> pd.DataFrame:
+    """The local authorities of an ICB: la_code, la_name, share (fraction of the LA in this ICB: 1 unless the LA is
+    one of the 13 split between ICBs), share_basis ("whole", "households" or "lsoa_count"), population_mid2020 (the
+    LA's whole population), population_in_icb (population x share), utla_code, region_code. Sorted by la_code."""
+    store = get_store(engine)
+    links = store.links[(store.links["parent_type"] == "icb") & (store.links["parent_code"] == icb_code)]
+    if links.empty:
+        raise KeyError(f"{icb_code!r} is not an ICB code the tracker knows")
+    out = pd.DataFrame({"la_code": links["child_code"].to_numpy(), "share": links["share"].to_numpy(),
+                        "share_basis": links["share_basis"].to_numpy()})
+    out.insert(1, "la_name", out["la_code"].map(store.areas["name"]))
+    out["population_mid2020"] = out["la_code"].map(store.population)
+    out["population_in_icb"] = out["population_mid2020"] * out["share"]
+    out["utla_code"] = out["la_code"].map(store.parent("utla"))
+    out["region_code"] = out["la_code"].map(store.parent("region"))
+    return out.sort_values("la_code").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Measures built from LSOAs
+
+
+LSOA_HOUSEHOLDS = GEOGRAPHY_DIR / "lsoa21_households_2021.csv"
+
+
+def lsoa_summary(engine, decile_indicator: str = "imd-decile-lsoa", score_indicator: str | None = "imd-score-lsoa",
+                 parent_type: str = "ltla") -> pd.DataFrame:
+    """Area summaries built from LSOA rows (latest period), for parent_type "ltla", "icb" or "region"... any type the
+    LSOAs link to.
+
+    Columns: area_code, area_name, period, n_lsoas, proportion_most_deprived_decile (share of the area's LSOAs in
+    decile 1, the most deprived 10% nationally, as MHCLG's File 10 "proportion of LSOAs in most deprived 10%"),
+    mean_score (unweighted mean of LSOA scores: no LSOA 2021 population is bundled), households_weighted_score
+    (mean weighted by DESNZ 2021 households per LSOA -- labelled so, not a population weighting)."""
+    store = get_store(engine)
+    return store.derived(("lsoa_summary", decile_indicator, score_indicator, parent_type),
+                         lambda: _lsoa_summary(store, decile_indicator, score_indicator, parent_type)).copy()
+
+
+def _lsoa_summary(store: Store, decile_id: str, score_id: str | None, parent_type: str) -> pd.DataFrame:
+    o, lk = Observation.__table__, AreaLink.__table__
+    ids = [decile_id] + ([score_id] if score_id else [])
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(o.c.indicator_id, o.c.area_code, o.c.period, o.c.period_end, o.c.value).where(
+            and_(o.c.indicator_id.in_(ids), o.c.category_type == ""))).fetchall()
+        parents = conn.execute(select(lk.c.child_code, lk.c.parent_code).where(
+            and_(lk.c.parent_type == parent_type, lk.c.child_code.like("E01%")))).fetchall()
+    obs = pd.DataFrame(rows, columns=["indicator_id", "area_code", "period", "period_end", "value"])
+    columns = ["area_code", "area_name", "period", "n_lsoas", "proportion_most_deprived_decile"] + (
+        ["mean_score", "households_weighted_score"] if score_id else [])
+    if (obs["indicator_id"] == decile_id).sum() == 0:
+        return pd.DataFrame(columns=columns)
+    obs["value"] = pd.to_numeric(obs["value"], errors="coerce")
+    obs = obs[obs["period_end"] == obs.groupby("indicator_id")["period_end"].transform("max")]
+    wide = obs.pivot_table(index="area_code", columns="indicator_id", values="value", aggfunc="first")
+    period = obs.loc[obs["indicator_id"] == decile_id, "period"].max()
+    link = pd.DataFrame(parents, columns=["lsoa", "parent"]).set_index("lsoa")["parent"]
+    hh = pd.read_csv(LSOA_HOUSEHOLDS, dtype={"LSOA21CD": str}).set_index("LSOA21CD")["households"].astype(float)
+    frame = pd.DataFrame({"parent": link}).join(wide, how="inner")
+    frame["decile1"] = (frame[decile_id] == 1).astype(float).where(frame[decile_id].notna())
+    frame["hh"] = hh.reindex(frame.index)
+    agg = {"n_lsoas": ("decile1", "count"), "proportion_most_deprived_decile": ("decile1", "mean")}
+    if score_id:
+        frame["hs"] = frame[score_id] * frame["hh"]
+        frame["hw"] = frame["hh"].where(frame[score_id].notna())
+        agg.update(mean_score=(score_id, "mean"), hs=("hs", "sum"), hw=("hw", "sum"))
+    out = frame.groupby("parent").agg(**agg)
+    if score_id:
+        out["households_weighted_score"] = out.pop("hs") / out.pop("hw")
+    out = out.reset_index().rename(columns={"parent": "area_code"})
+    out.insert(1, "area_name", out["area_code"].map(store.areas["name"]))
+    out.insert(2, "period", period)
+    return out[columns].sort_values("area_code").reset_index(drop=True)

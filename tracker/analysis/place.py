@@ -1,0 +1,292 @@
+"""Places: every indicator for an area with its benchmark comparison, trend and red-red flag; time series;
+the indicator catalog and area facts. All public functions take an SQLAlchemy engine and return DataFrames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tracker.analysis.data import ENGLAND, POPULATION_NOTE, Store, get_store, headline_sex, judge, la_rows
+from tracker.analysis.icb import icb_judged, icb_table, latest_per_series
+from tracker.analysis.stats import NOT_COMPARED, WORSE
+from tracker.analysis.trends import recent_trends
+
+KEYS = ["indicator_id", "period", "sex"]
+SERIES = ["indicator_id", "area_code", "sex"]
+BENCHMARKS = ("england", "region", "icb")
+
+
+def _bench(values: pd.Series, frame: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    """values indexed by keys -> one value per row of frame (NaN where missing)."""
+    return values.reindex(pd.MultiIndex.from_frame(frame[keys])).to_numpy()
+
+
+def _with_meta(store: Store, frame: pd.DataFrame) -> pd.DataFrame:
+    ind = store.indicators
+    return frame.assign(value_type=frame["indicator_id"].map(ind["value_type"]),
+                        polarity=frame["indicator_id"].map(ind["polarity"]),
+                        multiplier=frame["indicator_id"].map(ind["multiplier"]).astype(float))
+
+
+def _trends(store: Store, frame: pd.DataFrame, series: list[str], key: str) -> pd.DataFrame:
+    return store.derived(("trends", key), lambda: recent_trends(_with_meta(store, frame), series))
+
+
+def judged_rows(store: Store) -> pd.DataFrame:
+    """Every observation of England, regions and local authorities with: england_value,
+    comparison (vs England), quintile group, min/max of areas of the same type, recent trend and red-red flag.
+    Memoised per data version."""
+    return store.derived(("judged_rows",), lambda: _judged_rows(store))
+
+
+def _judged_rows(store: Store) -> pd.DataFrame:
+    obs = store.obs[store.obs["area_type"] != "icb"]  # ICB figures, published or built, are in icb_rows
+    level = obs["indicator_id"].map(store.indicators["la_level"])
+    is_la = obs["area_type"].isin(["ltla", "utla"])
+    group = np.where(is_la & (obs["area_type"] == "ltla") & (level == "ltla"), "ltla",
+                     np.where(is_la, "utla", obs["area_type"]))
+    main = obs.assign(group=group, extra=False)
+    # counties of district-level indicators are ranked among all upper-tier authorities: unitaries join their group
+    extra = main[(main["group"] == "ltla") & main["area_code"].isin(store.utla_codes)].assign(group="utla", extra=True)
+    frame = pd.concat([main, extra], ignore_index=True)
+    eng = obs[obs["area_code"] == ENGLAND].set_index(KEYS)["value"]
+    frame["england_value"] = _bench(eng, frame, KEYS)
+    gkeys = KEYS + ["group"]
+    frame = judge(frame, store, frame["england_value"], gkeys)
+    grouped = frame.groupby(gkeys, sort=False)["value"]
+    frame["min_of_type"], frame["max_of_type"] = grouped.transform("min"), grouped.transform("max")
+    frame = frame[~frame.pop("extra")]
+    is_eng = frame["area_code"] == ENGLAND
+    frame.loc[is_eng, ["comparison", "comparison_label"]] = NOT_COMPARED
+    frame.loc[is_eng, "comparison_level"] = None
+    trends = _trends(store, obs, SERIES, "areas")
+    frame = frame.merge(trends, on=SERIES, how="left")
+    return _red_red(frame, SERIES).sort_values(SERIES + ["period_end", "period"], kind="mergesort").reset_index(drop=True)
+
+
+def _red_red(frame: pd.DataFrame, series: list[str]) -> pd.DataFrame:
+    """red_red: significantly worse than England (95%) in the series' latest period and getting worse."""
+    latest = frame["period_end"] == frame.groupby(series)["period_end"].transform("max")
+    worse_ci = (frame["comparison"] == WORSE) & frame["comparison_level"].isin(["95%", "99.8%"])
+    frame["red_red"] = latest & worse_ci & frame["trend"].fillna("").str.endswith("getting worse")
+    return frame
+
+
+def icb_rows(store: Store) -> pd.DataFrame:
+    """ICB figures with England comparison, min/max across ICBs, recent trend and red-red (memoised)."""
+    def build():
+        t = icb_judged(store).rename(columns={"icb_code": "area_code"})
+        grouped = t.groupby(KEYS, sort=False)["value"]
+        t["min_of_type"], t["max_of_type"] = grouped.transform("min"), grouped.transform("max")
+        t["area_type"] = "icb"
+        trends = _trends(store, icb_table(store).rename(columns={"icb_code": "area_code"}), SERIES, "icbs")
+        return _red_red(t.merge(trends, on=SERIES, how="left"), SERIES)
+    return store.derived(("icb_rows",), build)
+
+
+def _area_type(store: Store, code: str) -> str:
+    if code not in store.areas.index:
+        raise KeyError(f"{code!r} is not an area code the tracker knows (LSOAs are not listed here)")
+    return store.areas.at[code, "type"]
+
+
+def _sex_filter(store: Store, frame: pd.DataFrame, sex: str | None) -> pd.DataFrame:
+    if sex == "all":
+        return frame
+    wanted = {i: headline_sex(store, i, sex) for i in frame["indicator_id"].unique()}
+    return frame[frame["sex"] == frame["indicator_id"].map(wanted)]
+
+
+OBS_OUT = ["area_code", "area_name", "area_type", "indicator_id", "period", "period_start", "period_end", "sex", "value",
+           "lci95", "uci95", "lci998", "uci998", "count", "denominator", "england_value", "comparison",
+           "comparison_level", "comparison_label", "trend", "trend_method", "red_red", "icb_code", "icb_value",
+           "icb_method", "approximate", "ci_source", "note"]
+
+
+def latest_observations(engine, area_codes, indicator_ids=None, all_periods: bool = False,
+                        sex: str | None = None) -> pd.DataFrame:
+    """Observations for the given areas (England, regions, ICBs, counties, districts/unitaries), latest period per
+    indicator unless all_periods.
+
+    sex: None = each indicator's headline sex, "Male"/"Female"/"Persons" where published, "all" = every sex.
+    Columns (OBS_OUT): the value and CIs, england_value, comparison with England (comparison: Better/Worse/Similar,
+    Higher/Lower, a quintile Lowest..Highest for indicators without CIs, or Not compared; comparison_level "95%",
+    "99.8%" or "quintile"; comparison_label e.g. "Worse (99.8%)"), trend (recent trend of the series, Fingertips'
+    words), red_red (significantly worse than England and getting worse, latest period), icb_code/icb_value (for a
+    local authority: its ICB -- the one with the largest share for a split LA -- and the ICB figure for the same
+    period), icb_method (how that ICB figure -- or, for an ICB's own row, its figure -- was made), approximate (ICB
+    rows: True for a population-weighted figure), ci_source ("published" or "computed from
+    counts (...)"). Sorted by area_code, indicator_id, sex, period_end."""
+    store = get_store(engine)
+    codes = [area_codes] if isinstance(area_codes, str) else list(area_codes)
+    for c in codes:
+        _area_type(store, c)
+    out = _observation_frame(store, all_periods)
+    out = out[out["area_code"].isin(codes)]
+    if indicator_ids is not None:
+        out = out[out["indicator_id"].isin([indicator_ids] if isinstance(indicator_ids, str) else indicator_ids)]
+    return _sex_filter(store, out, sex).reset_index(drop=True)
+
+
+def _observation_frame(store: Store, all_periods: bool) -> pd.DataFrame:
+    """judged_rows and icb_rows together in the OBS_OUT layout, all periods or the latest per series (memoised)."""
+    def build():
+        rows, icbs = judged_rows(store), icb_rows(store)
+        out = pd.concat([rows, icbs.rename(columns={"method": "icb_method"})], ignore_index=True)
+        if not all_periods:
+            out = latest_per_series(out, SERIES)
+        out["area_name"] = out["area_code"].map(store.areas["name"])
+        out["area_type"] = out["area_code"].map(store.areas["type"])
+        is_la = out["area_type"].isin(["ltla", "utla"])
+        out["icb_code"] = out["area_code"].map(store.parent("icb")).where(is_la)
+        icb_index = icbs.set_index(KEYS + ["area_code"])
+        icb_key = out[KEYS].assign(area_code=out["icb_code"])
+        out["icb_value"] = np.where(is_la, _bench(icb_index["value"], icb_key, KEYS + ["area_code"]), np.nan)
+        la_method = _bench(icb_index["method"], icb_key, KEYS + ["area_code"])
+        out["icb_method"] = np.where(is_la, la_method, out["icb_method"])
+        out["approximate"] = out["approximate"].astype(object).where(out["area_type"] == "icb", None)
+        for c in OBS_OUT:
+            if c not in out.columns:
+                out[c] = None
+        return out[OBS_OUT].sort_values(["area_code", "indicator_id", "sex", "period_end"],
+                                        kind="mergesort").reset_index(drop=True)
+    return store.derived(("observation_frame", all_periods), build)
+
+
+PROFILE_OUT = ["indicator_id", "title", "domain", "department_slug", "department_name", "department_abbr", "is_dhsc",
+               "unit", "value_type", "polarity", "headline_outcome", "area_code", "value_from", "value_from_name",
+               "period", "period_end", "sex", "value", "lci95", "uci95", "benchmark", "benchmark_code",
+               "benchmark_value", "england_value", "comparison", "comparison_level", "comparison_label", "min_of_type",
+               "max_of_type", "trend", "trend_method", "red_red", "approximate", "method", "ci_source", "note"]
+
+
+def place_profile(engine, area_code: str, benchmark: str = "england", sex: str | None = None) -> pd.DataFrame:
+    """Every indicator for one place (England, a region, an ICB, a county or a district/unitary), latest period.
+
+    benchmark: "england" (default), "region" (the area's region) or "icb" (for a local authority: its ICB figure).
+    A district whose indicator is published only for its county shows the county's figure (value_from is then the
+    county); an ICB shows ICB figures (method/approximate say how each was made). Columns (PROFILE_OUT): indicator
+    metadata and its department (the policy owner), value and CIs, benchmark_value and comparison with the chosen
+    benchmark, england_value, min/max across areas of the same type in that period, trend, red_red (always against
+    England), ci_source and note. Sorted by domain, department and indicator."""
+    if benchmark not in BENCHMARKS:
+        raise ValueError(f"benchmark must be one of {BENCHMARKS}, not {benchmark!r}")
+    store = get_store(engine)
+    atype = _area_type(store, area_code)
+    if atype == "icb":
+        rows = icb_rows(store)
+        rows = rows[rows["area_code"] == area_code].assign(ci_source=None)
+    else:
+        rows = judged_rows(store)
+        own = rows[rows["area_code"] == area_code].assign(method=None, approximate=None)
+        parts = [own]
+        county = store.parent("utla").get(area_code)
+        if atype == "ltla" and county and county != area_code:
+            # indicators published only for upper-tier authorities: the district shows its county's figure
+            utla_only = store.indicators.index[store.indicators["la_level"] == "utla"]
+            cty = rows[(rows["area_code"] == county) & rows["indicator_id"].isin(utla_only)
+                       & ~rows["indicator_id"].isin(own["indicator_id"])]
+            parts.append(cty.assign(method=None, approximate=None))
+        rows = pd.concat(parts, ignore_index=True)
+    rows = latest_per_series(_sex_filter(store, rows, sex), ["indicator_id", "sex"])
+    rows = rows.assign(value_from=rows["area_code"], area_code=area_code)
+    rows["value_from_name"] = rows["value_from"].map(store.areas["name"])
+    rows["benchmark"] = benchmark
+    rows["benchmark_code"], rows["benchmark_value"] = ENGLAND, rows["england_value"]
+    if benchmark != "england" and atype != "england":
+        rows = _against(store, rows, area_code, benchmark)
+    ind = store.indicators
+    meta = ["title", "domain", "department_slug", "department_name", "department_abbr", "is_dhsc", "unit",
+            "value_type", "polarity", "headline_outcome"]
+    rows = rows.join(ind[meta], on="indicator_id")
+    for c in PROFILE_OUT:
+        if c not in rows.columns:
+            rows[c] = None
+    return rows[PROFILE_OUT].sort_values(["domain", "department_slug", "indicator_id"], kind="mergesort").reset_index(drop=True)
+
+
+def _against(store: Store, rows: pd.DataFrame, area_code: str, benchmark: str) -> pd.DataFrame:
+    """Re-compare rows with the area's region or ICB instead of England."""
+    if benchmark == "region":
+        code, source = store.parent("region").get(area_code), judged_rows(store)
+    else:
+        code, source = store.parent("icb").get(area_code), icb_rows(store)
+    if code is None:
+        rows["benchmark_code"], rows["benchmark_value"] = None, np.nan
+        rows[["comparison", "comparison_label"]] = NOT_COMPARED
+        rows["comparison_level"] = None
+        return rows
+    values = source[source["area_code"] == code].set_index(KEYS)["value"]
+    rows["benchmark_code"] = code
+    rows["benchmark_value"] = _bench(values, rows, KEYS)
+    quintile = rows["comparison_level"] == "quintile"
+    again = judge(rows.assign(group="one"), store, rows["benchmark_value"], ["group"])
+    for c in ("comparison", "comparison_level", "comparison_label"):
+        rows[c] = np.where(quintile, rows[c], again[c])  # a quintile is a position among areas, not a benchmark test
+    return rows
+
+
+def time_series(engine, indicator_id: str, area_code: str, sex: str | None = None) -> pd.DataFrame:
+    """Every period of one indicator for one area with England alongside: period, period_start, period_end, sex,
+    value, lci95, uci95, england_value, comparison, comparison_label, trend (the recent trend, on every row),
+    method and approximate (ICB figures). sex as in latest_observations (default the headline sex)."""
+    get_store(engine).indicator(indicator_id)
+    rows = latest_observations(engine, [area_code], [indicator_id], all_periods=True, sex=sex)
+    rows = rows.rename(columns={"icb_method": "method"})
+    cols = ["period", "period_start", "period_end", "sex", "value", "lci95", "uci95", "england_value", "comparison",
+            "comparison_label", "trend", "method", "approximate"]
+    return rows[cols].reset_index(drop=True)
+
+
+def indicator_catalog(engine) -> pd.DataFrame:
+    """The indicators with their department (policy owner) and what data the tracker holds for each: id, title,
+    domain, unit, value_type, polarity, multiplier, default_sex, headline_outcome, department_slug, department_name,
+    department_abbr, is_dhsc, secondary_departments, producer, source, source_id, source_url, definition, rationale,
+    caveats, licence, la_level ("ltla", "utla" or None), latest_period, n_periods, n_las_latest (local authorities
+    with a figure in the latest period, at la_level: of 296 districts/unitaries or 153 upper-tier), has_ci. Sorted by id."""
+    store = get_store(engine)
+    return store.derived(("indicator_catalog",), lambda: _catalog(store)).copy()
+
+
+def _catalog(store: Store) -> pd.DataFrame:
+    obs = store.obs
+    level = obs["indicator_id"].map(store.indicators["la_level"])
+    la = pd.concat([la_rows(store, obs[level == lv], lv) for lv in ("ltla", "utla")])  # each at its own level
+    latest = obs.sort_values("period_end").groupby("indicator_id")["period"].last()
+    la_latest = la[la["period_end"] == la.groupby("indicator_id")["period_end"].transform("max")]
+    out = store.indicators.drop(columns=["id"]).reset_index()
+    out["latest_period"] = out["id"].map(latest)
+    out["n_periods"] = out["id"].map(obs.groupby("indicator_id")["period"].nunique()).fillna(0).astype(int)
+    out["n_las_latest"] = out["id"].map(la_latest.groupby("indicator_id")["area_code"].nunique()).fillna(0).astype(int)
+    out["has_ci"] = out["id"].isin(set(obs.loc[obs["lci95"].notna(), "indicator_id"].unique()))
+    return out.sort_values("id").reset_index(drop=True)
+
+
+def area_info(engine, code: str) -> pd.DataFrame:
+    """One row about an area: code, name, type, nhs_code, region_code/region_name, utla_code/utla_name (upper tier
+    of a district), icb_code/icb_name (the ICB with the largest share), icb_shares ("E54...: 0.62; E54...: 0.38" for
+    one of the 13 LAs split between ICBs, else the one ICB), n_las (local authorities in an ICB, region or county),
+    population_mid2020 (districts, ICBs, regions: summed from the ONS mid-2020 estimates) and population_note."""
+    store = get_store(engine)
+    atype = _area_type(store, code)
+    links = store.links
+    row = {"code": code, "name": store.areas.at[code, "name"], "type": atype, "nhs_code": store.areas.at[code, "nhs_code"]}
+    for ptype in ("region", "utla", "icb"):
+        parent = store.parent(ptype).get(code) if atype in ("ltla", "utla") else None
+        if ptype == "utla" and atype != "ltla":
+            parent = None
+        row[f"{ptype}_code"] = parent
+        row[f"{ptype}_name"] = store.areas["name"].get(parent) if parent else None
+    mine = links[(links["child_code"] == code) & (links["parent_type"] == "icb")].sort_values("share", ascending=False)
+    row["icb_shares"] = "; ".join(f"{p}: {s:.2f}" for p, s in zip(mine["parent_code"], mine["share"])) or None
+    children = links[(links["parent_code"] == code) & links["child_code"].isin(store.areas.index[store.areas["type"] == "ltla"])
+                     & (links["parent_type"] == ("utla" if atype in ("utla", "ltla") else atype))]
+    row["n_las"] = int(len(children)) if atype in ("icb", "region", "utla") else None
+    if atype == "ltla":
+        row["population_mid2020"] = store.population.get(code)
+    elif atype == "england":
+        row["population_mid2020"] = float(store.population.sum())
+    else:
+        row["population_mid2020"] = float((children["child_code"].map(store.population) * children["share"]).sum())
+    row["population_note"] = POPULATION_NOTE
+    return pd.DataFrame([row])
