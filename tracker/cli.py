@@ -227,7 +227,7 @@ def _print_summaries(summaries, log_format: str) -> None:
                   "data dictionary beside it) or Excel. An ICB brings its local authorities and the counties of its "
                   "two-tier districts. Columns: docs/export-columns.md.")
 @click.option("--area", "area_codes", multiple=True, required=True, metavar="CODE",
-              help="E92 England, E12 region, E54 ICB, E10 county or E06-E09 local authority code (repeatable); see `tracker areas`.")
+              help="E92 England, E12 region, E54 ICB, E10 county or E06-E09 local authority code (repeatable; \"all\" for every area); see `tracker areas`.")
 @click.option("--department", "department_names", multiple=True, metavar="DEPT",
               help="Only indicators this department leads or shares (repeatable): slug, abbreviation or any historical name, e.g. DLUHC.")
 @click.option("--domain", "domains", multiple=True, metavar="DOMAIN",
@@ -244,15 +244,15 @@ def export(area_codes: tuple[str, ...], department_names: tuple[str, ...], domai
 
     fmt = fmt or ("xlsx" if (output or "").lower().endswith(".xlsx") else "csv")
     choice = dict(area_codes=area_codes, departments=department_names, domains=domains, all_periods=all_periods, fmt=fmt)
+    target = Path(output or default_filename(area_codes, fmt, date.today()))
+    if target.is_dir():
+        target = target / default_filename(area_codes, fmt, date.today())
     engine = _engine()
     try:
         if output == "-":
             write_export(engine, sys.stdout.buffer, **choice)
             sys.stdout.buffer.flush()
             return
-        target = Path(output or default_filename(area_codes, fmt, date.today()))
-        if target.is_dir():
-            target = target / default_filename(area_codes, fmt, date.today())
         part = target.with_name(target.name + ".part")  # a failed export leaves no half-written file
         try:
             with part.open("wb") as fh:
@@ -260,13 +260,15 @@ def export(area_codes: tuple[str, ...], department_names: tuple[str, ...], domai
             part.replace(target)
         finally:
             part.unlink(missing_ok=True)
+        if fmt == "csv":
+            dictionary_path(target).write_bytes(dictionary_bytes())
     except ExportError as exc:
         raise click.UsageError(str(exc)) from exc
-    where = "the Dictionary and About sheets"
-    if fmt == "csv":
-        dictionary_path(target).write_bytes(dictionary_bytes())
-        where = dictionary_path(target)
-    click.echo(f"wrote {result.rows:,} rows for {result.areas} areas to {target}; column meanings in {where}")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {target}: {exc.strerror}") from exc
+    where = dictionary_path(target) if fmt == "csv" else "the Dictionary and About sheets"
+    areas_text = f"{result.areas} area" + ("" if result.areas == 1 else "s")
+    click.echo(f"wrote {result.rows:,} rows for {areas_text} to {target}; column meanings in {where}")
 
 
 @cli.command(help="Per source: the last run, its status, rows, latest period and age.")

@@ -1,0 +1,674 @@
+"""Evidence packs for ICS strategy teams: the tracker's figures for chosen areas as CSV or Excel.
+
+One row per area x indicator x period x sex: headline rows only (no breakdown categories, each indicator's headline
+age), as tracker.analysis computes them. Every number comes from tracker.analysis; this module only chooses areas,
+labels, orders and writes. `tracker export` and the dashboard's download buttons both call write_export (the
+dashboard through export_bytes), so the same choice gives the same bytes. DATA_DICTIONARY describes every column;
+docs/export-columns.md is generated from it (`python -m tracker.exports`).
+
+Safe to open in Excel: the CSV is UTF-8 with a byte-order mark; numbers are plain decimals at full precision, never
+quoted; every text cell is quoted, and one that begins with =, +, -, @, a tab or a carriage return gets a leading
+apostrophe (OWASP CSV injection guidance), so a name can never run as a formula. In the xlsx every text is written
+as a string (never a formula) and such cells carry Excel's own quote prefix."""
+
+from __future__ import annotations
+
+import difflib
+import io
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, func, select
+
+from db.models import Area, AreaCodeHistory, Observation, Run
+from tracker import departments as dept_mod
+from tracker.analysis import (
+    CAVEAT, area_info, associations, icb_drilldown, icb_figures, indicator_catalog, latest_observations,
+)
+from tracker.catalog import DOMAINS
+from tracker.config import PROJECT_ROOT
+from tracker.geography import LISTABLE_TYPES, list_areas
+
+FORMATS = ("csv", "xlsx")
+DOCS_FILE = PROJECT_ROOT / "docs" / "export-columns.md"
+BOM = "\ufeff"
+DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r")
+XLSX_MAX_ROWS = 1_048_576  # Excel's limit, header included
+
+# Outcome id -> its column; fixed so the columns stay the same whatever the catalog holds.
+HEADLINE_OUTCOMES = {
+    "life-expectancy": "Aligned rho: life expectancy",
+    "healthy-life-expectancy": "Aligned rho: healthy life expectancy",
+    "preventable-mortality-u75": "Aligned rho: preventable mortality under 75",
+    "life-expectancy-inequality": "Aligned rho: inequality in life expectancy",
+}
+AREA_KINDS = {"E92": "England", "E12": "Region", "E54": "Integrated care board", "E10": "County (upper tier)",
+              "E06": "Unitary authority", "E07": "District (lower tier)", "E08": "Metropolitan district",
+              "E09": "London borough"}
+TYPE_ORDER = {"england": 0, "region": 1, "icb": 2, "utla": 3, "ltla": 4}
+POLARITY_WORDS = {"higher_is_better": "Higher is better", "lower_is_better": "Lower is better",
+                  "no_judgement": "No judgement"}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str  # "text", "number" or "date": how the cell is written
+    width: int  # xlsx column width, in characters
+    meaning: str
+
+
+_RHO = ("Spearman's rank correlation across English local authorities between this indicator and {outcome}, aligned "
+        "so that a positive value means a worse value of this indicator goes with worse {outcome}: the outcome's "
+        "latest period and headline sex, the indicator's nearest period with at least 20 local authorities, district "
+        "level where both are published for districts, else upper tier (docs/methods.md, 7.1). The same figure on "
+        "every row of the indicator in that sex. It is an association across areas, not evidence that the indicator "
+        "causes the outcome (see the caveat below). Empty where not computed: indicators that are not determinants "
+        "(health outcomes, the overall IMD and the other IoD measures methods 7.1 lists, counts, ranks), indicators "
+        "with no polarity or too few local authorities, and rows in a sex other than the one used.")
+
+DATA_DICTIONARY: tuple[Column, ...] = (
+    Column("Area code", "text", 11, "ONS code of the area the row's figures are for: E92 England, E12 region, E54 "
+           "integrated care board (ICB), E10 county, E06 unitary authority, E07 district, E08 metropolitan district, "
+           "E09 London borough. 2024 boundaries; figures published on older codes are placed on today's codes."),
+    Column("Area name", "text", 28, "The area's official name."),
+    Column("Area type", "text", 20, "England, Region, Integrated care board, County (upper tier), Unitary authority, "
+           "District (lower tier), Metropolitan district or London borough."),
+    Column("Included as", "text", 30, "Why the area is in the pack. \"Requested area\": asked for. \"Local authority "
+           "in E54...\": a local authority of a requested ICB, including one only partly inside it. \"County (upper "
+           "tier) for districts in E54...\": the county council of two-tier districts in a requested ICB, included "
+           "because figures published only for upper-tier authorities exist for the county, not its districts; they "
+           "are on the county's rows and are not copied to the districts. An area asked for directly is always \"Requested "
+           "area\" (with the ICB holding its largest share); an area in two requested ICBs appears once, under the "
+           "first ICB by code."),
+    Column("ICB code", "text", 11, "For a local authority: the ICB the row is read against, i.e. the requested ICB it "
+           "came in through, otherwise the ICB holding the largest share of it. For an ICB: the ICB itself. For a "
+           "county in an ICB's pack: that ICB. Empty for England, regions and counties asked for on their own."),
+    Column("ICB name", "text", 34, "Name of the ICB in ICB code."),
+    Column("Share of area in ICB", "number", 10, "For a local authority: the fraction of it inside that ICB (1 = "
+           "wholly inside). For the 13 local authorities split between ICBs it is the authority's households in the "
+           "ICB over all its households (DESNZ 2021 households per LSOA), or its share of LSOAs where households are "
+           "missing. Empty for other areas."),
+    Column("ICB split", "text", 28, "For a local authority split between ICBs: every ICB and the share of the "
+           "authority in it, e.g. \"E54000050: 0.62; E54000051: 0.38\" (two decimals). Empty when it is wholly in one ICB."),
+    Column("Indicator ID", "text", 30, "The tracker's stable indicator id (`tracker indicators` lists them)."),
+    Column("Indicator", "text", 45, "The indicator's title."),
+    Column("Domain", "text", 16, "The wider determinant it belongs to: " + ", ".join(DOMAINS) + "."),
+    Column("Department (abbreviation)", "text", 10, "Abbreviation of the responsible department."),
+    Column("Department", "text", 34, "The responsible Whitehall department: the policy owner whose levers and "
+           "ministerial accountability cover the determinant (not necessarily the producer), named as it is today "
+           "(figures published under an old name such as DLUHC or BEIS are tagged with today's department)."),
+    Column("Secondary departments", "text", 16, "Abbreviations of other departments that share the policy, "
+           "separated by \"; \". Empty when none."),
+    Column("Producer", "text", 34, "The body that compiles or publishes the statistic."),
+    Column("Unit", "text", 16, "The unit of Value, lower and upper CI and the England and ICB values."),
+    Column("Polarity", "text", 14, "\"Higher is better\", \"Lower is better\" or \"No judgement\" (then the comparison "
+           "says Higher or Lower, not Better or Worse)."),
+    Column("Period", "text", 12, "The period as the publisher labels it, e.g. \"2021 - 23\", \"2023/24\", \"2025 Q4\"."),
+    Column("Period start", "date", 11, "First day of the period (YYYY-MM-DD)."),
+    Column("Period end", "date", 11, "Last day of the period (YYYY-MM-DD). Without --all-periods each indicator has "
+           "its latest period for each area and sex."),
+    Column("Sex", "text", 8, "Persons, Male or Female. Every sex an indicator is published for is included; the "
+           "analysis uses one headline sex per indicator (e.g. Male for life expectancy)."),
+    Column("Age", "text", 9, "The age group as published: \"All ages\" unless the publisher gives one band, e.g. "
+           "\"19+ yrs\". One age group per indicator (the one the analysis uses)."),
+    Column("Value", "number", 12, "The figure, in Unit, at full precision as held. Empty (never 0) when the "
+           "publisher suppressed it or it is missing: Note says why. For an ICB, see Figure method."),
+    Column("Lower 95% CI", "number", 12, "Lower limit of the 95% confidence interval: as published, or computed from "
+           "the count and denominator (CI source says which). Empty when there is none."),
+    Column("Upper 95% CI", "number", 12, "Upper limit of the 95% confidence interval, as for Lower 95% CI."),
+    Column("Count", "number", 10, "The numerator (events or people) where published. For an ICB, the sum over its "
+           "local authorities (a split authority counting with its share) when the figure is recomputed from counts."),
+    Column("Denominator", "number", 12, "The population or base the value is calculated on, where published."),
+    Column("England value", "number", 12, "England's figure for the same indicator, period and sex."),
+    Column("Comparison with England", "text", 16, "Fingertips' method. With confidence intervals: \"Better\" or "
+           "\"Worse\" (\"Higher\"/\"Lower\" when there is no polarity) when England's value lies outside the area's "
+           "95% CI, with \"(99.8%)\" added when it also lies outside the 99.8% CI; \"Similar\" when inside. For an "
+           "indicator without confidence intervals, and for an approximate ICB figure: the quintile of the value "
+           "among areas of the same type in the same period (e.g. the 42 ICBs): \"Lowest\", \"Low\", \"Middle\", "
+           "\"High\", \"Highest\", a position, not a test. \"Not compared\" when a value, CI or England value is "
+           "missing, and for England itself."),
+    Column("ICB value", "number", 12, "For a local authority: the figure of the ICB in ICB code for the same "
+           "indicator, period and sex (how ICB figures are made: Figure method, docs/methods.md). Empty otherwise."),
+    Column("Trend", "text", 26, "Recent trend of the area's series over its last five points, in Fingertips' words "
+           "(\"Increasing and getting worse\", \"No significant change\", \"Cannot be calculated\"...). Describes "
+           "the series, so it is the same on every period's row."),
+    Column("Trend method", "text", 24, "The test behind Trend (chi-squared test for trend on counts, weighted "
+           "regression on CIs, or Mann-Kendall on values without CIs), or why it cannot be calculated."),
+    Column("Red-red flag", "text", 8, "\"Yes\" when, in the series' latest period, the area is significantly worse "
+           "than England (95% or 99.8%) and its trend is getting worse; otherwise \"No\" (always \"No\" on earlier "
+           "periods' rows)."),
+    *(Column(name, "number", 11, _RHO.format(outcome=name.split(": ", 1)[1])) for name in HEADLINE_OUTCOMES.values()),
+    Column("Figure method", "text", 24, "How the figure was made. \"published\": as the publisher gives it (every "
+           "area other than an ICB, and an ICB the source publishes). For an ICB the source does not publish: "
+           "\"recomputed from counts\" (the local authorities' counts and denominators summed, a split authority with "
+           "its share, and the value and CI computed again: exact), \"sum of LA values\" (counts), or "
+           "\"population-weighted average (approximate)\" (the local authority values weighted by mid-2020 "
+           "population; see Note)."),
+    Column("Approximate", "text", 9, "For an ICB row: \"Yes\" when Figure method is a population-weighted average, "
+           "else \"No\". Empty for other areas."),
+    Column("CI source", "text", 22, "\"published\", or \"computed from counts (Wilson score)\" for proportions and "
+           "\"computed from counts (Byar / exact Poisson)\" for rates, where the publisher gives a count and denominator "
+           "but no CI. Empty when there is no CI, and for ICB rows (Figure method says how an ICB's CI was made)."),
+    Column("Source URL", "text", 40, "The publisher's page for the indicator."),
+    Column("Licence", "text", 22, "The licence the figures are published under (Open Government Licence v3.0)."),
+    Column("Loaded on", "date", 11, "Date (UTC) the tracker's refresh run that loaded the figure finished. For an "
+           "ICB figure built from local authorities: the latest such date among the figures it was built from."),
+    Column("Note", "text", 40, "The publisher's note on the value (e.g. what a suppression marker meant, "
+           "\"provisional\"), and for an approximate ICB figure how it was made."),
+)
+COLUMN_NAMES = [c.name for c in DATA_DICTIONARY]
+
+CAVEATS: tuple[tuple[str, str], ...] = (
+    ("Association, not causation", CAVEAT),
+    ("What the rows are", "Headline rows only: breakdowns published for some indicators (deprivation deciles, "
+     "ethnic group, free school meals...) are not in the pack, because comparisons, trends and ICB figures are made "
+     "on headline rows; they stay in the tracker's database. LSOA-level indicators are not in the pack."),
+    ("ICB figures", "Where a source does not publish ICB figures, the tracker builds them from the ICB's local "
+     "authorities (Figure method says how). A population-weighted average is approximate: it weights local "
+     "authority values by mid-2020 population, needs authorities covering at least half the ICB's population, has "
+     "no CI and is placed in a quintile among the 42 ICBs rather than tested against England. A local authority "
+     "split between ICBs counts in each with its share of households."),
+    ("Methods", "docs/methods.md in the tracker explains every comparison, trend, confidence interval and "
+     "association method in plain English."),
+    ("Opening the file", "CSV: UTF-8 with a byte-order mark; numbers are plain decimals at full precision (the "
+     "shortest decimal that gives back the stored number), never quoted; every text is quoted. A text that begins "
+     "with =, +, -, @, a tab or a carriage return is given a leading apostrophe so a spreadsheet cannot run it as a "
+     "formula (OWASP CSV injection guidance): the apostrophe is not part of the name. Excel: numbers carry 16 "
+     "significant digits, dates are dates, and text is never a formula."),
+)
+LICENCE_TEXT = (
+    "Contains public sector information licensed under the Open Government Licence v3.0 "
+    "(https://www.nationalarchives.gov.uk/doc/open-government-licence/version/3/). Each row names the producer, "
+    "licence and publisher's page of its figures. Area names, codes and lookups: Source: Office for National "
+    "Statistics licensed under the Open Government Licence v.3.0. Households used for split local authorities: "
+    "Department for Energy Security and Net Zero, sub-regional fuel poverty statistics (OGL v3.0)."
+)
+
+
+class ExportError(ValueError):
+    """A choice the export cannot make (unknown area, department or domain); the message says what is valid."""
+
+
+@dataclass(frozen=True)
+class PackArea:
+    code: str
+    type: str  # england, region, icb, utla (E10 counties), ltla
+    included_as: str
+    icb_code: str | None  # see the "ICB code" column
+    icb_name: str | None
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    rows: int
+    areas: int
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Choosing what goes in
+
+
+def _known_areas(engine: Engine) -> pd.DataFrame:
+    """Every area a user can choose (code, name, type, icb_code), unitaries once as ltla."""
+    frames = [list_areas(engine, t) for t in LISTABLE_TYPES]
+    areas = pd.concat(frames, ignore_index=True)
+    areas["order"] = areas["type"].map({"ltla": 0}).fillna(1)  # a unitary is listed as ltla and as utla
+    return areas.sort_values(["order", "code"]).drop_duplicates("code").set_index("code")
+
+
+def _unknown_area(engine: Engine, code: str, known: pd.DataFrame) -> ExportError:
+    message = f"unknown area code {code!r}; use an E92/E12/E54/E06-E10 code; see `tracker areas`"
+    with engine.connect() as conn:
+        history = conn.execute(select(AreaCodeHistory.current_code, AreaCodeHistory.old_name)
+                               .where(AreaCodeHistory.old_code == code.upper())
+                               .order_by(AreaCodeHistory.current_code)).fetchall()
+    now = [f"{c} ({known.at[c, 'name']})" for c, _ in history if c in known.index]
+    if now:
+        return ExportError(f"{message}; {code} ({history[0][1]}) is now {' and '.join(now)}")
+    by_name = {n.lower(): c for c, n in zip(known.index, known["name"])}
+    close = difflib.get_close_matches(code.lower(), list(by_name), n=3, cutoff=0.75)
+    close += [c.lower() for c in difflib.get_close_matches(code.upper(), list(known.index), n=3, cutoff=0.85)]
+    hints = [f"{by_name[c]} ({known.at[by_name[c], 'name']})" if c in by_name else f"{c.upper()} ({known.at[c.upper(), 'name']})"
+             for c in close]
+    return ExportError(f"{message}; did you mean {' or '.join(dict.fromkeys(hints))}?" if hints else message)
+
+
+def plan_areas(engine: Engine, area_codes) -> list[PackArea]:
+    """The areas of the pack in order: requested areas by type (England, regions, ICBs, counties, local authorities)
+    and code; each ICB followed by the counties of its two-tier districts and its local authorities. "all" asks for
+    every area."""
+    codes = [area_codes] if isinstance(area_codes, str) else list(area_codes)
+    if not codes:
+        raise ExportError("choose at least one area (--area CODE); see `tracker areas`")
+    known = _known_areas(engine)
+    wanted = []
+    for raw in codes:
+        code = raw.strip().upper()
+        if code == "ALL":
+            wanted += list(known.index)
+        elif code not in known.index:
+            raise _unknown_area(engine, raw, known)
+        else:
+            wanted.append(code)
+    wanted = sorted(set(wanted), key=lambda c: (TYPE_ORDER[known.at[c, "type"]], c))
+    requested = {}
+    for code in wanted:
+        atype = known.at[code, "type"]
+        own_icb = code if atype == "icb" else known.at[code, "icb_code"] if atype == "ltla" else None
+        requested[code] = PackArea(code, atype, "Requested area", own_icb, known.at[own_icb, "name"] if own_icb else None)
+    plan: dict[str, PackArea] = {}
+    for code, area in requested.items():
+        plan.setdefault(code, area)
+        if area.type != "icb":
+            continue
+        las = icb_drilldown(engine, code)
+        members = [(u, "utla", f"County (upper tier) for districts in {code}")
+                   for u in sorted({u for u in las["utla_code"].dropna() if known["type"].get(u) == "utla"})]
+        members += [(la, "ltla", f"Local authority in {code}") for la in las["la_code"]]
+        for member, mtype, why in members:  # an area also asked for directly stays "Requested area"
+            plan.setdefault(member, requested.get(member) or PackArea(member, mtype, why, code, area.icb_name))
+    return list(plan.values())
+
+
+def resolve_departments(names) -> list[str]:
+    """Slugs for department names, abbreviations or slugs, current or historical (tracker.departments.resolve)."""
+    try:
+        return [dept_mod.resolve(n).slug for n in names or ()]
+    except ValueError as exc:
+        raise ExportError(str(exc)) from exc
+
+
+def resolve_domains(names) -> list[str]:
+    out = []
+    for name in names or ():
+        match = [d for d in DOMAINS if d == name.strip().lower()]
+        if not match:
+            raise ExportError(f"unknown domain {name!r}; use one of: {', '.join(DOMAINS)}")
+        out.append(match[0])
+    return out
+
+
+def _indicators(engine: Engine, departments, domains) -> pd.DataFrame:
+    """The catalog (indicator_catalog) cut to the chosen departments (lead or secondary) and domains."""
+    meta = indicator_catalog(engine).set_index("id", drop=False).rename_axis(None)
+    slugs, doms = resolve_departments(departments), resolve_domains(domains)
+    keep = pd.Series(True, index=meta.index)
+    if slugs:
+        keep &= meta["department_slug"].isin(slugs) | meta["secondary_departments"].map(lambda s: bool(set(s or []) & set(slugs)))
+    if doms:
+        keep &= meta["domain"].isin(doms)
+    if not keep.any():
+        raise ExportError(f"no indicator matches department {', '.join(departments or ['any'])} and domain "
+                          f"{', '.join(domains or ['any'])}; see `tracker indicators`")
+    meta = meta[keep].copy()
+    abbr = {d.slug: d.abbreviation for d in dept_mod.all_departments()}
+    meta["secondary_text"] = meta["secondary_departments"].map(lambda s: "; ".join(abbr.get(x, x) for x in s or []))
+    return meta
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Building the rows
+
+
+class _Pack:
+    """What every area's rows share: indicator metadata, associations, ages, ICB figures and provenance."""
+
+    def __init__(self, engine: Engine, meta: pd.DataFrame, all_periods: bool):
+        self.engine, self.meta, self.all_periods = engine, meta, all_periods
+        self.ids = list(meta.index)
+        self.rho = {column: self._aligned_rho(outcome) for outcome, column in HEADLINE_OUTCOMES.items()}
+        self.ages = self._headline_ages()
+        self._icb: dict[str, tuple[pd.DataFrame, pd.Series]] = {}
+
+    def _aligned_rho(self, outcome: str) -> pd.Series:
+        """aligned rho by (indicator_id, sex); empty when the outcome is not in the database or has no LA figures."""
+        try:
+            table = associations(self.engine, outcome)
+        except (KeyError, ValueError):
+            return pd.Series(dtype=float)
+        return table.dropna(subset=["aligned_rho"]).set_index(["indicator_id", "sex"])["aligned_rho"]
+
+    def _headline_ages(self) -> pd.Series:
+        """The age group tracker.analysis keeps for each indicator: "All ages" when published, else the age with
+        most rows (tracker.analysis.data keeps one age and does not return it)."""
+        o, a = Observation.__table__, Area.__table__
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(o.c.indicator_id, o.c.age, func.count().label("n"))
+                                .join(a, a.c.code == o.c.area_code)
+                                .where(a.c.type != "lsoa", o.c.category_type == "")
+                                .group_by(o.c.indicator_id, o.c.age)).fetchall()
+        ages = pd.DataFrame(rows, columns=["indicator_id", "age", "n"])
+        ages["all"] = ages["age"] == "All ages"
+        ages = ages.sort_values(["indicator_id", "all", "n", "age"], ascending=[True, False, False, True])
+        return ages.drop_duplicates("indicator_id").set_index("indicator_id")["age"]
+
+    def icb(self, code: str) -> tuple[pd.DataFrame, pd.Series]:
+        """(its local authorities with shares, its figures by indicator, period and sex)."""
+        if code not in self._icb:
+            las = icb_drilldown(self.engine, code).set_index("la_code")
+            figures = icb_figures(self.engine, icb_code=code, all_periods=True, sex="all")
+            self._icb[code] = (las, figures.set_index(["indicator_id", "period", "sex"])["value"])
+        return self._icb[code]
+
+    def loaded_on(self, area: PackArea, obs: pd.DataFrame) -> pd.Series:
+        """Finish date of the run that loaded each row (observation.run_id); for an ICB figure built from local
+        authorities, the latest among the rows it was built from."""
+        inputs = [area.code]
+        if area.type == "icb":
+            las = self.icb(area.code)[0]
+            inputs += list(las.index) + [u for u in las["utla_code"].dropna().unique() if u not in las.index]
+        o, r = Observation.__table__, Run.__table__
+        query = (select(o.c.indicator_id, o.c.area_code, o.c.period, o.c.sex, o.c.age, r.c.finished_at)
+                 .join(r, r.c.id == o.c.run_id).where(o.c.area_code.in_(inputs), o.c.category_type == "",
+                                                       o.c.period.in_(sorted(obs["period"].unique()))))
+        if len(self.ids) < len(self.ages):
+            query = query.where(o.c.indicator_id.in_(self.ids))
+        with self.engine.connect() as conn:
+            runs = pd.DataFrame(conn.execute(query).fetchall(),
+                                columns=["indicator_id", "area_code", "period", "sex", "age", "finished_at"])
+        runs = runs[runs["age"] == runs["indicator_id"].map(self.ages)]
+        keys = ["indicator_id", "period", "sex"]
+        own = runs[runs["area_code"] == area.code].set_index(keys)["finished_at"]
+        built = runs.groupby(keys)["finished_at"].max()
+        index = pd.MultiIndex.from_frame(obs[keys])
+        when = pd.Series(own.reindex(index).to_numpy(), index=obs.index)
+        if area.type == "icb":
+            when = when.fillna(pd.Series(built.reindex(index).to_numpy(), index=obs.index))
+        return when.map(lambda t: t.date() if isinstance(t, datetime) else None)
+
+    def rows(self, area: PackArea) -> pd.DataFrame:
+        obs = latest_observations(self.engine, [area.code], self.ids, all_periods=self.all_periods, sex="all")
+        obs = obs.reset_index(drop=True)
+        if obs.empty:
+            return pd.DataFrame(columns=COLUMN_NAMES)
+        meta = self.meta.loc[obs["indicator_id"]].reset_index(drop=True)
+        keys = pd.MultiIndex.from_frame(obs[["indicator_id", "period", "sex"]])
+        share = icb_value = split = None
+        if area.icb_code and area.type == "ltla":
+            las, figures = self.icb(area.icb_code)
+            share = float(las.at[area.code, "share"])
+            icb_value = figures.reindex(keys).to_numpy()
+            if share < 1:
+                split = area_info(self.engine, area.code).at[0, "icb_shares"]
+        is_icb = obs["area_type"] == "icb"
+        by_sex = pd.MultiIndex.from_frame(obs[["indicator_id", "sex"]])
+        out = {
+            "Area code": obs["area_code"],
+            "Area name": obs["area_name"],
+            "Area type": obs["area_code"].str[:3].map(AREA_KINDS).fillna(obs["area_type"]),
+            "Included as": area.included_as,
+            "ICB code": area.icb_code,
+            "ICB name": area.icb_name,
+            "Share of area in ICB": share,
+            "ICB split": split,
+            "Indicator ID": obs["indicator_id"],
+            "Indicator": meta["title"],
+            "Domain": meta["domain"],
+            "Department (abbreviation)": meta["department_abbr"],
+            "Department": meta["department_name"],
+            "Secondary departments": meta["secondary_text"].replace("", None),
+            "Producer": meta["producer"],
+            "Unit": meta["unit"],
+            "Polarity": meta["polarity"].map(POLARITY_WORDS),
+            "Period": obs["period"],
+            "Period start": obs["period_start"].dt.date,
+            "Period end": obs["period_end"].dt.date,
+            "Sex": obs["sex"],
+            "Age": obs["indicator_id"].map(self.ages),
+            "Value": obs["value"],
+            "Lower 95% CI": obs["lci95"],
+            "Upper 95% CI": obs["uci95"],
+            "Count": obs["count"],
+            "Denominator": obs["denominator"],
+            "England value": obs["england_value"],
+            "Comparison with England": obs["comparison_label"],
+            "ICB value": icb_value,
+            "Trend": obs["trend"],
+            "Trend method": obs["trend_method"],
+            "Red-red flag": obs["red_red"].map({True: "Yes", False: "No"}),
+            **{column: rho.reindex(by_sex).to_numpy() if len(rho) else None for column, rho in self.rho.items()},
+            "Figure method": obs["icb_method"].where(is_icb, "published"),
+            "Approximate": obs["approximate"].map({True: "Yes", False: "No"}).where(is_icb, None),
+            "CI source": obs["ci_source"].where(~is_icb, None),
+            "Source URL": meta["source_url"],
+            "Licence": meta["licence"],
+            "Loaded on": self.loaded_on(area, obs),
+            "Note": obs["note"],
+        }
+        frame = pd.DataFrame(out, index=obs.index)
+        order = pd.DataFrame({"domain": meta["domain"].map({d: i for i, d in enumerate(DOMAINS)}),
+                              "id": obs["indicator_id"], "sex": obs["sex"], "end": obs["period_end"],
+                              "period": obs["period"]})
+        frame = frame.loc[order.sort_values(list(order.columns), kind="mergesort").index]
+        return frame[COLUMN_NAMES].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Writing
+
+
+def neutralise(text: str) -> str:
+    """A text cell that a spreadsheet would read as a formula gets a leading apostrophe (OWASP CSV injection)."""
+    return "'" + text if text.startswith(DANGEROUS_START) else text
+
+
+def _missing(value) -> bool:
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
+
+
+def _csv_cell(value, kind: str) -> str:
+    if _missing(value):
+        return ""
+    if kind == "number":
+        return np.format_float_positional(float(value), trim="-")  # plain decimal, shortest exact form
+    if kind == "date":
+        return value.isoformat()
+    return '"' + neutralise(str(value)).replace('"', '""') + '"'
+
+
+class _CsvWriter:
+    def __init__(self, stream, columns: tuple[Column, ...]):
+        self.stream, self.kinds, self.rows = stream, [c.kind for c in columns], 0
+        stream.write(BOM.encode("utf-8"))
+        self._lines([[c.name for c in columns]], ["text"] * len(columns))
+
+    def _lines(self, rows, kinds) -> None:
+        self.stream.write("".join(",".join(map(_csv_cell, row, kinds)) + "\r\n" for row in rows).encode("utf-8"))
+
+    def write(self, frame: pd.DataFrame) -> None:
+        self._lines(frame.itertuples(index=False, name=None), self.kinds)
+        self.rows += len(frame)
+
+    def close(self, about: list[tuple[str, str]], sources: pd.DataFrame) -> None:
+        pass  # the dictionary goes in a file of its own (dictionary_bytes)
+
+
+class _XlsxWriter:
+    """Data, Dictionary and About sheets; rows go straight to disk (XlsxWriter's constant_memory mode)."""
+
+    def __init__(self, stream, columns: tuple[Column, ...], created: datetime):
+        import xlsxwriter
+
+        self.book = xlsxwriter.Workbook(stream, {"constant_memory": True, "strings_to_numbers": False,
+                                                 "strings_to_formulas": False, "strings_to_urls": False})
+        self.book.set_properties({"title": "Wider Determinants Tracker evidence pack",
+                                  "author": "Wider Determinants Tracker", "created": created})
+        self.header = self.book.add_format({"bold": True, "text_wrap": True, "valign": "top", "bg_color": "#DDEBF7"})
+        self.wrap = self.book.add_format({"text_wrap": True, "valign": "top"})
+        self.date = self.book.add_format({"num_format": "yyyy-mm-dd"})
+        self.quoted = self.book.add_format({"quote_prefix": True})
+        self.columns, self.kinds, self.rows = columns, [c.kind for c in columns], 0
+        self.sheet = self._sheet("Data", [(c.name, c.width) for c in columns])
+
+    def _sheet(self, name: str, header: list[tuple[str, int]]):
+        sheet = self.book.add_worksheet(name)
+        for i, (title, width) in enumerate(header):
+            sheet.set_column(i, i, width)
+            sheet.write_string(0, i, title, self.header)
+        sheet.freeze_panes(1, 0)
+        return sheet
+
+    def _cell(self, sheet, row: int, col: int, value, kind: str, fmt=None) -> None:
+        if _missing(value):
+            return
+        if kind == "number":
+            sheet.write_number(row, col, float(value))
+        elif kind == "date":
+            sheet.write_datetime(row, col, value, self.date)
+        else:
+            text = str(value)
+            sheet.write_string(row, col, text, self.quoted if text.startswith(DANGEROUS_START) else fmt)
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self.rows + len(frame) >= XLSX_MAX_ROWS:
+            raise ExportError(f"more than {XLSX_MAX_ROWS - 1:,} rows, Excel's limit for a sheet; use --format csv "
+                              "or fewer areas")
+        for values in frame.itertuples(index=False, name=None):
+            self.rows += 1
+            for col, (value, kind) in enumerate(zip(values, self.kinds)):
+                self._cell(self.sheet, self.rows, col, value, kind)
+
+    def close(self, about: list[tuple[str, str]], sources: pd.DataFrame) -> None:
+        self.sheet.autofilter(0, 0, self.rows, len(self.columns) - 1)
+        sheet = self._sheet("Dictionary", [("Section", 10), ("Name", 34), ("Type", 8), ("Meaning", 110)])
+        for row, values in enumerate(_dictionary_rows(), start=1):
+            for col, value in enumerate(values):
+                self._cell(sheet, row, col, value, "text", self.wrap)
+        sheet.autofilter(0, 0, row, 3)
+        sheet = self._sheet("About", [("About", 30), ("Detail", 100), ("Indicators in this pack", 60)])
+        row = 0
+        for label, text in about:
+            row += 1
+            self._cell(sheet, row, 0, label, "text")
+            self._cell(sheet, row, 1, text, "text", self.wrap)
+        row += 2
+        for col, title in enumerate(("Producer", "Licence", "Indicators in this pack")):
+            sheet.write_string(row, col, title, self.header)
+        for values in sources.itertuples(index=False, name=None):
+            row += 1
+            for col, value in enumerate(values):
+                self._cell(sheet, row, col, value, "text", self.wrap)
+        self.book.close()
+
+
+def _dictionary_rows() -> list[tuple[str, str, str, str]]:
+    rows = [("Column", c.name, c.kind, c.meaning) for c in DATA_DICTIONARY]
+    rows += [("Caveat", heading, "", text) for heading, text in CAVEATS]
+    return rows + [("Licence", "Open Government Licence v3.0", "", LICENCE_TEXT)]
+
+
+def dictionary_bytes() -> bytes:
+    """The data dictionary as CSV (UTF-8 with BOM): Section, Name, Type, Meaning; every column of the export, then
+    the methods caveats and the licence. The file beside a CSV export, and the dashboard's dictionary download."""
+    out = io.BytesIO()
+    writer = _CsvWriter(out, tuple(Column(n, "text", 0, "") for n in ("Section", "Name", "Type", "Meaning")))
+    writer.write(pd.DataFrame(_dictionary_rows()))
+    return out.getvalue()
+
+
+def dictionary_markdown() -> str:
+    """docs/export-columns.md, generated from DATA_DICTIONARY, CAVEATS and LICENCE_TEXT."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = ["# Export columns (data dictionary)", "",
+             "<!-- Generated from tracker.exports.DATA_DICTIONARY by `python -m tracker.exports`; do not edit by hand. -->",
+             "", "`tracker export` and the dashboard's downloads write one row per area x indicator x period x sex, "
+             "with these columns in this order. A CSV export has this dictionary beside it (`<name>-dictionary.csv`); "
+             "an Excel export has it as the Dictionary sheet.", "", "| # | Column | Type | Meaning |", "|---|---|---|---|"]
+    lines += [f"| {i} | {cell(c.name)} | {c.kind} | {cell(c.meaning)} |" for i, c in enumerate(DATA_DICTIONARY, 1)]
+    lines += ["", "## Caveats", ""]
+    for heading, text in CAVEATS:
+        lines += [f"### {heading}", "", text, ""]
+    lines += ["## Licence and attribution", "", LICENCE_TEXT, ""]
+    return "\n".join(lines)
+
+
+def _data_date(engine: Engine) -> datetime:
+    """When the data last changed (the latest successful run): the xlsx's created date, so the file is reproducible."""
+    with engine.connect() as conn:
+        latest = conn.execute(select(func.max(Run.finished_at)).where(Run.status == "succeeded")).scalar()
+    return (latest or datetime(2000, 1, 1)).replace(microsecond=0)
+
+
+def _about(engine: Engine, plan: list[PackArea], departments, domains, all_periods: bool) -> list[tuple[str, str]]:
+    requested = [a.code for a in plan if a.included_as == "Requested area"]
+    return [
+        ("Pack", "Wider Determinants Tracker evidence pack: the tracker's figures for the areas below, one row per "
+                 "area, indicator, period and sex (Data sheet; columns explained in the Dictionary sheet)."),
+        ("Areas requested", "; ".join(requested)),
+        ("Areas in the pack", str(len(plan))),
+        ("Periods", "every period" if all_periods else "latest period of each indicator"),
+        ("Departments", ", ".join(departments) if departments else "all"),
+        ("Domains", ", ".join(domains) if domains else "all"),
+        ("Data loaded up to", f"{_data_date(engine):%Y-%m-%d} (latest successful refresh run, UTC)"),
+        ("Licence", LICENCE_TEXT),
+        ("Association, not causation", CAVEAT),
+    ]
+
+
+def _sources(meta: pd.DataFrame) -> pd.DataFrame:
+    g = meta.sort_values("id").groupby(["producer", "licence"], sort=True)["id"].agg("; ".join)
+    return g.reset_index()
+
+
+def write_export(engine: Engine, stream, area_codes, departments=None, domains=None, all_periods: bool = False,
+                 fmt: str = "csv") -> ExportResult:
+    """Write the pack for `area_codes` (E92/E12/E54/E10/E06-E09 codes, or "all"; an ICB brings its local authorities
+    and the counties of its two-tier districts) to the binary `stream`, area by area. departments: names, abbreviations or
+    slugs (an indicator matches on its lead or a secondary department); domains: catalog domains; all_periods: every
+    period instead of each indicator's latest. Everything is checked before the first byte is written: ExportError
+    (a ValueError) names what is valid."""
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}; use one of: {', '.join(FORMATS)}")
+    if fmt == "xlsx" and not stream.seekable():
+        # a zip written to a pipe differs from one written to a file: build it in a temporary file, then copy
+        with tempfile.TemporaryFile() as tmp:
+            result = write_export(engine, tmp, area_codes, departments, domains, all_periods, fmt)
+            tmp.seek(0)
+            shutil.copyfileobj(tmp, stream)
+        return result
+    plan = plan_areas(engine, area_codes)
+    meta = _indicators(engine, departments, domains)
+    pack = _Pack(engine, meta, all_periods)
+    writer = _CsvWriter(stream, DATA_DICTIONARY) if fmt == "csv" else _XlsxWriter(stream, DATA_DICTIONARY, _data_date(engine))
+    present: set[str] = set()
+    for area in plan:
+        rows = pack.rows(area)
+        writer.write(rows)
+        present.update(rows["Indicator ID"])
+    writer.close(_about(engine, plan, departments, domains, all_periods), _sources(meta[meta.index.isin(present)]))
+    return ExportResult(rows=writer.rows, areas=len(plan))
+
+
+def export_bytes(engine: Engine, area_codes, departments=None, domains=None, all_periods: bool = False,
+                 fmt: str = "csv") -> bytes:
+    """The pack as bytes, for the dashboard's download buttons: byte for byte what `tracker export` writes for the
+    same choice. Arguments as write_export."""
+    out = io.BytesIO()
+    write_export(engine, out, area_codes, departments, domains, all_periods, fmt)
+    return out.getvalue()
+
+
+def default_filename(area_codes, fmt: str, today: date) -> str:
+    """pack-E54000050-2025-06-01.csv; several codes are joined, more than three shortened."""
+    codes = sorted({c.strip().upper() for c in ([area_codes] if isinstance(area_codes, str) else area_codes)})
+    name = "-".join(codes) if len(codes) <= 3 else f"{codes[0]}-and-{len(codes) - 1}-more"
+    return f"pack-{name}-{today.isoformat()}.{fmt}"
+
+
+def dictionary_path(path: Path) -> Path:
+    """pack.csv -> pack-dictionary.csv, beside it."""
+    return path.with_name(f"{path.stem}-dictionary.csv")
+
+
+if __name__ == "__main__":
+    DOCS_FILE.write_text(dictionary_markdown(), encoding="utf-8")
+    print(f"wrote {DOCS_FILE}")
