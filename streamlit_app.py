@@ -8,6 +8,6 @@ import streamlit as st
 
 from tracker.app import ensure_database, navigation
 
-st.set_page_config(page_title="Wider Determinants Tracker", page_icon="🏘️", layout="wide")
+st.set_page_config(page_title="Wider Determinants Tracker", page_icon=":material/health_and_safety:", layout="wide")
 ensure_database()
 navigation().run()

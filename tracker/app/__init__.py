@@ -1,27 +1,25 @@
 """The Streamlit dashboard: one module per page under tracker/app/pages, shared helpers in
-tracker/app/common.py. Pages render what tracker.analysis computes."""
+tracker/app/common.py. Pages render what tracker.analysis computes.
+
+Pages are files (not callables) so that AppTest.switch_page() can open each one in tests; each page module has a
+render() function that runs when Streamlit executes the file."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from tracker.app.common import ensure_database  # noqa: F401  (re-exported for streamlit_app.py)
+from tracker.app.common import PAGE_FILES, ensure_database  # noqa: F401  (re-exported for streamlit_app.py)
 
 PAGES = [
-    ("overview", "Overview", "🗺️"),
-    ("place", "Place", "📍"),
-    ("department", "Department", "🏛️"),
-    ("indicator", "Indicator", "📈"),
-    ("data", "Data and methods", "⬇️"),
+    ("overview", "Overview", ":material/map:"),
+    ("place", "Place", ":material/location_on:"),
+    ("department", "Department", ":material/account_balance:"),
+    ("indicator", "Indicator", ":material/show_chart:"),
+    ("data", "Data and methods", ":material/download:"),
 ]
 
 
 def navigation():
-    from importlib import import_module
-
-    pages = [
-        st.Page(import_module(f"tracker.app.pages.{module}").render, title=title, icon=icon, url_path=module,
-                default=(module == "overview"))
-        for module, title, icon in PAGES
-    ]
+    pages = [st.Page(PAGE_FILES[module], title=title, icon=icon, url_path=module, default=(module == "overview"))
+             for module, title, icon in PAGES]
     return st.navigation(pages)

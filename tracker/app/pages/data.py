@@ -1,10 +1,94 @@
-"""Data page."""
+"""Data and methods: the place's evidence pack as CSV or Excel (the same code as `tracker export`), how fresh each
+source is (from the run log), and the methods and caveats."""
 
 from __future__ import annotations
 
+import re
+from datetime import date
+
+import pandas as pd
 import streamlit as st
+
+from tracker.app import common as c
+from tracker.config import PROJECT_ROOT, setting
+
+METHODS_FILE = PROJECT_ROOT / "docs" / "methods.md"
+
+
+def pack(area: str, fmt: str, departments: tuple[str, ...], all_periods: bool) -> bytes:
+    """The evidence pack: tracker.exports.export_bytes, which `tracker export` also writes through, so the same
+    choice gives the same bytes. Called only when a download button is clicked (it takes a few seconds)."""
+    from tracker.exports import export_bytes
+
+    return export_bytes(c.engine(), [area], departments=list(departments) or None, all_periods=all_periods, fmt=fmt)
 
 
 def render() -> None:
-    st.title("Data")
-    st.info("This page is being built.")
+    st.title("Data and methods")
+    area = c.choose_area()
+    name = c.areas().at[area, "name"]
+
+    st.subheader(f"Download the evidence pack for {name}")
+    cat = c.catalog()
+    depts = cat.drop_duplicates("department_slug").sort_values("department_name")
+    left, right = st.columns([3, 1])
+    chosen = left.multiselect("Only these departments (leave empty for all)", list(depts["department_slug"]),
+                              format_func=dict(zip(depts["department_slug"], depts["department_name"])).get)
+    all_periods = right.checkbox("Every period (not only the latest)")
+    choice = (area, tuple(chosen), all_periods)
+    from tracker.exports import default_filename, dictionary_bytes
+
+    b1, b2, b3 = st.columns(3)
+    b1.download_button("Download CSV", data=lambda: pack(choice[0], "csv", choice[1], choice[2]),
+                       file_name=default_filename([area], "csv", date.today()), mime="text/csv", type="primary",
+                       icon=":material/download:", on_click="ignore")
+    b2.download_button("Download Excel (xlsx)", data=lambda: pack(choice[0], "xlsx", choice[1], choice[2]),
+                       file_name=default_filename([area], "xlsx", date.today()),
+                       mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                       icon=":material/table_view:", on_click="ignore")
+    b3.download_button("Data dictionary (CSV)", data=dictionary_bytes(), file_name="pack-dictionary.csv",
+                       mime="text/csv", icon=":material/menu_book:", on_click="ignore")
+    kind = c.areas().at[area, "kind"]
+    st.caption(f"One row per area × indicator × period × sex, with the England value, comparison, trend, red-red flag, "
+               f"the association with each headline outcome, the responsible department, producer, source link and "
+               f"licence. {'An ICB pack also holds its local authorities and the counties of its two-tier districts. ' if kind == 'ICB' else ''}"
+               f"The same file as `tracker export --area {area}` on the command line. Open Government Licence v3.0.")
+
+    st.subheader("How fresh the data are")
+    _freshness()
+
+    st.subheader("Methods and caveats")
+    c.caveat()
+    if METHODS_FILE.exists():
+        # two heading levels down, so the note sits under this page's own headings
+        st.markdown(re.sub(r"^(#{1,4}) ", r"##\1 ", METHODS_FILE.read_text(encoding="utf-8"), flags=re.M))
+    else:
+        st.info("The methods note (docs/methods.md) is not in this installation.")
+
+
+def _freshness() -> None:
+    status = c.freshness()
+    stale = status[status["stale"]]
+    days = setting("TRACKER_STALE_DAYS")
+    if len(stale):
+        names = "; ".join(f"{t} ({'never loaded' if s is None or s != s else f'{a:.0f} days ago'})"
+                          for t, s, a in zip(stale["title"], stale["last_success"], stale["age_days"]))
+        st.warning(f"Stale data: {len(stale)} source(s) have had no successful refresh in the last {days} days: {names}. "
+                   "Figures from them may be out of date.", icon=":material/schedule:")
+    else:
+        st.success(f"Every source has been refreshed successfully in the last {days} days.")
+    table = pd.DataFrame({
+        "Source": status["title"], "Last run": status["last_run"], "Status": status["last_status"],
+        "Mode": status["last_mode"], "Last success": status["last_success"], "Rows loaded": status["rows_loaded"],
+        "Latest period": status["latest_period"], "Age (days)": status["age_days"],
+        "Stale": status["stale"].map({True: "stale", False: ""}), "Message": status["last_error"],
+    })
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "Last run": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+        "Last success": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
+    st.caption("From the tracker's run log (`tracker status`). Mode: live = fetched from the publisher's API, "
+               "offline = loaded from the bundled snapshot. Times are UTC.")
+
+
+if __name__ == "__main__":
+    render()

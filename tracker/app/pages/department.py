@@ -1,10 +1,100 @@
-"""Department page."""
+"""Department: its indicators (with how each goes with the chosen health outcome), the places where they are worst,
+and a map of how many of them each place is worse than England on."""
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
+
+from tracker.app import common as c
 
 
 def render() -> None:
-    st.title("Department")
-    st.info("This page is being built.")
+    cat = c.catalog()
+    depts = cat.drop_duplicates("department_slug").sort_values(["is_dhsc", "department_name"])
+    options = {s: f"{n} ({a})" for s, n, a in zip(depts["department_slug"], depts["department_name"], depts["department_abbr"])}
+    top, o1, o2 = st.columns([2, 2, 1])
+    slug = c.choose("department", options, "department-for-work-pensions", "Department", where=top)
+    outcome, sex = c.choose_outcome(o1, o2)
+    mine = cat[cat["department_slug"] == slug]
+    first = mine.iloc[0]
+    outcome_title = cat.at[outcome, "title"]
+
+    st.title(first["department_name"])
+    st.caption(("The health department. " if bool(first["is_dhsc"]) else "A department outside health. ")
+               + f"The tracker holds {len(mine)} indicators it owns (as policy owner; the producer is named beside each).")
+
+    summary = c.fetch("department_summary", outcome, sex=sex).set_index("department_slug")
+    assoc = c.fetch("associations", outcome, sex=sex).set_index("indicator_id")
+    if slug in summary.index:
+        s = summary.loc[slug]
+        m1, m2, m3 = st.columns(3)
+        m1.metric("Median aligned rho", f"{s['median_aligned_rho']:.2f}",
+                  help=f"With {outcome_title.lower()} ({sex.lower()}), across English local authorities; positive = "
+                       "places worse on the department's indicators are worse on the outcome.")
+        m2.metric("95% interval (bootstrap)", f"{s['lci']:.2f} to {s['uci']:.2f}")
+        m3.metric("Indicators going with the outcome", f"{int(s['n_supporting'])} of {int(s['n_indicators'])}",
+                  help="Significantly (Benjamini-Hochberg q < 0.05) and in the expected direction.")
+        rank = list(summary.index).index(slug) + 1
+        st.caption(f"Ranked {rank} of {len(summary)} departments for {outcome_title.lower()} ({sex.lower()}).")
+    c.caveat()
+
+    st.subheader("Its indicators")
+    table = pd.DataFrame({
+        "Indicator": mine["title"],
+        f"Aligned rho with {outcome_title.lower()}": [assoc["aligned_rho"].get(i) for i in mine["id"]],
+        "Used in the ranking": ["yes" if bool(assoc["supports"].get(i, False)) else "" for i in mine["id"]],
+        "Latest period": mine["latest_period"].fillna("–"), "Local authorities": mine["n_las_latest"],
+        "Domain": mine["domain"], "Producer": mine["producer"], "Why this department": mine["rationale"],
+        "Details": [f"indicator?indicator={i}" for i in mine["id"]],
+        "Source": mine["source_url"],
+    })
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        f"Aligned rho with {outcome_title.lower()}": st.column_config.NumberColumn(format="%.2f"),
+        "Details": st.column_config.LinkColumn(display_text="chart ↗"),
+        "Source": st.column_config.LinkColumn(display_text="publisher ↗")})
+    st.caption("Aligned rho: Spearman's rank correlation across local authorities, signed so that positive means a "
+               "worse value goes with a worse outcome; empty where the indicator is not used as a determinant "
+               "(health outcomes, counts, ranks, too few areas).")
+
+    st.subheader("Where its indicators are worst")
+    geography = c.choose("geography", c.GEOGRAPHIES, "ltla", "Areas", widget="radio")
+    rows = c.fetch("latest_observations", c.area_codes(geography), mine["id"].tolist())
+    counts = _worse_counts(rows, cat)
+    if counts.empty:
+        st.info("None of this department's indicators is published for these areas.")
+        return
+    left, right = st.columns([1, 1.2])
+    with left:
+        worst = counts.sort_values(["worse", "compared", "area_name"], ascending=[False, True, True]).head(15)
+        st.dataframe(pd.DataFrame({"Area": worst["area_name"], "Code": worst["area_code"],
+                                   "Worse on": worst["worse"], "Of": worst["compared"],
+                                   "Open": [f"place?area={a}" for a in worst["area_code"]]}),
+                     hide_index=True, width="stretch",
+                     column_config={"Open": st.column_config.LinkColumn(display_text="place ↗")})
+        st.caption("The 15 areas worse than England on most of the department's indicators (Worse on … Of the "
+                   "indicators compared): significantly worse "
+                   "(95% confidence) where the indicator has confidence intervals, otherwise in the worst fifth of "
+                   "areas. Latest period of each indicator.")
+    with right:
+        frame = counts.assign(value=counts["worse"], period="latest periods",
+                              comparison_label=[f"worse on {w} of {n} indicators" for w, n in zip(counts["worse"], counts["compared"])])
+        st.plotly_chart(c.choropleth(frame, geography, f"Number of {first['department_abbr']} indicators where the area is worse",
+                                     "indicators", reverse=True),
+                        width="stretch", config=c.PLOT_CONFIG)
+        st.caption("Darker: worse than England on more of the department's indicators. Grey: no figures.")
+
+
+def _worse_counts(rows: pd.DataFrame, cat: pd.DataFrame) -> pd.DataFrame:
+    """Per area: how many of the indicators it is worse on (c.is_worse) and how many were compared (those with a
+    direction and a comparison)."""
+    rows = rows[rows["value"].notna()]
+    polarity = rows["indicator_id"].map(cat["polarity"])
+    compared = rows["comparison"].ne("Not compared") & polarity.ne("no_judgement")
+    out = pd.DataFrame({"area_code": rows["area_code"], "area_name": rows["area_name"],
+                        "worse": c.is_worse(rows, polarity) & compared, "compared": compared})
+    return out.groupby(["area_code", "area_name"], as_index=False)[["worse", "compared"]].sum()
+
+
+if __name__ == "__main__":
+    render()

@@ -1,10 +1,148 @@
-"""Indicator page."""
+"""Indicator: what it measures, who produces it and which department owns it (and why), the time series for the
+place against England, a map, and a scatter against a headline outcome across local authorities."""
 
 from __future__ import annotations
 
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
+
+from tracker import departments
+from tracker.app import common as c
 
 
 def render() -> None:
-    st.title("Indicator")
-    st.info("This page is being built.")
+    cat = c.catalog()
+    usable = cat[cat["n_periods"] > 0].sort_values("title")
+    options = {i: f"{t} ({a})" for i, t, a in zip(usable["id"], usable["title"], usable["department_abbr"])}
+    left, right = st.columns(2)
+    with left:
+        indicator = c.choose("indicator", options, "claimant-count-rate-16-64", "Indicator (type to search)")
+    with right:
+        area = c.choose_area()
+    meta = cat.loc[indicator]
+    place = c.areas().at[area, "name"]
+
+    st.title(meta["title"])
+    _metadata(meta)
+
+    st.subheader(f"{place} over time")
+    series = c.fetch("time_series", indicator, area)
+    if series.empty or series["value"].isna().all():
+        level = {"ltla": "districts and unitaries", "utla": "counties and unitaries"}.get(meta["la_level"], "these areas")
+        st.info(f"No figures for {place} on this indicator (it is published for {level}, England and some larger "
+                "areas). Choose another place above.")
+    else:
+        st.plotly_chart(_series_chart(series, meta, place), width="stretch", config=c.PLOT_CONFIG)
+        last = series.iloc[-1]
+        st.caption(f"{meta['title']} for {place} and England, {series['sex'].iloc[0].lower()}, every period held. "
+                   + ("Bars: 95% confidence intervals. " if series["lci95"].notna().any() else "No confidence intervals are published. ")
+                   + f"Latest ({last['period']}): {c.with_unit(last['value'], meta['unit'])}, England "
+                     f"{c.with_unit(last['england_value'], meta['unit'])}, {c.comparison_word(last['comparison_label'])}. "
+                   + f"Recent trend: {last['trend'] or 'not calculated'}."
+                   + (f" ICB figure: {last['method']}." if area.startswith("E54") and isinstance(last["method"], str) else "")
+                   + f" Source: {meta['producer']}.")
+
+    left, right = st.columns([1, 1])
+    with left:
+        st.subheader("Map")
+        default_geo = meta["la_level"] if meta["la_level"] in c.GEOGRAPHIES else "ltla"
+        geography = c.choose("geography", c.GEOGRAPHIES, default_geo, "Map areas", widget="radio")
+        values = c.fetch("latest_observations", c.area_codes(geography), [indicator])
+        st.plotly_chart(c.choropleth(values, geography, f"{meta['title']}, latest period", str(meta["unit"]),
+                                     highlight=area, reverse=meta["polarity"] == "lower_is_better"),
+                        width="stretch", config=c.PLOT_CONFIG)
+        st.caption(f"Latest period for each area ({', '.join(sorted(values['period'].dropna().unique())) or 'none'}). "
+                   "Darker = worse where the indicator has a direction. The chosen place is outlined. Grey: no figure.")
+    with right:
+        st.subheader("Against a health outcome")
+        outcome, sex = c.choose_outcome()
+        _scatter(indicator, outcome, sex, area, cat)
+
+
+def _metadata(meta: pd.Series) -> None:
+    status = c.freshness().set_index("source")
+    run = status.loc[meta["source"]] if meta["source"] in status.index else None
+    slugs = meta["secondary_departments"] if isinstance(meta["secondary_departments"], list) else []
+    secondary = ", ".join(departments.get(s).name for s in slugs) or "none"
+    refreshed = "never" if run is None or pd.isna(run["last_success"]) else f"{pd.Timestamp(run['last_success']):%d %b %Y %H:%M} UTC ({run['last_mode']})"
+    a, b = st.columns([3, 2])
+    with a:
+        st.markdown(f"**Definition.** {meta['definition']}")
+        if isinstance(meta["caveats"], str) and meta["caveats"].strip():
+            with st.expander("Caveats from the publisher and the tracker"):
+                st.markdown(meta["caveats"])
+    with b:
+        st.markdown(
+            f"- **Responsible department:** {c.department_label(meta['department_name'], meta['is_dhsc'])}  \n"
+            f"  _Why:_ {meta['rationale']}\n"
+            f"- **Secondary departments:** {secondary}\n"
+            f"- **Producer:** {meta['producer']}\n"
+            f"- **Source:** [the publisher's page]({meta['source_url']}) (pipeline `{meta['source']}`, id `{meta['source_id']}`)\n"
+            f"- **Licence:** {meta['licence']}\n"
+            f"- **Unit:** {meta['unit']} · {str(meta['polarity']).replace('_', ' ')}\n"
+            f"- **Latest period:** {meta['latest_period']} · {meta['n_periods']} periods held\n"
+            f"- **Last refresh:** {refreshed}")
+        c.link("department", f"More on {meta['department_abbr']}", icon=":material/account_balance:",
+               department=meta["department_slug"])
+
+
+def _series_chart(series: pd.DataFrame, meta: pd.Series, place: str) -> go.Figure:
+    s = series.sort_values("period_end")
+    has_ci = s["lci95"].notna().any()
+    error = {"type": "data", "symmetric": False, "array": (s["uci95"] - s["value"]).tolist(),
+             "arrayminus": (s["value"] - s["lci95"]).tolist(), "color": "#0072B2", "thickness": 1.2} if has_ci else None
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=s["period"], y=s["value"], mode="lines+markers", name=place, error_y=error,
+                             marker={"color": [c.comparison_colour(x) for x in s["comparison"]], "size": 10,
+                                     "line": {"width": 1, "color": "#333"}},
+                             line={"color": "#0072B2"},
+                             text=[c.comparison_word(x) for x in s["comparison_label"]],
+                             hovertemplate="%{x}: %{y:,.2f}<br>%{text}<extra>" + place + "</extra>"))
+    fig.add_trace(go.Scatter(x=s["period"], y=s["england_value"], mode="lines+markers", name="England",
+                             line={"color": "black", "dash": "dash"}, marker={"symbol": "diamond", "size": 7}))
+    fig.update_layout(title={"text": f"{meta['title']}: {place} and England", "font": {"size": 15}},
+                      yaxis_title=str(meta["unit"])[:40], height=420, margin={"l": 10, "r": 10, "t": 50, "b": 40},
+                      xaxis={"type": "category"}, legend={"orientation": "h", "y": -0.15, "yanchor": "top"})
+    return fig
+
+
+def _scatter(indicator: str, outcome: str, sex: str, area: str, cat: pd.DataFrame) -> None:
+    outcome_title = cat.at[outcome, "title"]
+    try:
+        points = c.fetch("scatter_data", indicator, outcome, sex=sex)
+    except ValueError as exc:
+        st.info(f"No scatter: {exc}.")
+        return
+    assoc = c.fetch("associations", outcome, sex=sex).set_index("indicator_id")
+    row = assoc.loc[indicator] if indicator in assoc.index else None
+    first = points.iloc[0] if len(points) else None
+    fig = go.Figure(go.Scatter(x=points["determinant"], y=points["outcome"], mode="markers", text=points["area_name"],
+                               marker={"color": "#0072B2", "opacity": 0.55, "size": 7},
+                               hovertemplate="%{text}<br>x: %{x:,.2f}<br>y: %{y:,.2f}<extra></extra>", name="local authorities"))
+    mine = points[(points["area_code"] == area) | (points["icb_code"] == area)]
+    if len(mine):
+        fig.add_trace(go.Scatter(x=mine["determinant"], y=mine["outcome"], mode="markers", text=mine["area_name"],
+                                 marker={"color": "#D55E00", "size": 11, "line": {"width": 1, "color": "black"}},
+                                 hovertemplate="%{text}<br>x: %{x:,.2f}<br>y: %{y:,.2f}<extra></extra>",
+                                 name=c.areas().at[area, "name"]))
+    x_label = f"{cat.at[indicator, 'title']} ({first['determinant_period'] if first is not None else ''})"
+    y_label = f"{outcome_title} ({sex.lower()}, {first['outcome_period'] if first is not None else ''})"
+    fig.update_layout(title={"text": f"{outcome_title} against this indicator<br>across local authorities", "font": {"size": 15}},
+                      height=500, xaxis_title=x_label[:70], yaxis_title=y_label[:60],
+                      margin={"l": 10, "r": 10, "t": 60, "b": 40}, legend={"orientation": "h", "y": -0.2, "yanchor": "top"})
+    st.plotly_chart(fig, width="stretch", config=c.PLOT_CONFIG)
+    if row is not None and row["rho"] == row["rho"]:
+        st.markdown(f"**Spearman's rho = {row['rho']:.2f}** (95% CI {row['rho_lci']:.2f} to {row['rho_uci']:.2f}), "
+                    f"n = {int(row['n'])} {'districts and unitaries' if row['level'] == 'ltla' else 'upper-tier authorities'}; "
+                    f"q = {row['q_value']:.2g} (Benjamini-Hochberg). "
+                    + ("A worse value goes with a worse outcome." if row["aligned_rho"] > 0 else
+                       "A worse value does not go with a worse outcome." if row["aligned_rho"] == row["aligned_rho"] else
+                       "The indicator has no better/worse direction."))
+    st.caption("Each dot is a local authority" + (" (the chosen place, or its local authorities, in orange)" if len(mine) else "")
+               + ". Periods are the outcome's latest and the indicator's nearest.")
+    c.caveat()
+
+
+if __name__ == "__main__":
+    render()

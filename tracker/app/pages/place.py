@@ -1,10 +1,237 @@
-"""Place page."""
+"""Place: England, an ICB or a local authority. Its headline outcomes, the departments its health depends on (with
+the evidence and a flow diagram), every indicator grouped by department as spine-chart rows, and for an ICB its
+local authorities."""
 
 from __future__ import annotations
 
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
+
+from tracker.app import common as c
 
 
 def render() -> None:
-    st.title("Place")
-    st.info("This page is being built.")
+    top, mid, right = st.columns([3, 2, 1])
+    with top:
+        code = c.choose_area()
+    outcome, sex = c.choose_outcome(mid, right)
+    cat = c.catalog()
+    info = c.fetch("area_info", code).iloc[0]
+    profile = c.fetch("place_profile", code).join(cat[["producer", "source_url"]], on="indicator_id")
+
+    st.title(info["name"])
+    st.caption(_describe(info))
+    _parents(info)
+
+    st.subheader("Headline health outcomes")
+    _headlines(profile, cat)
+
+    st.subheader("The departments this place's health depends on")
+    deps = c.fetch("place_departments", code, outcome, sex=sex)
+    _dependence(deps, cat, info["name"], outcome, sex)
+
+    if info["type"] == "icb":
+        st.subheader("Local authorities in this ICB")
+        _drilldown(code, outcome, sex, cat)
+
+    st.subheader("Every indicator, by department")
+    _indicators(profile, deps.ranking, info["name"], code)
+
+
+def _describe(info) -> str:
+    kind = c.KIND_BY_PREFIX.get(info["code"][:3], info["type"])
+    parts = [f"{kind[0].upper()}{kind[1:]} · {info['code']}"]
+    if info.get("region_name"):
+        parts.append(f"region: {info['region_name']}")
+    if info.get("n_las"):
+        parts.append(f"{info['n_las']} local authorities")
+    pop = info.get("population_mid2020")
+    if pop == pop and pop:
+        parts.append(f"population {pop:,.0f} (mid-2020)")
+    return " · ".join(parts)
+
+
+def _parents(info) -> None:
+    """Links up the hierarchy: a district's county, a local authority's ICB."""
+    links = []
+    if info.get("utla_code") and info["utla_code"] != info["code"]:
+        links.append((info["utla_code"], f"County: {info['utla_name']}"))
+    if info.get("icb_code"):
+        split = info.get("icb_shares") or ""
+        links.append((info["icb_code"], f"ICB: {info['icb_name']}" + (" (largest share; split between ICBs)" if ";" in split else "")))
+    for col, (code, label) in zip(st.columns(max(len(links), 1)), links):
+        with col:
+            c.link("place", label, icon=":material/north:", area=code)
+
+
+def _headlines(profile: pd.DataFrame, cat: pd.DataFrame) -> None:
+    """One card per headline outcome: value with unit, period and sex, England, the comparison as a coloured word."""
+    rows = profile[profile["headline_outcome"].astype(bool)].set_index("indicator_id")
+    for col, oid in zip(st.columns(len(c.OUTCOMES)), c.OUTCOMES):
+        box = col.container(border=True)
+        if oid not in rows.index:
+            box.markdown(f"**{cat.at[oid, 'title']}**  \nNot published for this area.")
+            continue
+        r = rows.loc[oid]
+        number, unit = c.value_parts(r["value"], r["unit"])
+        versus = "" if r["area_code"] == c.ENGLAND else f" · England {c.with_unit(r['england_value'], r['unit'])}"
+        box.markdown(f"<div style='min-height:2.6em;font-size:0.9em'><b>{r['title']}</b></div>"
+                     f"<div style='font-size:1.9em;line-height:1.2'>{number} <span style='font-size:0.45em'>{unit}</span></div>"
+                     f"<div style='font-size:0.85em;color:#555'>{r['sex']}, {r['period']}{versus}</div>"
+                     + (c.badge(r["comparison"], r["comparison_label"]) if versus else ""), unsafe_allow_html=True)
+        from_text = f"  \nFigure for {r['value_from_name']}." if r["value_from"] != r["area_code"] else ""
+        producer = str(r["producer"]).split(" (")[0].split(",")[0]  # the full name is the link's tooltip
+        box.caption(f"Source: [{producer}]({r['source_url']} \"{r['producer']}\"). Department: {r['department_abbr']}.{from_text}"
+                    + (f" ICB figure: {r['method']}." if r["method"] and r["method"] != "published" else ""))
+
+
+def _dependence(deps, cat: pd.DataFrame, name: str, outcome: str, sex: str) -> None:
+    outcome_title = cat.at[outcome, "title"]
+    ranking, evidence = deps.ranking, deps.evidence
+    if ranking.empty or not (ranking["score"] > 0).any():
+        st.info(f"None of the indicators that go with {outcome_title.lower()} across England marks {name} out as "
+                "worse than England, so no department is ranked for this place.")
+        c.caveat(deps.caveat)
+        return
+    share = deps.share_outside_dhsc
+    a, b = st.columns([1, 2])
+    a.metric("Share outside DHSC", f"{share:.0%}",
+             help="The part of this place's combined department score held by departments other than DHSC.")
+    a.caption(f"Outcome: {outcome_title} ({sex.lower()}). A department scores when its indicators go with the "
+              f"outcome across England and {name} is worse than England on them. Score = the mean, over its "
+              "supporting indicators, of rho × worse (1 or 0; for England the share of local authorities worse).")
+    with b:
+        shown = ranking[ranking["score"] > 0]
+        shown = shown.assign(label=[f"{n} indicators" if deps.area_code == c.ENGLAND else f"worse on {w}/{n}"
+                                    for w, n in zip(shown["n_worse"], shown["n_indicators"])])
+        st.plotly_chart(c.department_bars(shown, "score", f"Departments ranked for {name}<br>{outcome_title} ({sex.lower()})",
+                                          "score (mean of rho × worse)", note="label"),
+                        width="stretch", config=c.PLOT_CONFIG)
+    c.caveat(deps.caveat)
+    st.markdown("**Flow: departments → determinants → outcome**")
+    st.plotly_chart(_sankey(evidence, ranking, cat, outcome_title), width="stretch", config=c.PLOT_CONFIG)
+    st.caption("Width of each band = the determinant's contribution to its department's score for this place "
+               "(its rho with the outcome across England, where the place is worse than England, shared among the "
+               "department's indicators). Only determinants on which the place is worse appear; the 20 largest are shown.")
+    st.markdown("**The evidence**")
+    ev = evidence.join(cat[["unit", "department_abbr", "is_dhsc", "producer"]], on="indicator_id")
+    parts = [c.value_parts(v, u) for v, u in zip(ev["value"], ev["unit"])]
+    table = pd.DataFrame({
+        "Department": [c.department_label(a, d) for a, d in zip(ev["department_abbr"], ev["is_dhsc"])],
+        "Indicator": ev["title"],
+        "Value": [p[0] + ("" if f == pc else " (county figure)")
+                  for p, f, pc in zip(parts, ev["value_from"], ev["place_code"])],
+        "Unit": [p[1] for p in parts],
+        "Period": ev["period"],
+        "England": [c.value_parts(v, u)[0] for v, u in zip(ev["england_value"], ev["unit"])],
+        "Comparison": [c.comparison_word(x) for x in ev["comparison_label"]],
+        "rho (aligned)": ev["aligned_rho"].round(2),
+        "Contribution": ev["contribution"].round(3),
+        "Producer": ev["producer"],
+    })
+    st.dataframe(c.style_comparison(table, "Comparison", ev["comparison_label"].str.split(" (", regex=False).str[0]),
+                 hide_index=True, width="stretch")
+    st.caption("Every indicator that goes significantly with the outcome across local authorities (Benjamini-Hochberg "
+               "q < 0.05, in the expected direction), with this place's value. rho: Spearman's rank correlation across "
+               "local authorities, signed so that positive means a worse determinant goes with a worse outcome.")
+
+
+def _sankey(evidence: pd.DataFrame, ranking: pd.DataFrame, cat: pd.DataFrame, outcome_title: str) -> go.Figure:
+    ev = evidence[evidence["contribution"] > 0].nlargest(20, "contribution")
+    depts = ranking[ranking["department_slug"].isin(ev["department_slug"])]
+    labels = [c.department_label(a, d) for a, d in zip(depts["department_abbr"], depts["is_dhsc"])]
+    dept_index = {s: i for i, s in enumerate(depts["department_slug"])}
+    ind_ids = list(dict.fromkeys(ev["indicator_id"]))
+    ind_index = {i: len(labels) + k for k, i in enumerate(ind_ids)}
+    labels += [t if len(t) <= 64 else t[:62] + "…" for t in cat.loc[ind_ids, "title"]]
+    target = len(labels)
+    labels.append(c.wrap(outcome_title, 18))  # the last column is labelled on its left: keep it narrow
+    dhsc = dict(zip(ranking["department_slug"], ranking["is_dhsc"].astype(bool)))
+    colour = {True: (c.DHSC_COLOUR, "rgba(204,121,167,0.35)"), False: (c.OTHER_COLOUR, "rgba(0,114,178,0.3)")}
+    node_colours = [colour[dhsc[s]][0] for s in depts["department_slug"]] + \
+                   [colour[dhsc[s]][0] for s in ev.drop_duplicates("indicator_id")["department_slug"]] + ["#333333"]
+    src = [dept_index[s] for s in ev["department_slug"]] + [ind_index[i] for i in ev["indicator_id"]]
+    dst = [ind_index[i] for i in ev["indicator_id"]] + [target] * len(ev)
+    link_colours = [colour[dhsc[s]][1] for s in ev["department_slug"]] * 2
+    fig = go.Figure(go.Sankey(node={"label": labels, "color": node_colours, "pad": 12, "thickness": 14},
+                              link={"source": src, "target": dst, "value": list(ev["contribution"]) * 2,
+                                    "color": link_colours}))
+    fig.update_layout(title=f"Which departments' determinants go with {outcome_title.lower()} here",
+                      height=max(380, 28 * len(ind_ids) + 80), margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return fig
+
+
+def _drilldown(code: str, outcome: str, sex: str, cat: pd.DataFrame) -> None:
+    las = c.fetch("icb_drilldown", code)
+    values = c.fetch("latest_observations", las["la_code"].tolist(), [outcome], sex=sex).set_index("area_code")
+    unit = cat.at[outcome, "unit"]
+    table = pd.DataFrame({
+        "Local authority": las["la_name"], "Code": las["la_code"],
+        "Share in this ICB": [f"{s:.0%}" + ("" if b == "whole" else f" (by {b})") for s, b in zip(las["share"], las["share_basis"])],
+        f"{cat.at[outcome, 'title']} ({sex.lower()})": [c.with_unit(values["value"].get(x), unit) for x in las["la_code"]],
+        "Period": [values["period"].get(x, "–") for x in las["la_code"]],
+        "Compared with England": [c.comparison_word(values["comparison_label"].get(x)) for x in las["la_code"]],
+    })
+    comps = pd.Series([values["comparison"].get(x) for x in las["la_code"]], index=table.index)
+    st.dataframe(c.style_comparison(table, "Compared with England", comps), hide_index=True, width="stretch")
+    st.caption(f"Open a local authority (with its {cat.at[outcome, 'title'].lower()}, {sex.lower()}):")
+    cols = st.columns(4)
+    for i, (la, name) in enumerate(zip(las["la_code"], las["la_name"])):
+        with cols[i % 4]:
+            c.link("place", f"{name} · {c.with_unit(values['value'].get(la), unit)}", icon=":material/location_on:", area=la)
+
+
+def _indicators(profile: pd.DataFrame, ranking: pd.DataFrame, name: str, code: str) -> None:
+    legend = " ".join(c.badge(w, w) for w in ("Better", "Similar", "Worse", "Higher", "Lower", "Not compared"))
+    st.markdown(f"Compared with England (95% / 99.8% confidence): {legend}. Indicators without confidence intervals "
+                "show the fifth of areas the value falls in (Lowest … Highest, shades of purple, no judgement). "
+                "Red-red: significantly worse than England and getting worse.", unsafe_allow_html=True)
+    profile = profile.assign(worse=c.is_worse(profile, profile["polarity"]).to_numpy())
+    order = list(ranking["department_slug"]) + sorted(set(profile["department_slug"]) - set(ranking["department_slug"]))
+    for slug in order:
+        rows = profile[profile["department_slug"] == slug]
+        if rows.empty:
+            continue
+        first = rows.iloc[0]
+        worse = int(rows["worse"].sum())
+        better = int((rows["comparison"] == "Better").sum())
+        red = int(rows["red_red"].fillna(False).astype(bool).sum())
+        title = (f"{c.department_label(first['department_abbr'], first['is_dhsc'])} · {first['department_name']} — "
+                 f"{len(rows)} indicator{'s' if len(rows) > 1 else ''}: {worse} worse, {better} better"
+                 + (f", {red} red-red" if red else ""))
+        # lazy: a department's chart and table are built only while its section is open (the top-ranked one is)
+        box = st.expander(title, expanded=slug == order[0], key=f"dept-{slug}", on_change="rerun")
+        if box.open:
+            with box:
+                st.plotly_chart(c.spine(rows, name, f"{name} against England: {first['department_name']}'s indicators"),
+                                width="stretch", config=c.PLOT_CONFIG, key=f"spine-{slug}")
+                st.caption("Grey bar: the range across areas of the same type, worst (or lowest) on the left, best "
+                           "(or highest) on the right. Black tick: England. Dot: this place, coloured by its comparison.")
+                _indicator_table(rows, code)
+
+
+def _indicator_table(rows: pd.DataFrame, code: str) -> None:
+    parts = [c.value_parts(v, u) for v, u in zip(rows["value"], rows["unit"])]
+    table = pd.DataFrame({
+        "Indicator": rows["title"],
+        "Value": [p[0] + ("" if f == a else f" ({n})") for p, f, a, n in
+                  zip(parts, rows["value_from"], rows["area_code"], rows["value_from_name"])],
+        "Unit": [p[1] for p in parts],
+        "England": [c.value_parts(v, u)[0] for v, u in zip(rows["england_value"], rows["unit"])],
+        "Comparison": [c.comparison_word(x) for x in rows["comparison_label"]],
+        "Period": rows["period"] + " · " + rows["sex"],
+        "Range across areas": [f"{c.number(lo)} to {c.number(hi)}" for lo, hi in zip(rows["min_of_type"], rows["max_of_type"])],
+        "Trend": rows["trend"].fillna("–"),
+        "Red-red": ["worse and getting worse" if bool(x) else "" for x in rows["red_red"].fillna(False)],
+        "Details": [f"indicator?indicator={i}&area={code}" for i in rows["indicator_id"]],
+        "Source": rows["source_url"],
+        "Producer": rows["producer"],
+    }).reset_index(drop=True)
+    st.dataframe(table, hide_index=True, width="stretch", column_config={  # plain: a Styler per department is slow
+                     "Details": st.column_config.LinkColumn("Details", display_text="chart ↗"),
+                     "Source": st.column_config.LinkColumn("Source", display_text="publisher ↗")})
+
+
+if __name__ == "__main__":
+    render()

@@ -1,0 +1,109 @@
+"""Screenshots of the dashboard for the README (docs/screenshots/*.png), taken in Debian's Chromium.
+
+    .venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--area E54000050]
+
+Serves the app with the database the tracker is configured with (TRACKER_DATABASE_URL / TRACKER_DATA_DIR; run
+`tracker prepare` first), opens each page through a shared link and saves a full-page PNG. No browser download:
+Playwright drives /usr/bin/chromium."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve(env: dict | None = None, timeout: float = 120):
+    """Run `streamlit run streamlit_app.py` on a free local port; yield its base URL; stop it afterwards."""
+    port = free_port()
+    cmd = [str(ROOT / ".venv" / "bin" / "streamlit"), "run", "streamlit_app.py", "--server.port", str(port),
+           "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"streamlit did not start: {proc.stdout.read().decode(errors='replace')[-2000:]}")
+                time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def wait_rendered(page, timeout: float = 240_000) -> None:
+    """Wait until Streamlit has run the page script to the end: the navigation is drawn and the "running" status
+    widget has gone (checked twice, as a rerun can start right after a run)."""
+    page.wait_for_selector("[data-testid='stSidebarNav']", timeout=timeout)
+    for _ in range(2):
+        page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+        page.wait_for_timeout(1500)  # let plotly finish drawing
+
+
+def shots(base: str, out: Path, area: str, height: int = 1000) -> list[Path]:
+    """One PNG per page. Streamlit scrolls inside its own container, so a taller viewport (height) shows more."""
+    from playwright.sync_api import sync_playwright
+
+    out.mkdir(parents=True, exist_ok=True)
+    views = {
+        "overview": "/?outcome=life-expectancy&sex=Male&geography=ltla",
+        "place": f"/place?area={area}&outcome=life-expectancy&sex=Male",
+        "department": f"/department?department=department-for-work-pensions&area={area}",
+        "indicator": f"/indicator?indicator=claimant-count-rate-16-64&area={area}&outcome=life-expectancy",
+        "data": f"/data?area={area}",
+    }
+    saved = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": height})
+        for name, path in views.items():
+            page.goto(base + path)
+            wait_rendered(page)
+            target = out / f"{name}.png"
+            page.screenshot(path=str(target))
+            saved.append(target)
+        browser.close()
+    return saved
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    parser.add_argument("--area", default="E54000050", help="the place shown (default NHS North East and North Cumbria ICB)")
+    parser.add_argument("--height", type=int, default=1000, help="viewport height in pixels (taller shows more)")
+    args = parser.parse_args()
+    with serve() as base:
+        for path in shots(base, Path(args.out), args.area, args.height):
+            print(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""The dashboard end to end in a real browser: Debian's Chromium (/usr/bin/chromium, never a downloaded browser)
+driven by Playwright, against `streamlit run streamlit_app.py` serving a copy of the database prepared from the
+bundled snapshot. A shared link opens the right place, the figures on screen are the published ones (read here from
+the snapshot's source files), a local authority link drills down, and the Data page's CSV download is the place's
+evidence pack. Screenshots of every page go to test-artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAPSHOT = ROOT / "tracker" / "data" / "snapshot"
+ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
+ICB, HARTLEPOOL = "E54000050", "E06000001"
+
+pytestmark = pytest.mark.browser
+
+_spec = importlib.util.spec_from_file_location("screenshots", ROOT / "scripts" / "screenshots.py")
+shots = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(shots)
+
+
+def life_expectancy(code: str, sex: str = "Male", period: str = "2023 - 25") -> float:
+    """Life expectancy at birth as published (Fingertips 90366, the bundled source file)."""
+    frame = pd.read_csv(SNAPSHOT / "outcomes" / "fingertips_90366_life_expectancy_at_birth_lad_2015-17_to_2023-25.csv")
+    row = frame[(frame["area_code"] == code) & (frame["inequality"] == sex) & (frame["period"] == period)]
+    assert len(row) == 1
+    return float(row["value"].iloc[0])
+
+
+@pytest.fixture(scope="module")
+def app(snapshot_db_file, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("browser")
+    shutil.copy(snapshot_db_file, folder / "tracker.sqlite")
+    env = {"TRACKER_DATA_DIR": str(folder), "TRACKER_DATABASE_URL": f"sqlite:///{folder / 'tracker.sqlite'}"}
+    with shots.serve(env) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def page(app):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shots.CHROMIUM, args=shots.CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 2200}, accept_downloads=True)
+        yield context.new_page()
+        browser.close()
+
+
+def shoot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def test_shared_link_drill_down_and_csv_download(app, page):
+    from playwright.sync_api import expect
+
+    england, hartlepool = life_expectancy("E92000001"), life_expectancy(HARTLEPOOL)
+
+    # a shared link to an ICB opens that ICB, with England's published figure beside its own
+    page.goto(f"{app}/place?area={ICB}&outcome=life-expectancy&sex=Male")
+    shots.wait_rendered(page)
+    expect(page.get_by_role("heading", name="NHS North East and North Cumbria Integrated Care Board")).to_be_visible()
+    expect(page.get_by_text(f"Male, 2023 - 25 · England {england:.1f} years").first).to_be_visible()
+    assert "Traceback" not in page.content()
+    shoot(page, "place-icb")
+
+    # each of its local authorities is a link showing its own published figure; it opens that place
+    page.get_by_role("link", name=f"Hartlepool · {hartlepool:.1f} years").click()
+    page.wait_for_url(f"**/place?*area={HARTLEPOOL}*")
+    shots.wait_rendered(page)
+    expect(page.get_by_role("heading", name="Hartlepool")).to_be_visible()
+    expect(page.get_by_text(f"{hartlepool:.1f} years", exact=True).first).to_be_visible()
+    shoot(page, "place-la")
+
+    # back to the ICB through its link, then the Data page keeps the place and downloads its pack
+    page.get_by_role("link", name="ICB: NHS North East and North Cumbria Integrated Care Board").click()
+    page.wait_for_url(f"**/place?*area={ICB}*")
+    shots.wait_rendered(page)
+    page.get_by_role("link", name="Data and methods").click()
+    page.wait_for_url(f"**/data?*area={ICB}*")
+    shots.wait_rendered(page)
+    expect(page.get_by_role("heading", name="Download the evidence pack for NHS North East and North Cumbria Integrated Care Board")).to_be_visible()
+    shoot(page, "data")
+    with page.expect_download(timeout=120_000) as info:
+        page.get_by_role("button", name="Download CSV").click()
+    download = info.value
+    assert download.suggested_filename.startswith(f"pack-{ICB}-") and download.suggested_filename.endswith(".csv")
+    pack = pd.read_csv(io.BytesIO(Path(download.path()).read_bytes()), encoding="utf-8-sig", dtype={"Period": str})
+    row = pack[(pack["Area code"] == HARTLEPOOL) & (pack["Indicator ID"] == "life-expectancy") & (pack["Sex"] == "Male")]
+    assert row["Period"].tolist() == ["2023 - 25"]
+    assert row["Value"].iloc[0] == pytest.approx(hartlepool)
+    assert row["ICB code"].iloc[0] == ICB
+    assert ICB in set(pack["Area code"])
+
+
+def test_every_page_renders_from_a_shared_link(app, page):
+    views = {
+        "overview": "/?outcome=preventable-mortality-u75&sex=Persons&geography=icb",
+        "department": f"/department?department=department-for-work-pensions&area={ICB}",
+        "indicator": f"/indicator?indicator=claimant-count-rate-16-64&area={HARTLEPOOL}&outcome=life-expectancy",
+        "unknown-area": "/place?area=E99999999",
+    }
+    for name, path in views.items():
+        page.goto(app + path)
+        shots.wait_rendered(page)
+        assert "Traceback" not in page.content()
+        shoot(page, name)
+    from playwright.sync_api import expect
+
+    expect(page.get_by_text("which the tracker does not know")).to_be_visible()
+    page.get_by_role("button", name="Show England instead").click()
+    shots.wait_rendered(page)
+    expect(page.get_by_role("heading", name="England", exact=True)).to_be_visible()

@@ -1,0 +1,206 @@
+"""Every dashboard page under Streamlit's AppTest, as a user opens it from a shared link (query parameters): no
+exception, the expected controls, and figures that match the published source files in the bundled snapshot.
+
+The analysis behind the pages takes tens of seconds to build for a database, so the tests share one private copy of
+the snapshot database (module scope, like conftest's snapshot_engine but built once); the app only reads it."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tracker.config import SNAPSHOT_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "streamlit_app.py"
+ENGLAND, NENC, HARTLEPOOL = "E92000001", "E54000050", "E06000001"
+NENC_NAME = "NHS North East and North Cumbria Integrated Care Board"
+
+
+def life_expectancy(code: str, sex: str = "Male", period: str = "2023 - 25") -> float:
+    """As published: Fingertips 90366 (the bundled extract)."""
+    frame = pd.read_csv(SNAPSHOT_DIR / "outcomes" / "fingertips_90366_life_expectancy_at_birth_lad_2015-17_to_2023-25.csv")
+    row = frame[(frame["area_code"] == code) & (frame["inequality"] == sex) & (frame["period"] == period)]
+    assert len(row) == 1
+    return float(row["value"].iloc[0])
+
+
+def claimant_count(code: str, year: str = "2025") -> float:
+    """As published: ONS Explore Local Statistics, Claimant Count % of residents aged 16-64."""
+    with gzip.open(SNAPSHOT_DIR / "employment" / "ons_els_claimant_count_pct_16_64_2001_to_2025.csv.gz", "rt",
+                   encoding="utf-8-sig") as fh:
+        frame = pd.read_csv(fh, dtype=str)
+    row = frame[(frame["areacd"] == code) & (frame["period"] == f"{year}-01-01/P1Y")]
+    assert len(row) == 1
+    return float(row["observation"].iloc[0])
+
+
+@pytest.fixture(scope="module")
+def database_url(snapshot_db_file, tmp_path_factory):
+    target = tmp_path_factory.mktemp("app") / "app.sqlite"
+    shutil.copy(snapshot_db_file, target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture
+def open_page(database_url, monkeypatch):
+    """open_page("place", area=...) -> the AppTest after the page has run from a link with those query parameters."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("TRACKER_DATABASE_URL", database_url)
+
+    def open_(page: str, state: dict | None = None, **params) -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=300)
+        at.query_params.update(params)
+        at.run()
+        if page != "overview":
+            at.switch_page(f"tracker/app/pages/{page}.py")
+            for key, value in (state or {}).items():
+                at.session_state[key] = value
+            at.run()
+        assert not at.exception, [e.message for e in at.exception]
+        return at
+    return open_
+
+
+def texts(at) -> str:
+    """Everything written as markdown, captions, metrics and page links, in one string."""
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [i.value for i in at.info]
+    parts += [f"{m.label}: {m.value}" for m in at.metric] + [p.value for p in at.get("page_link")]
+    return "\n".join(parts)
+
+
+def test_overview_ranks_departments_and_maps_the_outcome(open_page):
+    at = open_page("overview", outcome="life-expectancy", sex="Male")
+    assert at.title[0].value == "Health and the departments outside DHSC"
+    assert at.selectbox(key="_widget_outcome").value == "life-expectancy"
+    assert at.radio(key="_widget_sex").options == ["Male", "Female"]  # life expectancy is published by sex only
+    assert at.radio(key="_widget_geography").value == "ltla"
+    england = next(m for m in at.metric if m.label.startswith("England"))
+    assert england.label == "England (male, 2023 - 25)"
+    assert england.value == f"{life_expectancy(ENGLAND):.1f} years"
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2  # the department ranking and the map
+    assert "DHSC (health)" in charts[0].proto.spec  # DHSC labelled apart from the other departments
+    assert "Association, not causation" in texts(at)
+    departments = at.dataframe[0].value
+    assert "Department of Health and Social Care (health)" in set(departments["department"])
+    assert at.query_params["outcome"] == "life-expectancy" and at.query_params["sex"] == "Male"
+
+
+def test_choosing_another_outcome_updates_the_link(open_page):
+    at = open_page("overview")
+    at.selectbox(key="_widget_outcome").set_value("preventable-mortality-u75").run()
+    assert not at.exception
+    assert at.query_params["outcome"] == "preventable-mortality-u75"
+    assert at.radio(key="_widget_sex").options == ["Persons", "Male", "Female"]
+    assert at.query_params["sex"] == "Male"  # the sex chosen is kept where the new outcome is published for it
+    at.radio(key="_widget_sex").set_value("Persons").run()
+    assert at.query_params["sex"] == "Persons"
+    at.selectbox(key="_widget_outcome").set_value("life-expectancy").run()
+    assert at.query_params["sex"] == "Male"  # no persons figure: back to the outcome's headline sex
+    assert not at.exception and not at.warning
+
+
+def test_place_shows_published_values_grouped_by_department(open_page):
+    at = open_page("place", state={"dept-department-for-work-pensions": True}, area=HARTLEPOOL,
+                   outcome="life-expectancy", sex="Male")
+    assert at.title[0].value == "Hartlepool"
+    shown = texts(at)
+    assert f"{life_expectancy(HARTLEPOOL):.1f} <span" in shown  # the headline card: value, then its unit
+    assert f"Male, 2023 - 25 · England {life_expectancy(ENGLAND):.1f} years" in shown
+    assert "Association, not causation" in shown
+    labels = [e.label for e in at.expander]
+    assert any(label.startswith("DWP · Department for Work and Pensions") for label in labels)
+    assert any(label.startswith("DHSC (health) · Department of Health and Social Care") for label in labels)
+    tables = [d.value for d in at.dataframe]
+    dwp_table = next(t for t in tables if "Range across areas" in t  # the open DWP section's table
+                     and "Claimant Count, % of residents aged 16 to 64" in set(t["Indicator"]))
+    row = dwp_table[dwp_table["Indicator"] == "Claimant Count, % of residents aged 16 to 64"].iloc[0]
+    assert row["Value"] == f"{claimant_count(HARTLEPOOL):.1f}%"
+    assert row["England"] == f"{claimant_count(ENGLAND):.1f}%"
+    assert row["Period"] == "2025 · Persons"
+    assert row["Comparison"] in {"Lowest fifth", "Low fifth", "Middle fifth", "High fifth", "Highest fifth"}
+    evidence = next(t for t in tables if "rho (aligned)" in t)
+    assert {"Department", "Indicator", "Value", "England", "Comparison", "rho (aligned)"} <= set(evidence)
+    assert len(at.get("plotly_chart")) >= 3  # ranking, flow diagram, the open department's spine chart
+    assert "sankey" in at.get("plotly_chart")[1].proto.spec
+
+
+def test_icb_drills_down_to_its_local_authorities(open_page):
+    at = open_page("place", area=NENC, outcome="life-expectancy", sex="Male")
+    assert at.title[0].value == NENC_NAME
+    links = [p.value for p in at.get("page_link")]
+    assert f"Hartlepool · {life_expectancy(HARTLEPOOL):.1f} years" in links
+    assert sum(link.split(" · ")[0] in {"Hartlepool", "Middlesbrough", "Sunderland", "Gateshead"} for link in links) == 4
+    hartlepool = next(p for p in at.get("page_link") if p.value.startswith("Hartlepool"))
+    assert hartlepool.proto.query_string == f"area={HARTLEPOOL}"
+    drill = next(d.value for d in at.dataframe if "Local authority" in d.value)
+    assert len(drill) == 14
+    assert drill.loc[drill["Code"] == HARTLEPOOL, "Share in this ICB"].iloc[0] == "100%"
+
+
+def test_department_lists_its_indicators_and_where_they_are_worst(open_page):
+    at = open_page("department", department="department-for-work-pensions", outcome="life-expectancy", sex="Male")
+    assert at.title[0].value == "Department for Work and Pensions"
+    indicators = at.dataframe[0].value
+    assert "Claimant Count, % of residents aged 16 to 64" in set(indicators["Indicator"])
+    assert set(indicators["Producer"]) >= {"Office for National Statistics (via ONS Explore Local Statistics)"}
+    worst = at.dataframe[1].value
+    assert len(worst) == 15 and (worst["Worse on"] <= worst["Of"]).all()
+    assert worst["Worse on"].is_monotonic_decreasing
+    assert len(at.get("plotly_chart")) == 1  # the map
+    assert "Association, not causation" in texts(at)
+
+
+def test_indicator_shows_metadata_series_map_and_scatter(open_page):
+    at = open_page("indicator", indicator="claimant-count-rate-16-64", area=HARTLEPOOL, outcome="life-expectancy")
+    assert at.title[0].value == "Claimant Count, % of residents aged 16 to 64"
+    shown = texts(at)
+    assert "**Responsible department:** Department for Work and Pensions" in shown
+    assert "**Licence:** Open Government Licence v3.0" in shown
+    assert "**Last refresh:**" in shown and "(offline)" in shown
+    assert (f"Latest (2025): {claimant_count(HARTLEPOOL):.1f}%, England {claimant_count(ENGLAND):.1f}%") in shown
+    assert "Spearman's rho =" in shown and "n = " in shown
+    assert "Association, not causation" in shown
+    assert len(at.get("plotly_chart")) == 3  # time series, map, scatter
+
+
+def test_data_page_download_is_the_tracker_export_pack(open_page, capsysbinary):
+    at = open_page("data", area=HARTLEPOOL)
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Download CSV", "Download Excel (xlsx)", "Data dictionary (CSV)"]
+    stale = " ".join(w.value for w in at.warning)
+    assert "NOMIS (ONS labour market statistics) (never loaded)" in stale  # skipped offline: no bundled snapshot
+    freshness = at.dataframe[0].value
+    assert freshness.loc[freshness["Source"] == "OHID Fingertips", "Status"].iloc[0] == "succeeded"
+    assert "Methods: how the tracker calculates its numbers" in texts(at)
+
+    from tracker.app.pages.data import pack
+    from tracker.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["export", "--area", HARTLEPOOL, "--format", "csv", "--output", "-"])
+        raise SystemExit(0)
+    assert (done.value.code or 0) == 0
+    assert pack(HARTLEPOOL, "csv", (), False) == capsysbinary.readouterr().out
+
+
+@pytest.mark.parametrize("page, params, what", [
+    ("place", {"area": "E99999999"}, "place “E99999999”"),
+    ("indicator", {"indicator": "no-such-indicator"}, "indicator “no-such-indicator”"),
+    ("department", {"department": "ministry-of-magic"}, "department “ministry-of-magic”"),
+    ("overview", {"outcome": "'; DROP TABLE observation;--"}, "health outcome “ DROP TABLE observation--”"),
+])
+def test_unknown_code_in_a_link_gets_a_friendly_message(open_page, page, params, what):
+    at = open_page(page, **params)
+    assert [w.value for w in at.warning] == [
+        f"The link asks for the {what}, which the tracker does not know. It may be mistyped, or a code that has been "
+        "replaced. Use the button below to go back."]
+    assert not at.exception
+    at.button[0].click().run()
+    assert not at.exception and not at.warning
