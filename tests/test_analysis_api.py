@@ -181,3 +181,18 @@ def test_same_figures_on_postgresql(any_engine):
     assert fuel["value"] == pytest.approx(expected * 100, rel=1e-9)
     man = analysis.place_profile(any_engine, MANCHESTER).set_index("indicator_id").loc["fuel-poverty-lilee"]
     assert man["period"] == "2021" and man["comparison_label"] == "Worse (99.8%)"
+
+
+def test_department_places_counts_where_its_indicators_are_worse(engine):
+    codes = [MANCHESTER, AMBER_VALLEY, "E06000001"]
+    counts = analysis.department_places(engine, "department-for-work-pensions", codes).set_index("area_code")
+    assert sorted(counts.index) == sorted(codes)
+    assert (counts["worse"] <= counts["compared"]).all() and (counts["compared"] > 0).all()
+    # the same rule, row by row, from the latest observations of DWP's indicators
+    rows = analysis.latest_observations(engine, ["E06000001"])
+    cat = analysis.indicator_catalog(engine).set_index("id")
+    rows = rows[rows["indicator_id"].map(cat["department_slug"]).eq("department-for-work-pensions") & rows["value"].notna()]
+    rows = rows.assign(polarity=rows["indicator_id"].map(cat["polarity"]))
+    compared = rows["comparison"].ne("Not compared") & rows["polarity"].ne("no_judgement")
+    assert counts.loc["E06000001", "compared"] == compared.sum()
+    assert counts.loc["E06000001", "worse"] == (analysis.is_worse(rows).astype(bool) & compared).sum() > 0

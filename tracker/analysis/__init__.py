@@ -26,7 +26,9 @@ from tracker.analysis.dependence import (
     PlaceDepartments,
     all_place_departments,
     associations,
+    department_places,
     department_summary,
+    is_worse,
     place_departments,
     scatter_data,
 )
@@ -51,8 +53,8 @@ from tracker.analysis.trends import recent_trends
 
 __all__ = [
     "CAVEAT", "ENGLAND", "POPULATION_NOTE", "PlaceDepartments", "all_place_departments",
-    "area_info", "associations", "byar_ci", "compare", "data_version", "department_summary", "exact_poisson_ci",
-    "icb_drilldown", "icb_figures", "indicator_catalog", "latest_observations", "lsoa_summary", "place_departments",
+    "area_info", "associations", "byar_ci", "compare", "data_version", "department_places", "department_summary", "exact_poisson_ci",
+    "icb_drilldown", "icb_figures", "indicator_catalog", "is_worse", "latest_observations", "lsoa_summary", "place_departments",
     "place_profile", "quintile_labels", "rate_ci", "recent_trends", "scatter_data", "spearman_ci", "time_series",
     "wilson_ci",
 ]

@@ -310,11 +310,30 @@ def place_evidence(store: Store, outcome_id: str, out_sex: str) -> pd.DataFrame:
     return store.derived(("place_evidence", outcome_id, out_sex), lambda: _place_evidence(store, outcome_id, out_sex))
 
 
-def _is_worse(frame: pd.DataFrame) -> pd.Series:
-    """Significantly worse than England (95% CI), or -- for an indicator without CIs -- in the worst fifth of areas."""
+def is_worse(frame: pd.DataFrame) -> pd.Series:
+    """1.0 where a row (with `comparison`, `comparison_level`, `polarity`) is significantly worse than England (95%
+    CI), or -- for an indicator without CIs -- in the worst fifth of areas; else 0.0. The one definition of
+    "worse" used by the rankings, the Place page and the Department page."""
     ci_worse = (frame["comparison"] == WORSE) & frame["comparison_level"].isin(["95%", "99.8%"])
     quint = (frame["comparison_level"] == "quintile") & worst_quintile(frame["comparison"], frame["polarity"])
     return (ci_worse | quint).astype(float)
+
+
+def department_places(engine, department_slug: str, area_codes) -> pd.DataFrame:
+    """Per area (of `area_codes`): on how many of the department's indicators (latest period, headline sex) it is
+    worse than England (see is_worse) and on how many it was compared (a direction and a comparison). Columns
+    area_code, area_name, worse, compared; sorted most-worse first, then by name."""
+    from tracker.analysis.place import latest_observations
+
+    store = get_store(engine)
+    ids = store.indicators.index[store.indicators["department_slug"] == department_slug].tolist()
+    rows = latest_observations(engine, area_codes, ids)
+    rows = rows[rows["value"].notna()].assign(polarity=lambda f: f["indicator_id"].map(store.indicators["polarity"]))
+    compared = rows["comparison"].ne("Not compared") & rows["polarity"].ne("no_judgement")
+    out = pd.DataFrame({"area_code": rows["area_code"], "area_name": rows["area_name"],
+                        "worse": is_worse(rows).astype(bool) & compared, "compared": compared})
+    out = out.groupby(["area_code", "area_name"], as_index=False)[["worse", "compared"]].sum()
+    return out.sort_values(["worse", "compared", "area_name"], ascending=[False, True, True]).reset_index(drop=True)
 
 
 def _place_evidence(store: Store, outcome_id: str, out_sex: str) -> pd.DataFrame:
@@ -328,7 +347,7 @@ def _place_evidence(store: Store, outcome_id: str, out_sex: str) -> pd.DataFrame
     rows = judged_rows(store).merge(sup[["indicator_id", "sex"]], on=["indicator_id", "sex"])
     rows = latest_per_series(rows[rows["value"].notna()], ["indicator_id", "area_code", "sex"])[cols + ["area_type"]]
     rows["polarity"] = rows["indicator_id"].map(pol)
-    rows["worse"] = _is_worse(rows)
+    rows["worse"] = is_worse(rows)
     level = rows["indicator_id"].map(store.indicators["la_level"])
 
     # local authorities: districts/unitaries and counties; a district takes its county's row for county-level data
@@ -346,7 +365,7 @@ def _place_evidence(store: Store, outcome_id: str, out_sex: str) -> pd.DataFrame
     icb = icb_rows(store).merge(sup[["indicator_id", "sex"]], on=["indicator_id", "sex"])
     icb = latest_per_series(icb[icb["value"].notna()], ["indicator_id", "area_code", "sex"])
     icb = icb.assign(polarity=icb["indicator_id"].map(pol))
-    icb = icb.assign(worse=_is_worse(icb), place_code=icb["area_code"])[cols + ["polarity", "worse", "place_code"]]
+    icb = icb.assign(worse=is_worse(icb), place_code=icb["area_code"])[cols + ["polarity", "worse", "place_code"]]
 
     # England: the share of local authorities (at the indicator's own level) that are worse
     own_level = pd.concat([ltla, county_level], ignore_index=True)

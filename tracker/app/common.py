@@ -295,15 +295,6 @@ def department_label(abbr: str, is_dhsc) -> str:
     return f"{abbr} (health)" if bool(is_dhsc) else abbr
 
 
-def is_worse(frame: pd.DataFrame, polarity: pd.Series) -> pd.Series:
-    """Rows worse than England in the analysis' sense (tracker.analysis.dependence): significantly worse where the
-    indicator has confidence intervals, otherwise in the worst fifth of areas by the indicator's polarity."""
-    from tracker.analysis.stats import worst_quintile
-
-    return (frame["comparison"] == "Worse") | ((frame["comparison_level"] == "quintile")
-                                               & worst_quintile(frame["comparison"], polarity))
-
-
 def caveat(text: str | None = None) -> None:
     from tracker.analysis import CAVEAT
 

@@ -59,14 +59,13 @@ def render() -> None:
 
     st.subheader("Where its indicators are worst")
     geography = c.choose("geography", c.GEOGRAPHIES, "ltla", "Areas", widget="radio")
-    rows = c.fetch("latest_observations", c.area_codes(geography), mine["id"].tolist())
-    counts = _worse_counts(rows, cat)
+    counts = c.fetch("department_places", slug, c.area_codes(geography))
     if counts.empty:
         st.info("None of this department's indicators is published for these areas.")
         return
     left, right = st.columns([1, 1.2])
     with left:
-        worst = counts.sort_values(["worse", "compared", "area_name"], ascending=[False, True, True]).head(15)
+        worst = counts.head(15)
         st.dataframe(pd.DataFrame({"Area": worst["area_name"], "Code": worst["area_code"],
                                    "Worse on": worst["worse"], "Of": worst["compared"],
                                    "Open": [f"place?area={a}" for a in worst["area_code"]]}),
@@ -83,17 +82,6 @@ def render() -> None:
                                      "indicators", reverse=True),
                         width="stretch", config=c.PLOT_CONFIG)
         st.caption("Darker: worse than England on more of the department's indicators. Grey: no figures.")
-
-
-def _worse_counts(rows: pd.DataFrame, cat: pd.DataFrame) -> pd.DataFrame:
-    """Per area: how many of the indicators it is worse on (c.is_worse) and how many were compared (those with a
-    direction and a comparison)."""
-    rows = rows[rows["value"].notna()]
-    polarity = rows["indicator_id"].map(cat["polarity"])
-    compared = rows["comparison"].ne("Not compared") & polarity.ne("no_judgement")
-    out = pd.DataFrame({"area_code": rows["area_code"], "area_name": rows["area_name"],
-                        "worse": c.is_worse(rows, polarity) & compared, "compared": compared})
-    return out.groupby(["area_code", "area_name"], as_index=False)[["worse", "compared"]].sum()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from tracker.analysis import is_worse
 from tracker.app import common as c
 
 
@@ -187,7 +188,7 @@ def _indicators(profile: pd.DataFrame, ranking: pd.DataFrame, name: str, code: s
     st.markdown(f"Compared with England (95% / 99.8% confidence): {legend}. Indicators without confidence intervals "
                 "show the fifth of areas the value falls in (Lowest … Highest, shades of purple, no judgement). "
                 "Red-red: significantly worse than England and getting worse.", unsafe_allow_html=True)
-    profile = profile.assign(worse=c.is_worse(profile, profile["polarity"]).to_numpy())
+    profile = profile.assign(worse=is_worse(profile).astype(bool).to_numpy())
     order = list(ranking["department_slug"]) + sorted(set(profile["department_slug"]) - set(ranking["department_slug"]))
     for slug in order:
         rows = profile[profile["department_slug"] == slug]
