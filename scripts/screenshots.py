@@ -60,11 +60,13 @@ def serve(env: dict | None = None, timeout: float = 120):
 
 
 def wait_rendered(page, timeout: float = 240_000) -> None:
-    """Wait until Streamlit has run the page script to the end: the navigation is drawn and the "running" status
-    widget has gone (checked twice, as a rerun can start right after a run)."""
+    """Wait until Streamlit has run the page script to the end: the navigation is drawn, and the "running" status
+    widget and any spinner (the first, slow build of the figures) have gone (checked twice, as a rerun can start
+    right after a run)."""
     page.wait_for_selector("[data-testid='stSidebarNav']", timeout=timeout)
+    busy = "[data-testid=\"stStatusWidget\"], [data-testid=\"stSpinner\"]"
     for _ in range(2):
-        page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+        page.wait_for_function(f"() => !document.querySelector('{busy}')", timeout=timeout)
         page.wait_for_timeout(1500)  # let plotly finish drawing
 
 
