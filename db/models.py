@@ -134,12 +134,14 @@ class Run(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(40), index=True)
-    mode: Mapped[str] = mapped_column(String(10))  # live | offline
+    mode: Mapped[str] = mapped_column(String(10))  # live | offline | replay
     status: Mapped[str] = mapped_column(String(12))  # running | succeeded | failed | skipped
     started_at: Mapped[datetime] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     locations: Mapped[list] = mapped_column(JSON, default=list)  # URLs or bundled files read
     checksums: Mapped[dict] = mapped_column(JSON, default=dict)  # location -> sha256 of the raw payload
+    payload_meta: Mapped[dict | None] = mapped_column(JSON)  # location -> what the parser needs besides the bytes
+    replay_of: Mapped[int | None] = mapped_column(Integer)  # mode "replay": the run whose archived payloads were re-read
     rows_read: Mapped[int] = mapped_column(Integer, default=0)
     rows_loaded: Mapped[int] = mapped_column(Integer, default=0)
     rows_rejected: Mapped[int] = mapped_column(Integer, default=0)

@@ -144,3 +144,26 @@ def test_truncated_file_is_refused(engine):
     text = REAL_FILE.read_text()
     summary = _run(engine, text[: len(text) // 2].rsplit(",", 1)[0])
     assert summary.status == "failed" and "truncated" in summary.error
+
+
+def test_a_run_can_be_replayed_from_its_archived_payload(engine, isolated_data_dir, monkeypatch, capsys):
+    from pipelines import registry
+    from tracker.cli import main
+
+    first = _run(engine, REAL_FILE.read_text())
+    with engine.begin() as conn:  # damage one stored value
+        conn.execute(Observation.__table__.update().where(Observation.area_code == "E06000001").values(value=99.0))
+    monkeypatch.setattr(registry, "all_sources", lambda: {"test_fuel": FuelTestSource("not used: replay reads the archive")})
+    monkeypatch.setattr("tracker.refresh.load_catalog", lambda: [SPEC])
+    monkeypatch.setenv("TRACKER_DATABASE_URL", str(engine.url))
+    with pytest.raises(SystemExit) as done:
+        main(["replay", str(first.run_id)])
+    assert done.value.code == 0
+    stored = _stored(engine).set_index("area_code")
+    assert round(stored.loc["E06000001", "value"], 2) == 14.31  # Hartlepool's published value is back
+    with engine.connect() as conn:
+        latest = conn.execute(select(Run).order_by(Run.id.desc())).first()
+    assert (latest.mode, latest.replay_of, latest.status, latest.rows_changed) == ("replay", first.run_id, "succeeded", 1)
+    with pytest.raises(SystemExit) as missing:
+        main(["replay", "9999"])
+    assert missing.value.code == 2 and "there is no run 9999" in capsys.readouterr().err

@@ -271,6 +271,28 @@ def export(area_codes: tuple[str, ...], department_names: tuple[str, ...], domai
     click.echo(f"wrote {result.rows:,} rows for {areas_text} to {target}; column meanings in {where}")
 
 
+@cli.command(help="Parse, validate and load again the archived raw payloads of an earlier run (e.g. after a parser fix), as a new run. Exit 0 on success, 1 on failure.")
+@click.argument("run_id", type=int)
+@click.option("--wait", type=float, default=0, metavar="SECONDS", help="If a refresh is running, wait this long for it.")
+def replay(run_id: int, wait: float) -> None:
+    from pipelines.base import SourceError
+    from tracker.refresh import RefreshLocked
+    from tracker.refresh import replay as replay_run
+    from tracker.store import initialise
+
+    engine = _engine()
+    initialise(engine)
+    try:
+        summary = replay_run(engine, run_id, wait=wait)
+    except SourceError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except RefreshLocked as exc:
+        click.echo(f"tracker: {exc}", err=True)
+        sys.exit(3)
+    _print_summaries([summary], "text")
+    sys.exit(0 if summary.status == "succeeded" else 1)
+
+
 @cli.command(help="Per source: the last run, its status, rows, latest period and age.")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 def status(fmt: str) -> None:

@@ -8,8 +8,10 @@ and is recorded; the other sources go on. A file lock stops two refreshes writin
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
@@ -88,22 +90,29 @@ def run_source(
     mapper,
     http=None,
     progress: Progress | None = None,
+    replay: tuple[int, list[Payload]] | None = None,
 ) -> RunSummary:
+    """One run of one source (see the module docstring). `replay`: (run id, its archived payloads) to parse,
+    validate and load again instead of fetching."""
     say = progress or (lambda _s, _m: None)
-    mode = "offline" if offline else "live"
+    mode = "replay" if replay else "offline" if offline else "live"
     started = utcnow()
     t0 = time.perf_counter()
     with engine.begin() as conn:
         run_id = conn.execute(
-            insert(Run).values(source=source.name, mode=mode, status="running", started_at=started)
+            insert(Run).values(source=source.name, mode=mode, status="running", started_at=started,
+                               replay_of=replay[0] if replay else None)
         ).inserted_primary_key[0]
     summary = RunSummary(source=source.name, status="failed", run_id=run_id)
     locations: list[str] = []
     checksums: dict[str, str] = {}
+    metas: dict[str, dict] = {}
     try:
-        if offline and not source.has_offline:
+        if offline and not source.has_offline and not replay:
             raise _Skip(f"{source.title} has no bundled snapshot; its figures come from other sources offline")
-        if offline:
+        if replay:
+            payloads = replay[1]
+        elif offline:
             payloads = source.read_offline(specs)
         else:
             if http is None:
@@ -125,6 +134,8 @@ def run_source(
                     return
                 locations.append(payload.location)
                 checksums[payload.location] = payload.sha256
+                if payload.meta:
+                    metas[payload.location] = json.loads(json.dumps(payload.meta, default=str))
                 archive(payload)
                 t = time.perf_counter()
                 frame = source.parse(payload, specs)
@@ -159,6 +170,7 @@ def run_source(
                 .where(Run.id == run_id)
                 .values(
                     status="succeeded", finished_at=utcnow(), locations=locations, checksums=checksums,
+                    payload_meta=metas,
                     rows_read=summary.rows_read, rows_loaded=summary.rows_loaded, rows_rejected=summary.rows_rejected,
                     rows_unmapped=summary.rows_unmapped, rows_changed=summary.rows_changed,
                     period_min=stats.period_min, period_max=stats.period_max,
@@ -172,12 +184,12 @@ def run_source(
     except (_Skip, SourceSkipped) as skip:
         summary.status = "skipped"
         summary.error = str(skip)
-        _finish(engine, run_id, "skipped", str(skip), locations, checksums)
+        _finish(engine, run_id, "skipped", str(skip), locations, checksums, metas)
     except Exception as exc:  # one failing source never stops the others
         message = str(exc) if isinstance(exc, SourceError) else f"{source.title}: {exc.__class__.__name__}: {exc}"
         log.exception("source %s failed", source.name) if not isinstance(exc, SourceError) else None
         summary.error = message
-        _finish(engine, run_id, "failed", message, locations, checksums)
+        _finish(engine, run_id, "failed", message, locations, checksums, metas)
     summary.seconds = time.perf_counter() - t0
     say(source.name, summary.status)
     return summary
@@ -222,13 +234,33 @@ class _ChunkStats:
             self.latest_end = last["period_end"]
 
 
-def _finish(engine: Engine, run_id: int, status: str, error: str, locations, checksums) -> None:
+def _finish(engine: Engine, run_id: int, status: str, error: str, locations, checksums, metas) -> None:
     with engine.begin() as conn:
         conn.execute(
             update(Run)
             .where(Run.id == run_id)
-            .values(status=status, finished_at=utcnow(), error=error, locations=locations, checksums=checksums)
+            .values(status=status, finished_at=utcnow(), error=error, locations=locations, checksums=checksums,
+                    payload_meta=metas)
         )
+
+
+@contextmanager
+def refresh_lock(wait: float = 0):
+    """One writer at a time, across processes. Raises RefreshLocked when another holds the lock for longer
+    than `wait` seconds."""
+    lock_path = paths().lock_file
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_path))
+    try:
+        lock.acquire(timeout=wait)
+    except Timeout as exc:
+        raise RefreshLocked(
+            f"another refresh is running (lock {lock_path}); wait for it to finish or use --wait SECONDS"
+        ) from exc
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def refresh(
@@ -248,16 +280,7 @@ def refresh(
     sources = all_sources()
     names = source_names or list(sources)
     specs = load_catalog()
-    lock_path = paths().lock_file
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(lock_path))
-    try:
-        lock.acquire(timeout=wait)
-    except Timeout as exc:
-        raise RefreshLocked(
-            f"another refresh is running (lock {lock_path}); wait for it to finish or use --wait SECONDS"
-        ) from exc
-    try:
+    with refresh_lock(wait):
         mark_interrupted(engine)
         mapper = AreaMapper.from_engine(engine)
         summaries = []
@@ -271,8 +294,40 @@ def refresh(
             source_specs = [s for s in specs if s.source == name]
             summaries.append(run_source(engine, source, source_specs, offline, mapper, http=http, progress=progress))
         return summaries
-    finally:
-        lock.release()
+
+
+def archived_payloads(engine: Engine, run_id: int) -> tuple[str, list[Payload]]:
+    """The source name and the raw payloads of an earlier run, read back from the archive by checksum."""
+    with engine.connect() as conn:
+        run = conn.execute(select(Run).where(Run.id == run_id)).first()
+    if run is None:
+        raise SourceError(f"there is no run {run_id}; see `tracker status` or the dashboard's Data page")
+    if not run.locations:
+        raise SourceError(f"run {run_id} ({run.source}, {run.status}) read no payload, so there is nothing to replay")
+    payloads = []
+    for location in run.locations:
+        checksum = run.checksums[location]
+        path = paths().archive_dir / checksum[:2] / f"{checksum}.gz"
+        if not path.exists():
+            raise SourceError(f"run {run_id}: the archived payload of {location} ({checksum[:12]}…) is not in {paths().archive_dir}")
+        content = gzip.decompress(path.read_bytes())
+        payloads.append(Payload(location=location, content=content, meta=(run.payload_meta or {}).get(location, {})))
+    return run.source, payloads
+
+
+def replay(engine: Engine, run_id: int, progress: Progress | None = None, wait: float = 0) -> RunSummary:
+    """Parse, validate and load again the archived raw payloads of run `run_id` (for instance after a parser fix),
+    under the refresh lock, as a new run with mode "replay"."""
+    from pipelines.registry import all_sources
+    from tracker.geography import AreaMapper
+
+    name, payloads = archived_payloads(engine, run_id)
+    source = all_sources()[name]
+    specs = [s for s in load_catalog() if s.source == name]
+    with refresh_lock(wait):
+        mark_interrupted(engine)
+        return run_source(engine, source, specs, offline=True, mapper=AreaMapper.from_engine(engine),
+                          progress=progress, replay=(run_id, payloads))
 
 
 def has_observations(engine: Engine) -> bool:
