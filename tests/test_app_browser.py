@@ -47,6 +47,11 @@ def app(snapshot_db_file, tmp_path_factory):
 def page(app):
     from playwright.sync_api import sync_playwright
 
+    from playwright.sync_api import expect
+
+    # The server's first view builds every comparison and association (tens of seconds on a busy CI machine);
+    # Streamlit can draw part of a page while it works, so checks wait for what they look for, not a fixed time.
+    expect.set_options(timeout=180_000)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=shots.CHROMIUM, args=shots.CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1400, "height": 2200}, accept_downloads=True)
