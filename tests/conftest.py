@@ -3,8 +3,10 @@ database prepared from the bundled real snapshot per test session (copied for te
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import text
@@ -65,25 +67,31 @@ def initialised_engine(sqlite_engine):
     return sqlite_engine
 
 
-@pytest.fixture(scope="session")
-def snapshot_db_file(tmp_path_factory):
-    """A SQLite database prepared once from the bundled real snapshot (tracker prepare)."""
-    import os
-
-    folder = tmp_path_factory.mktemp("snapshot-db")
+@contextmanager
+def data_dir(folder):
+    """TRACKER_DATA_DIR set to `folder` for the duration (for fixtures wider than one test, where monkeypatch
+    cannot reach)."""
     old = os.environ.get("TRACKER_DATA_DIR")
     os.environ["TRACKER_DATA_DIR"] = str(folder)
     try:
-        from tracker.store import prepare
-
-        engine = make_engine(f"sqlite:///{folder / 'tracker.sqlite'}")
-        summaries = prepare(engine)
-        engine.dispose()
+        yield
     finally:
         if old is None:
             os.environ.pop("TRACKER_DATA_DIR", None)
         else:
             os.environ["TRACKER_DATA_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def snapshot_db_file(tmp_path_factory):
+    """A SQLite database prepared once from the bundled real snapshot (tracker prepare)."""
+    from tracker.store import prepare
+
+    folder = tmp_path_factory.mktemp("snapshot-db")
+    with data_dir(folder):
+        engine = make_engine(f"sqlite:///{folder / 'tracker.sqlite'}")
+        summaries = prepare(engine)
+        engine.dispose()
     failed = [s for s in summaries if s.status == "failed"]
     assert not failed, f"offline refresh failed: {[(s.source, s.error) for s in failed]}"
     return folder / "tracker.sqlite"

@@ -55,20 +55,14 @@ TWO_SOURCES = ["fingertips", "ons_crime_severity"]
 def prepared_db(tmp_path_factory):
     from tracker.refresh import refresh
     from tracker.store import initialise
+    from tests.conftest import data_dir
 
     folder = tmp_path_factory.mktemp("faults-db")
-    old = os.environ.get("TRACKER_DATA_DIR")
-    os.environ["TRACKER_DATA_DIR"] = str(folder)
-    try:
+    with data_dir(folder):
         engine = make_engine(f"sqlite:///{folder / 'tracker.sqlite'}")
         initialise(engine)
         (summary,) = refresh(engine, ["fingertips"], offline=True)
         engine.dispose()
-    finally:
-        if old is None:
-            os.environ.pop("TRACKER_DATA_DIR", None)
-        else:
-            os.environ["TRACKER_DATA_DIR"] = old
     assert summary.status == "succeeded", summary.error
     return folder / "tracker.sqlite"
 
