@@ -60,5 +60,13 @@ def schema_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def is_current(engine: Engine) -> bool:
+    """The schema exists and is at the newest migration."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    return has_schema(engine) and schema_revision(engine) == head
+
+
 def has_schema(engine: Engine) -> bool:
     return "observation" in inspect(engine).get_table_names()

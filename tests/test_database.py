@@ -115,3 +115,14 @@ def test_initialise_twice_reuses_unchanged_geography(sqlite_engine):
     with sqlite_engine.connect() as conn:
         areas = conn.execute(text("SELECT count(*) FROM area")).scalar()
     assert "areas (ltla)" not in second and second["areas (unchanged)"] == areas > 34_000
+
+
+def test_is_current_tells_an_older_schema_from_the_newest(sqlite_engine):
+    from alembic import command
+
+    from db.engine import alembic_config, is_current
+
+    command.upgrade(alembic_config(sqlite_engine), "0002")
+    assert not is_current(sqlite_engine)
+    upgrade(sqlite_engine)
+    assert is_current(sqlite_engine)

@@ -50,15 +50,19 @@ def engine():
 
 def ensure_database() -> None:
     """On first start, prepare the database from the bundled real snapshot, with a progress bar (one step per
-    source). Apart from this, the app only reads."""
+    source); after an upgrade of the tracker, bring an older database's schema up to date. Apart from this, the
+    app only reads."""
     if st.session_state.get("_database_ready"):
         return
-    from db.engine import has_schema
+    from db.engine import has_schema, is_current
     from pipelines.registry import all_sources
     from tracker.refresh import has_observations
-    from tracker.store import prepare
+    from tracker.store import initialise, prepare
 
     eng = engine()
+    if has_schema(eng) and not is_current(eng):
+        with st.spinner("Upgrading the database to this version of the tracker…"):
+            initialise(eng)
     if not (has_schema(eng) and has_observations(eng)):
         with st.status("Preparing the database from the bundled real snapshot (first start only, about a minute)…",
                        expanded=True) as box:
