@@ -1,0 +1,465 @@
+"""Ratios, goals and bench/RESULTS.md from one run's results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.load import CONTENDERS, NO_REPEAT
+
+LOAD_GOAL_RAW = 0.7  # the tracker's load at least this fraction of raw executemany's speed
+MEMORY_GOAL_MB = 500
+SNAPSHOT_GOAL_S = 15
+QUERY_P95_GOAL_MS = 100
+QUERY_RAW_FACTOR = 2
+EXPORT_GOAL_S = 1
+PAGE_GOAL_S = 1.5
+NAMES = {"tracker": "tracker (run_source)", "sqlite_utils": "sqlite-utils", "pandas": "pandas to_sql",
+         "raw": "raw sqlite3 executemany"}
+
+# What the profiles showed (by profile kind), written after reading them and measuring candidate changes on
+# 2026-11-28 on this machine (CPU time, min of 5 runs, one 135,020-row SYNTHETIC payload, unless said otherwise).
+# Kept with the code so the results file carries the analysis; the hot-spot tables beside it are regenerated on
+# every run. The changes themselves are for the owners of those files to make; SUGGESTIONS lists them.
+FINDINGS: dict[str, str] = {
+    "load": (
+        "**Finding.** The tracker's INSERT costs about what raw executemany's does; the gap is everything around it, "
+        "per payload: parsing (pipelines.base.read_csv_strict: csv.reader into lists, then an object DataFrame) "
+        "0.73 s; validation (pipelines.validate.prepare) 1.4-1.5 s, of which to_numbers 0.75-0.83 s (every numeric "
+        "cell is made text, stripped, comma-stripped, lower-cased and parsed, though almost all are plain numbers), "
+        "check_values' whole-row drop_duplicates 0.13 s, to_datetime + .dt.date and replace(NaN -> None) about 0.2 s "
+        "each; db.load._rows 0.45 s; sqlite3's per-value Python date adapter inside executemany (adapt_date: "
+        "period_start/period_end are datetime.date objects) 12-15% of _insert; gzip level 5 of the payload for the "
+        "archive 0.32 s. Reaching 0.7x raw would need validation outside pandas; beating sqlite-utils and pandas is "
+        "within reach of the changes below. **Memory**: two payloads are alive at once. tracker/refresh.py's "
+        "prepared_chunks keeps its locals payload, frame (the parsed text frame) and problems across `yield clean`, "
+        "and db/load.py's `for frame in frames` keeps the previous clean frame while the next payload is read, "
+        "parsed and validated: peak 640-668 MB on 3 payloads, more over 40 (run above)."),
+    "source": (
+        "**Finding.** The same load path: in the slowest source about half the time is db.load._insert (SQLite "
+        "writing the 7-column key and two indexes, with adapt_date 10-15% of it), a quarter validation (to_numbers "
+        "first) and a tenth db.load._rows; initialise (schema, 34,124 areas, 68,484 links, catalog) adds about 5 s. "
+        "Part 2's CPU time alone is above 15 s, so the goal is out of reach on this machine even without other "
+        "tenants; the changes below take about a quarter off validation and a fifth off conversion and insert."),
+    "export-icb": (
+        "**Finding.** tracker.exports._Pack._headline_ages runs a GROUP BY over the whole observation table (joined "
+        "to area to leave LSOAs out) on every write_export: about 4.2 s of the 6.2 s profiled on the England-wide "
+        "database, since it reads the 5.4 million LSOA rows only to exclude them. It repeats what "
+        "tracker.analysis.data._headline_age decides when the Store loads; memoising it per data version (e.g. "
+        "`get_store(engine).derived((\"headline_ages\",), ...)`) would leave about a third of the warm pack's time. "
+        "Then _Pack.loaded_on (0.7 s: run finish dates queried area by area) and latest_observations per area. A "
+        "new process (`tracker export`) also builds the Store and the associations first."),
+}
+DASHBOARD_FINDING = (
+    "**Finding (app start).** AppTest runs the page script in another thread, so pyinstrument does not see it; "
+    "timed separately on the snapshot database: building the Store 4.0 s, the first latest_observations 4.7 s (it "
+    "builds the memoised comparison, trend and ICB tables for all areas), department_summary 1.3 s, "
+    "place_departments 0.9 s: about 11 s before anything is drawn. Every later page and session reuses them, hence "
+    "the warm renders. Building the Store and those tables when the server starts and after each refresh (a "
+    "background thread calling them) would take the wait off the first visitor.")
+SUGGESTIONS = [
+    ("pipelines/validate.py to_numbers", "parse each column with pd.to_numeric first; strip, comma-strip and "
+     "lower-case only the cells that do not parse (blanks, markers, \"1,234\")", "to_numbers 0.75-0.83 s -> 0.44 s "
+     "per payload; same rows and problems on every real snapshot payload and on awkward values"),
+    ("pipelines/validate.py check_values", "whole-row drop_duplicates only when some key repeats",
+     "0.13-0.14 s -> 0.08-0.09 s; whole prepare 1.38-1.49 s -> 1.06-1.12 s"),
+    ("db/load.py _rows", "build the tuples column by column and, on SQLite, pass dates as ISO text (what SQLAlchemy's "
+     "Date stores; no per-value sqlite3 date adapter, which Python 3.12 deprecates)",
+     "_rows + executemany 1.05-1.08 s -> 0.81-0.85 s; stored rows identical"),
+    ("tracker/refresh.py archive", "gzip compresslevel 1 instead of 5", "0.32 s -> 0.10 s per 15.9 MB payload; "
+     "archive file 3.30 MB -> 3.76 MB"),
+    ("tracker/refresh.py prepared_chunks and db/load.py load_observations", "drop references to a payload's raw "
+     "bytes, parsed frame and clean frame once they are used (del before/after `yield clean`; del frame at the end "
+     "of each loop body)", "peak RSS 640-668 MB -> 457-466 MB on 3 payloads"),
+    ("all five together", "whole tracker refresh of 3 SYNTHETIC payloads, first load", "CPU 12.98 / 13.63 s -> "
+     "11.39 / 11.28 s (-14%); peak 642-668 MB -> 457-465 MB; identical table (rows, values, sums, notes, dates)"),
+]
+
+
+def load_ratios(out: dict) -> None:
+    """Per phase: rows/s, speed relative to raw executemany and to the fastest, and whether every contender left
+    the same rows (count, values present, sum of values) in the table."""
+    for phase in ("first", "repeat"):
+        done = {c: p[phase] for c, p in out["contenders"].items() if "seconds" in p.get(phase, {})}
+        if not done:
+            continue
+        for key, prefix in (("seconds", ""), ("cpu_seconds", "cpu_")):
+            fastest = min(r[key] for r in done.values())
+            raw = done.get("raw", {}).get(key)
+            for r in done.values():
+                r[f"{prefix}rows_per_second"] = round(r["rows"] / r[key]) if r[key] else None
+                r[f"{prefix}speed_vs_fastest"] = round(fastest / r[key], 3)
+                if raw:
+                    r[f"{prefix}speed_vs_raw"] = round(raw / r[key], 3)
+        expected = [c for c in CONTENDERS if not (phase == "repeat" and c in NO_REPEAT)]
+        states = {(r["rows"], r["values"], round(r["value_sum"], 3)) for r in done.values()}
+        out[f"same_rows_{phase}"] = len(states) == 1 and sorted(done) == sorted(expected)
+
+
+def query_ratios(result: dict) -> None:
+    result["warm_vs_raw_p95"] = round(result["warm"]["p95_ms"] / result["raw"]["p95_ms"], 2)
+    result["warm_vs_raw_p50"] = round(result["warm"]["p50_ms"] / result["raw"]["p50_ms"], 2)
+
+
+def _x(other: dict, tracker: dict, key: str) -> str:
+    """How many times faster the tracker is than `other` (below 1: slower)."""
+    return f"{other[key] / tracker[key]:.2f}x"
+
+
+def _stage_text(r: dict) -> str:
+    return ", ".join(f"{k} {v:.1f} s" for k, v in r.get("stages", {}).items())
+
+
+def goals(results: dict) -> list[dict]:
+    rows: list[dict] = []
+
+    def add(part, goal, measured, met, why=""):
+        rows.append({"part": part, "goal": goal, "measured": measured, "met": met, "why": "" if met else why})
+
+    for key, label in (("load_synthetic", "1b England-wide (SYNTHETIC)"), ("load_real", "1a real snapshot rows")):
+        data = results.get(key, {})
+        if "contenders" not in data:
+            if key in results:
+                add(label, "load goals", data.get("not_measured", "not measured"), None, data.get("not_measured", ""))
+            continue
+        c = data["contenders"]
+        for phase in ("first", "repeat"):
+            t = c["tracker"].get(phase, {})
+            if "error" in t or "seconds" not in t:
+                add(label, f"tracker {phase} load", "failed", False, t.get("error", "")[-300:])
+                continue
+            raw = c["raw"].get(phase, {})
+            why_stages = (f"tracker stages (wall): {_stage_text(t)}; raw executemany does its whole job (csv parse + "
+                          f"insert) in {raw.get('cpu_seconds', float('nan')):.1f} s CPU")
+            for other in ("sqlite_utils", "pandas"):
+                o = c[other].get(phase, {})
+                if "not_supported" in o:
+                    add(label, f"{phase} load: tracker faster than {NAMES[other]}", f"{NAMES[other]}: not supported",
+                        None, o["not_supported"])
+                if "cpu_seconds" in o:
+                    add(label, f"{phase} load: tracker faster than {NAMES[other]}",
+                        f"CPU {t['cpu_seconds']:.1f} s vs {o['cpu_seconds']:.1f} s: {_x(o, t, 'cpu_seconds')} "
+                        f"(wall {_x(o, t, 'seconds')})", t["cpu_seconds"] < o["cpu_seconds"], why_stages)
+            if "cpu_speed_vs_raw" in t:
+                add(label, f"{phase} load: tracker >= {LOAD_GOAL_RAW}x raw executemany speed",
+                    f"{t['cpu_speed_vs_raw']:.2f}x by CPU ({t['cpu_seconds']:.1f} s vs {raw['cpu_seconds']:.1f} s); "
+                    f"{t['speed_vs_raw']:.2f}x by wall", t["cpu_speed_vs_raw"] >= LOAD_GOAL_RAW, why_stages)
+        peaks = [c["tracker"][p]["peak_rss_mb"] for p in ("first", "repeat") if "peak_rss_mb" in c["tracker"].get(p, {})]
+        if peaks:
+            add(label, f"tracker peak memory < {MEMORY_GOAL_MB} MB", f"{max(peaks):.0f} MB", max(peaks) < MEMORY_GOAL_MB,
+                "two payloads' frames are alive at once (the previous payload's raw bytes, parsed and clean frames "
+                "stay referenced while the next is read and validated); see the load findings")
+
+    snap = results.get("snapshot")
+    if snap:
+        slow = max(snap["sources"], key=lambda s: s["seconds"], default=None)
+        add("2 offline refresh", f"whole snapshot (tracker.store.prepare) < {SNAPSHOT_GOAL_S} s",
+            f"{snap['seconds']:.1f} s (CPU {snap['cpu_seconds']:.1f} s)", snap["seconds"] < SNAPSHOT_GOAL_S,
+            f"initialise {snap['initialise_seconds']:.1f} s; slowest source {slow['source']} {slow['seconds']:.1f} s "
+            f"({_stage_text(slow)}); see the refresh profile" if slow else "")
+
+    q = results.get("query")
+    if q and "warm" in q:
+        add("3 query", f"warm place_profile(ICB) p95 < {QUERY_P95_GOAL_MS} ms", f"{q['warm']['p95_ms']:.1f} ms",
+            q["warm"]["p95_ms"] < QUERY_P95_GOAL_MS, "see the query_warm profile")
+        add("3 query", f"warm p95 within {QUERY_RAW_FACTOR}x raw SQL p95",
+            f"{q['warm_vs_raw_p95']:.2f}x ({q['warm']['p95_ms']:.1f} vs {q['raw']['p95_ms']:.1f} ms)",
+            q["warm_vs_raw_p95"] <= QUERY_RAW_FACTOR,
+            "the analysis works on in-memory frames built for all areas (comparison, trend, ICB figures), then filters "
+            "and sorts them per call with pandas, whose fixed per-operation cost exceeds SQLite's indexed lookup")
+    elif q:
+        add("3 query", "query goals", q.get("not_measured") or "failed", None, q.get("not_measured") or q.get("error", "")[-300:])
+
+    e = results.get("exports")
+    if e and "icb" in e:
+        icb = e["icb"]
+        if "error" in icb:
+            add("4 export", "ICB pack < 1 s", "failed", False, icb["error"][-300:])
+        else:
+            add("4 export", f"ICB pack, dashboard download (Store built) < {EXPORT_GOAL_S} s",
+                f"{icb['warm_p50_seconds']:.2f} s (max {icb['warm_max_seconds']:.2f} s)",
+                icb["warm_max_seconds"] < EXPORT_GOAL_S, "see the export_icb profile")
+            add("4 export", f"ICB pack, `tracker export` in a new process (builds the Store) < {EXPORT_GOAL_S} s",
+                f"{icb['cold_seconds']:.2f} s", icb["cold_seconds"] < EXPORT_GOAL_S,
+                "the first call in a process builds the analysis Store (reads every non-LSOA headline observation "
+                "and computes comparisons, trends and ICB figures for all areas) before writing the pack")
+    elif e:
+        add("4 export", "export goals", e.get("not_measured", "not measured"), None, e.get("not_measured", ""))
+
+    d = results.get("dashboard")
+    if d and "pages" in d:
+        add("5 dashboard", f"app start: the default page in a new process (or after a refresh) < {PAGE_GOAL_S} s",
+            f"{d['app_start_seconds']:.2f} s", d["app_start_seconds"] < PAGE_GOAL_S,
+            "the first run builds the analysis Store for the new data version and the default page's analyses")
+        for p in d["pages"]:
+            for kind in ("first", "warm") if p["page"] != d["default_page"] else ("warm",):  # its first is app start
+                add("5 dashboard", f"{p['title']} page, {kind} render < {PAGE_GOAL_S} s", f"{p[f'{kind}_seconds']:.2f} s",
+                    p[f"{kind}_seconds"] < PAGE_GOAL_S and not p["errors"],
+                    f"page raised: {p['errors'][0]}" if p["errors"] else
+                    "the page's own analysis calls, not cached yet" if kind == "first" else "the page's own rendering")
+    elif d:
+        add("5 dashboard", "page goals", d.get("not_measured") or "failed", None if "not_measured" in d else False,
+            d.get("not_measured") or d.get("error", "")[-300:])
+    return rows
+
+
+def profiles_needed(results: dict, work: Path) -> list[dict]:
+    """One profile per missed goal's slowest stage."""
+    missed = [g for g in goals(results) if g["met"] is False]
+    todo = []
+    if any(g["part"].startswith("1b") for g in missed):
+        n = results["scale"]["indicators"]
+        todo.append({"kind": "load", "name": "load_tracker_first", "repeat": "load_tracker_repeat", "files": 1,
+                     "why": "part 1 goal missed: the tracker's refresh of one SYNTHETIC payload (135,020 rows at full "
+                            "scale), first then repeated load"})
+    if any(g["part"].startswith("2") for g in missed):
+        slow = max(results["snapshot"]["sources"], key=lambda s: s["seconds"])
+        todo.append({"kind": "source", "name": f"refresh_{slow['source']}", "source": slow["source"],
+                     "why": f"part 2 goal missed: the slowest source, {slow['source']}, refreshed offline into an "
+                            "initialised empty database"})
+    if any(g["part"].startswith("3") for g in missed) and (work / "england.sqlite").exists():
+        todo.append({"kind": "query-warm", "name": "query_warm", "db": str(work / "england.sqlite"),
+                     "why": "part 3 goal missed: warm place_profile for each of the 42 ICBs"})
+    if any(g["part"].startswith("4") and "download" in g["goal"] for g in missed):
+        db = work / "england.sqlite"
+        todo.append({"kind": "export-icb", "name": "export_icb",
+                     "db": str(db if db.exists() else work / "snapshot.sqlite"),
+                     "why": "part 4 goal missed: the ICB pack with the Store built"})
+    return todo
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Markdown
+
+
+def _fmt(v, digits=2):
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return out + [""]
+
+
+def _load_section(title: str, data: dict | None) -> list[str]:
+    lines = [f"### {title}", ""]
+    if not data or "contenders" not in data:
+        return lines + [f"Not measured: {(data or {}).get('not_measured', 'part not run')}.", ""]
+    lines += [f"{data['rows_offered']:,} rows offered in {data['payloads']} tidy CSV payloads (one per indicator).", ""]
+    for phase, heading in (("first", "First load into an empty table"), ("repeat", "Repeated load of the same rows")):
+        rows = []
+        for c in CONTENDERS:
+            r = data["contenders"].get(c, {}).get(phase, {})
+            if "not_supported" in r:
+                rows.append([NAMES[c], "not supported (to_sql has no upsert)", *["–"] * 9])
+                continue
+            if "error" in r:
+                rows.append([NAMES[c], "failed: " + r["error"].splitlines()[-1][:120], *["–"] * 9])
+                continue
+            rows.append([NAMES[c], r.get("rows"), r.get("seconds"), r.get("cpu_seconds"), r.get("cpu_rows_per_second"),
+                         r.get("cpu_speed_vs_raw"), r.get("speed_vs_raw"), r.get("cpu_speed_vs_fastest"),
+                         r.get("peak_rss_mb"), r.get("baseline_rss_mb"), r.get("load_average_before")])
+        lines += [f"**{heading}**" + (" (method per contender below)" if phase == "repeat" else ""), ""]
+        lines += _table(["contender", "rows in table", "wall s", "CPU s", "rows per CPU s", "speed vs raw (CPU)",
+                         "speed vs raw (wall)", "speed vs fastest (CPU)", "peak RSS MB", "RSS before load MB",
+                         "load avg before"], rows)
+        same = data.get(f"same_rows_{phase}")
+        lines += [f"Same rows in every measured contender's table (count, values present, sum of values): "
+                  f"{'yes' if same else 'NO'}.", ""]
+        t = data["contenders"].get("tracker", {}).get(phase, {})
+        if t.get("stages"):
+            lines += [f"Tracker stages ({phase}): {_stage_text(t)}; rows changed {t.get('rows_changed', 0):,}, "
+                      f"rejected {t.get('rows_rejected', 0):,}.", ""]
+    lines += ["Repeated load, per contender:", ""]
+    lines += [f"* {NAMES[c]}: {data['repeat_methods'][c]}" for c in CONTENDERS] + [""]
+    return lines
+
+
+def markdown(results: dict) -> str:
+    m, s = results["machine"], results["scale"]
+    v = m["versions"]
+    lines = [
+        "# Benchmark results", "",
+        f"Latest full run of `make bench` (`python -m bench.run`): {results['started']} to {results['finished']} "
+        f"({results['wall_seconds']:.0f} s in all). Parts: {', '.join(results['parts'])}.", "",
+        *_timing(results),
+        "Every contender ran in the same invocation, each measurement in its own subprocess (peak RSS is that "
+        "process's own high-water mark, VmHWM). The machine is shared, so absolute times drift from run to run: read "
+        "the ratios. Part 1's contenders run two at a time on the two cores "
+        f"(--jobs {(results.get('load_synthetic') or {}).get('jobs', 1)}), so their ratios and goals use each "
+        "process's CPU time (time.process_time: single-threaded work that other tenants and the neighbouring "
+        "contender barely change); wall time is shown beside it. Latency measurements (parts 2-5) run alone. The load "
+        "average before each measurement is recorded. The England-wide rows are SYNTHETIC: real LSOA 2021 codes "
+        "from the tracker's geography, invented values, indicator ids `synthetic-bench-NN`, only ever written into "
+        "the benchmark's own databases under bench/work/.", "",
+        "## Machine", "",
+        *_table(["CPU", "cores", "RAM GB", "Python", "SQLite", "pandas", "SQLAlchemy", "Streamlit", "sqlite-utils",
+                 "pyinstrument", "load avg at start"],
+                [[m["cpu"], m["cores"], m["ram_gb"], v["Python"], v["SQLite"], v["pandas"], v["SQLAlchemy"],
+                  v["Streamlit"], v["sqlite-utils"], v["pyinstrument"],
+                  " / ".join(str(x) for x in m["load_average_at_start"] or [])]]),
+        f"Scale: {_fmt(s['lsoas'])} LSOAs x {s['indicators']} SYNTHETIC indicators x {s['periods']} periods"
+        + (f" = {s['lsoas'] * s['indicators'] * s['periods']:,} rows" if isinstance(s["lsoas"], int) else "")
+        + f"; {s['queries']} warm queries in part 3.", "",
+        "## Goals", "",
+    ]
+    lines += _table(["part", "goal", "measured", "met", "why (when missed)"],
+                    [[g["part"], g["goal"], g["measured"], {True: "met", False: "MISSED", None: "not measured"}[g["met"]],
+                      g["why"]] for g in goals(results)])
+
+    lines += ["## 1. Load throughput into SQLite", "",
+              "The same tidy observations, from the same per-indicator tidy CSV payloads, into the tracker's own "
+              "`observation` table (its 7-column key, two secondary indexes and foreign keys) in copies of one "
+              "database initialised by `tracker.store.initialise` (pragmas as the tracker sets them: WAL, "
+              "synchronous=NORMAL, foreign_keys=ON), each contender in one transaction. The tracker runs "
+              "`tracker.refresh.run_source` with a bench-only Source (bench/synthetic.py `PayloadSource`), so its "
+              "time includes what the others do not do: validation (markers to NULL with a note, area-code "
+              "harmonisation, impossible values, duplicate keys), archiving each raw payload and the run's "
+              "provenance. sqlite-utils gets its fastest documented path (rows as lists, `insert_all`; it caps a "
+              "multi-row INSERT at 999 bound values, i.e. 55 rows of 18 columns); pandas reads each file with "
+              "`read_csv` and appends with `to_sql(chunksize=50000)`; raw is `csv` + `sqlite3.executemany`. Wall time "
+              "also holds I/O waits (WAL checkpoints) and the neighbouring contender's share of the disk, which CPU "
+              "time leaves out.", ""]
+    lines += _load_section("(a) The real snapshot's rows (parsed and validated by the pipelines in part 2)",
+                           results.get("load_real"))
+    lines += _load_section(f"(b) SYNTHETIC England-wide scale-up ({_fmt(s['lsoas'])} LSOAs x {s['indicators']} indicators "
+                           f"x {s['periods']} periods)", results.get("load_synthetic"))
+
+    snap = results.get("snapshot")
+    lines += ["## 2. Offline refresh of the whole bundled snapshot", ""]
+    if snap:
+        lines += [f"`tracker.store.prepare` into an empty database (schema, departments, geography, catalog, then every "
+                  f"source's bundled files; raw payloads archived): **{snap['seconds']:.1f} s** for "
+                  f"{snap['rows_loaded']:,} rows (CPU {snap['cpu_seconds']:.1f} s); initialise "
+                  f"{snap['initialise_seconds']:.1f} s; peak RSS "
+                  f"{snap['peak_rss_mb']:.0f} MB; load average before {snap.get('load_average_before')}.", ""]
+        lines += _table(["source", "status", "seconds", "rows read", "rows loaded", "rejected", "unmapped", "fetch s",
+                         "parse s", "validate s", "load s"],
+                        [[x["source"], x["status"], x["seconds"], x["rows_read"], x["rows_loaded"], x["rows_rejected"],
+                          x["rows_unmapped"], *(x["stages"].get(k) for k in ("fetch", "parse", "validate", "load"))]
+                         for x in snap["sources"]])
+    else:
+        lines += ["Not measured in this run (--parts).", ""]
+
+    q = results.get("query")
+    lines += ["## 3. Query latency on the England-wide database", ""]
+    if q and "warm" in q:
+        db = q["database"]
+        lines += [f"Database: {db['rows']:,} observations ({db['synthetic_rows']:,} SYNTHETIC LSOA rows from part 1b "
+                  f"plus {db['real_rows']:,} real rows from part 2). The Place view's data for an ICB is "
+                  f"`tracker.analysis.place_profile(engine, icb)` (every indicator, latest period, comparison with "
+                  f"England, trend, red-red flag); {q['warm']['n']} calls cycling through all {q['icbs']} ICBs. "
+                  f"Rows per profile: {q['rows_per_profile']['min']}–{q['rows_per_profile']['max']}.", "",
+                  "The analysis keeps an in-memory Store per data version: the first call after a refresh lands "
+                  "(cold) reads the database and builds the derived tables for all areas; every later call (warm) "
+                  "filters those. Cold is paid once per refresh, warm on every page view, so **warm is what is "
+                  "compared with raw SQL**, itself run on a warm connection (page cache filled).", ""]
+        lines += _table(["measure", "p50 ms", "p95 ms", "max ms", "n"],
+                        [["place_profile, warm", q["warm"]["p50_ms"], q["warm"]["p95_ms"], q["warm"]["max_ms"], q["warm"]["n"]],
+                         ["raw SQL (sqlite3)", q["raw"]["p50_ms"], q["raw"]["p95_ms"], q["raw"]["max_ms"], q["raw"]["n"]]])
+        lines += [f"Warm / raw: p50 {q['warm_vs_raw_p50']:.2f}x, p95 {q['warm_vs_raw_p95']:.2f}x. Raw SQL rows per "
+                  f"query: {q['raw_rows_per_query']['min']}–{q['raw_rows_per_query']['max']} (LA and ICB rows with "
+                  "England's value; no comparison, trend or ICB figure, which the analysis adds). Peak RSS of the "
+                  f"query process (Store included): {q['peak_rss_mb']:.0f} MB.", ""]
+        lines += _table(["cold sample (first call after a data change)", "total s", "building the Store s",
+                         "first place_profile s"],
+                        [[c["icb"], c["seconds"], c["store_seconds"], c["first_profile_seconds"]] for c in q["cold"]])
+        lines += ["Raw SQL (the floor: latest period per indicator for the ICB's local authorities, with England's "
+                  "value):", "", "```sql", _raw_sql().strip(), "```", "",
+                  "Query plan: " + "; ".join(q.get("raw_plan", [])), ""]
+    else:
+        lines += [f"Not measured: {(q or {}).get('not_measured') or (q or {}).get('error', 'part not run')}.", ""]
+
+    e = results.get("exports")
+    lines += ["## 4. Exports", ""]
+    if e and "icb" in e:
+        lines += [f"On the {e['database']}.", ""]
+        icb, full = e["icb"], e["full"]
+        if "error" not in icb:
+            lines += [f"Pack for ICB {icb['icb']} (`tracker.exports.write_export`, CSV): {icb['rows']:,} rows, "
+                      f"{icb['areas']} areas, {icb['bytes']:,} bytes. New process (`tracker export`; builds the "
+                      f"Store first): {icb['cold_seconds']:.2f} s. Store built (dashboard download): p50 "
+                      f"{icb['warm_p50_seconds']:.2f} s, max {icb['warm_max_seconds']:.2f} s. Peak RSS "
+                      f"{icb['peak_rss_mb']:.0f} MB.", ""]
+        else:
+            lines += [f"ICB pack failed: {icb['error'][-300:]}", ""]
+        if "error" not in full:
+            lines += [f"Full export (every listed area, every period, CSV, new process): {full['rows']:,} rows for "
+                      f"{full['areas']} areas in {full['seconds']:.1f} s = **{full['rows_per_second']:,} rows/s**, "
+                      f"{full['bytes']:,} bytes, peak RSS {full['peak_rss_mb']:.0f} MB.", ""]
+        else:
+            lines += [f"Full export failed: {full['error'][-300:]}", ""]
+    else:
+        lines += [f"Not measured: {(e or {}).get('not_measured', 'part not run')}.", ""]
+
+    d = results.get("dashboard")
+    lines += ["## 5. Dashboard pages (Streamlit AppTest, snapshot database)", ""]
+    if d and "pages" in d:
+        lines += [f"One process, following users: the app opens on its default page ({d['default_page']}) in a new "
+                  f"process: **app start {d['app_start_seconds']:.2f} s** (this run builds the analysis Store for the "
+                  "data version, as the first visit after a refresh does). Then each page is opened in a new session "
+                  "(first render: its own analysis calls not cached yet; for the default page this is the app start) "
+                  f"and again in another session (warm: Streamlit's cache and the Store warm). Peak RSS "
+                  f"{d['peak_rss_mb']:.0f} MB.", ""]
+        lines += _table(["page", "first render s", "warm render s", "errors"],
+                        [[p["title"], p["first_seconds"], p["warm_seconds"], "; ".join(p["errors"]) or "none"]
+                         for p in d["pages"]])
+        if d["app_start_seconds"] >= PAGE_GOAL_S:
+            lines += [DASHBOARD_FINDING, ""]
+    else:
+        lines += [f"Not measured: {(d or {}).get('not_measured') or (d or {}).get('error', 'part not run')}.", ""]
+
+    lines += ["## Profiles and findings", ""]
+    if not results["profiles"]:
+        lines += ["No profile taken (every goal met, or --no-profiles).", ""]
+    for p in results["profiles"]:
+        lines += [f"### {p['name']}", "", f"Why: {p['why']}.", ""]
+        if "error" in p:
+            lines += [f"Profiling failed: {p['error'][-300:]}", ""]
+            continue
+        for prof in ([p["first"]] if "first" in p else []) + [p]:
+            lines += [f"Profile `profiles/{Path(prof['profile']).name}` (beside this file) "
+                      f"({prof['seconds']:.1f} s sampled). Functions with the most self time:", ""]
+            lines += _table(["function", "self s", "share"],
+                            [[h["where"], h["self_seconds"], f"{h['share'] * 100:.0f}%" if h["share"] else "–"]
+                             for h in prof["hot_spots"]])
+        if FINDINGS.get(p["kind"]):
+            lines += [FINDINGS[p["kind"]], ""]
+    if any(p["kind"] in ("load", "source") for p in results["profiles"]):
+        lines += ["### Suggested changes to core files (measured, not applied)", "",
+                  "Measured on 2026-11-28 on this machine by applying each change to a copy of the module (CPU time, "
+                  "min of 5 runs on one 135,020-row SYNTHETIC payload unless said otherwise; the whole-refresh row "
+                  "is two runs of each). The exact diffs are in the benchmark engineer's report to the lead.", ""]
+        lines += _table(["where", "change", "measured effect"], [list(x) for x in SUGGESTIONS])
+    lines += ["## Reproducing", "",
+              "`make bench` (installs the `bench` extra: sqlite-utils, pyinstrument; then `python -m bench.run`). "
+              "`python -m bench.run --help` lists the options (parts, scale, work folder, output). Work files "
+              "(databases, payloads, the raw-results JSON `results.json`) go to bench/work/, which git ignores.", ""]
+    return "\n".join(lines)
+
+
+def _timing(results: dict) -> list[str]:
+    """How long each part took, its CPU time, and what the run would take on an idle two-core machine (CPU time
+    divided by the contenders running at once), since this machine's wall time depends on its other tenants."""
+    timing = results.get("timing")
+    if not timing:
+        return []
+    idle = sum(t["cpu_seconds"] / t["parallel"] for t in timing.values())
+    rows = [[part, t["wall_seconds"], t["cpu_seconds"], t["parallel"]] for part, t in timing.items()]
+    rows.append(["all", round(sum(t["wall_seconds"] for t in timing.values()), 1),
+                 round(sum(t["cpu_seconds"] for t in timing.values()), 1), "–"])
+    return [*_table(["part", "wall s", "CPU s (all processes)", "run at once"], rows),
+            f"Estimated time on an idle two-core machine (CPU time / contenders at once): about {idle / 60:.1f} "
+            "minutes. The wall time above is longer by however much the machine's other work took.", ""]
+
+
+def _raw_sql() -> str:
+    from bench.query import RAW_SQL
+
+    return RAW_SQL

@@ -1,0 +1,77 @@
+"""Part 2: the offline refresh of the whole bundled snapshot into an empty database (tracker.store.prepare), and
+the profiling children for missed goals."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from bench.common import peak_rss_mb
+
+
+def prepare_snapshot(db: str, sources: list[str] | None = None) -> dict:
+    """Child task: tracker.store.prepare on an empty database, as `make run` does on first start (schema,
+    reference data, then every source's bundled files: read, parse, validate, load, archive). `sources`: only
+    those (initialise, then an offline refresh of them), for quick checks of the harness."""
+    from db.engine import make_engine
+    from tracker.config import paths
+    from tracker.refresh import refresh
+    from tracker.store import initialise, prepare
+
+    shutil.rmtree(paths().archive_dir, ignore_errors=True)  # a first start archives every payload
+    engine = make_engine(f"sqlite:///{db}")
+    t, cpu = time.perf_counter(), time.process_time()
+    if sources:
+        initialise(engine)
+        summaries = refresh(engine, sources, offline=True)
+    else:
+        summaries = prepare(engine)
+    total, cpu = time.perf_counter() - t, time.process_time() - cpu
+    engine.dispose()
+    sources = [{"source": s.source, "status": s.status, "seconds": round(s.seconds, 3), "rows_read": s.rows_read,
+                "rows_loaded": s.rows_loaded, "rows_rejected": s.rows_rejected, "rows_unmapped": s.rows_unmapped,
+                "stages": {k: round(v, 3) for k, v in s.stages.items()}, "error": s.error} for s in summaries]
+    return {"seconds": total, "cpu_seconds": cpu, "initialise_seconds": total - sum(s.seconds for s in summaries), "sources": sources,
+            "rows_loaded": sum(s.rows_loaded for s in summaries), "peak_rss_mb": peak_rss_mb()}
+
+
+def profile(kind: str, db: str, name: str, folder: str, files: list[str] | None = None, n_indicators: int = 0,
+            source: str | None = None, area_code: str | None = None) -> dict:
+    """Child task: pyinstrument profile of one slow stage, saved as <folder>/<name>.txt.
+    kind "load": the tracker contender's refresh of `files`; "source": one source's offline refresh into an
+    initialised, empty database; "query-warm": place_profile for every ICB once the Store is built;
+    "export-icb": the pack for `area_code` once the Store is built."""
+    from bench.profiling import profile as run_profile
+    from db.engine import make_engine
+
+    engine = make_engine(f"sqlite:///{db}")
+    if kind == "load":
+        from bench.synthetic import PayloadSource, synthetic_specs
+        from tracker.geography import AreaMapper
+        from tracker.refresh import run_source
+
+        specs = synthetic_specs(n_indicators)
+        work = lambda: run_source(engine, PayloadSource([Path(f) for f in files]), specs, offline=True,  # noqa: E731
+                                  mapper=AreaMapper.from_engine(engine))
+    elif kind == "source":
+        from tracker.refresh import refresh
+
+        work = lambda: refresh(engine, [source], offline=True)  # noqa: E731
+    elif kind == "query-warm":
+        from tracker.analysis.place import place_profile
+
+        with engine.connect() as conn:
+            icbs = [r[0] for r in conn.exec_driver_sql("SELECT code FROM area WHERE type = 'icb' ORDER BY code")]
+        place_profile(engine, icbs[0])  # builds the Store and its derived tables: not what is profiled
+        work = lambda: [place_profile(engine, code) for code in icbs]  # noqa: E731
+    else:
+        import io
+
+        from tracker.exports import write_export
+
+        write_export(engine, io.BytesIO(), [area_code])
+        work = lambda: write_export(engine, io.BytesIO(), [area_code])  # noqa: E731
+    result = run_profile(name, work, Path(folder))
+    engine.dispose()
+    return result
