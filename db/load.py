@@ -10,14 +10,17 @@ A key repeated across chunks keeps its first row (counted in `repeated`). Works 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Iterable, Iterator
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Float, text
 
-from db.models import OBSERVATION_KEY, OBSERVATION_VALUES
+from db.models import OBSERVATION_KEY, OBSERVATION_VALUES, Observation
 
 COLUMNS = OBSERVATION_KEY + OBSERVATION_VALUES + ("run_id",)
+NUMBER_COLUMNS = tuple(c.name for c in Observation.__table__.columns if isinstance(c.type, Float))
 CHUNK_ROWS = 50_000
 
 
@@ -29,15 +32,47 @@ class LoadResult:
     repeated: int  # rows whose key an earlier chunk already had (first kept)
 
 
-def _rows(frame: pd.DataFrame, run_id: int) -> Iterator[list[tuple]]:
+DATE_COLUMNS = ("period_start", "period_end")
+
+
+def _db_column(values: pd.Series, name: str, sqlite: bool) -> list:
+    """One column as the DB-API values the database stores, NULL (None) for missing. Column by column in
+    numpy: a Python call per cell (the sqlite3 date adapter, pandas' per-row where) costs more than the insert."""
+    if name in DATE_COLUMNS:
+        dates = pd.to_datetime(values)
+        missing = dates.isna().to_numpy()
+        if sqlite:  # ISO text, as SQLAlchemy's Date stores it on SQLite
+            out = _shared(pd.Series(dates.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype(str)))
+        else:
+            out = list(dates.dt.date)
+    elif name in NUMBER_COLUMNS:
+        numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        missing = np.isnan(numbers)
+        out = numbers.tolist()
+    else:
+        missing = values.isna().to_numpy()
+        out = _shared(values)
+    for at in missing.nonzero()[0].tolist():  # NaN is NULL (PostgreSQL would store NaN); few cells
+        out[at] = None
+    return out
+
+
+def _shared(values: pd.Series) -> list:
+    """Text values as a list, one Python object per distinct value (codes and labels repeat a lot)."""
+    positions, distinct = pd.factorize(values)  # position -1 is missing: the None appended
+    return np.append(np.asarray(distinct, dtype=object), None).take(positions).tolist()
+
+
+def _rows(frame: pd.DataFrame, run_id: int, sqlite: bool) -> Iterator[tuple[int, Iterator[tuple]]]:
+    """(row count, rows) per chunk of CHUNK_ROWS."""
     cols = [c for c in COLUMNS if c != "run_id"]
     for start in range(0, len(frame), CHUNK_ROWS):
-        part = frame.iloc[start : start + CHUNK_ROWS][cols]
-        part = part.astype(object).where(part.notna(), None)  # NaN is NULL (PostgreSQL would store NaN)
-        yield [(*row, run_id) for row in part.itertuples(index=False, name=None)]
+        part = frame.iloc[start : start + CHUNK_ROWS]
+        columns = [_db_column(part[c], c, sqlite) for c in cols]
+        yield len(part), zip(*columns, repeat(run_id, len(part)))
 
 
-def _insert(conn: Connection, table: str, rows: list[tuple]) -> int:
+def _insert(conn: Connection, table: str, rows: Iterable[tuple]) -> int:
     """executemany on the DB-API cursor (SQLAlchemy's per-row processing costs more than the insert);
     returns how many rows went in."""
     ph = "?" if conn.dialect.name == "sqlite" else "%s"
@@ -66,6 +101,7 @@ def load_observations(
     bounded. `indicator_ids`: the source's indicators (decides the first-load fast path). Call inside a
     transaction; nothing is committed here."""
     frames = [frames] if isinstance(frames, pd.DataFrame) else frames
+    sqlite = conn.dialect.name == "sqlite"
     ids = sorted(set(indicator_ids))
     params = {f"i{n}": v for n, v in enumerate(ids)}
     in_list = ", ".join(f":i{n}" for n in range(len(ids))) or "NULL"
@@ -75,9 +111,9 @@ def load_observations(
     total = written = 0
     if not existing:
         for frame in frames:
-            for rows in _rows(frame, run_id):
+            for count, rows in _rows(frame, run_id, sqlite):
                 written += _insert(conn, "observation", rows)
-                total += len(rows)
+                total += count
         return LoadResult(written=written, deleted=0, total=total, repeated=total - written)
 
     key = ", ".join(OBSERVATION_KEY)
@@ -90,9 +126,9 @@ def load_observations(
     conn.execute(text(f"CREATE UNIQUE INDEX stage_observation_key ON stage_observation ({key})"))
     staged = 0
     for frame in frames:
-        for rows in _rows(frame, run_id):
+        for count, rows in _rows(frame, run_id, sqlite):
             staged += _insert(conn, "stage_observation", rows)
-            total += len(rows)
+            total += count
     cols = ", ".join(COLUMNS)
     changed = " OR ".join(f"observation.{c} IS DISTINCT FROM excluded.{c}" for c in OBSERVATION_VALUES)
     updates = ", ".join(f"{c} = excluded.{c}" for c in OBSERVATION_VALUES + ("run_id",))

@@ -12,9 +12,12 @@ import hashlib
 import io
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Iterable
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from tracker.catalog import IndicatorSpec
 from tracker.config import SNAPSHOT_DIR
@@ -48,7 +51,7 @@ class Payload:
     content: bytes
     meta: dict = field(default_factory=dict)  # source-specific (e.g. which indicator ids were asked for)
 
-    @property
+    @cached_property
     def sha256(self) -> str:
         return hashlib.sha256(self.content).hexdigest()
 
@@ -108,8 +111,27 @@ def read_csv_strict(
         )
     if not text.strip():
         raise SourceFormatError(f"{source}: {payload.location} is empty")
-    rows = list(csv.reader(io.StringIO(text)))
-    header = rows[0]
+    header = next(csv.reader(io.StringIO(text.split("\n", 1)[0].rstrip("\r"))))
+    names = _dedupe(header)  # a repeated column name becomes "name.1", as pandas does
+    bad_records = []
+
+    def bad_record(row) -> str:  # a record with more or fewer fields than the header: remember, fail below
+        bad_records.append(row)
+        return "skip"
+
+    try:
+        # pyarrow's CSV reader (C++): every column as text, an empty field stays ""
+        table = pacsv.read_csv(
+            pa.BufferReader(text.encode("utf-8")),
+            read_options=pacsv.ReadOptions(use_threads=False, column_names=names, skip_rows=1),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=bad_record),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as exc:  # e.g. a quoted field never closed: the file was cut short
+        raise SourceFormatError(f"{source}: {payload.location} looks truncated or malformed: {exc}") from exc
     expected = list(required)
     missing = [c for c in expected if c not in header]
     if missing:
@@ -117,16 +139,16 @@ def read_csv_strict(
             f"{source}: {payload.location} is missing column(s) {', '.join(missing)}; "
             f"expected {', '.join(expected)}; found {', '.join(header)}"
         )
-    body = [r for r in rows[1:] if r]
-    short = [i for i, r in enumerate(body) if len(r) != len(header)]
-    if short:
+    if bad_records:
+        first = bad_records[0]
         raise SourceFormatError(
-            f"{source}: {payload.location} looks truncated or malformed: record {short[0] + 2} has "
-            f"{len(body[short[0]])} fields, the header has {len(header)}"
+            f"{source}: {payload.location} looks truncated or malformed: record {first.number or '?'} has "
+            f"{first.actual_columns} fields, the header has {first.expected_columns}"
         )
-    if final_newline and body and not text.endswith(("\n", "\r")):
+    frame = table.to_pandas()
+    if final_newline and len(frame) and not text.endswith(("\n", "\r")):
         raise SourceFormatError(f"{source}: {payload.location} looks truncated: it does not end with a line break")
-    return pd.DataFrame(body, columns=_dedupe(header), dtype=object)
+    return frame
 
 
 def _dedupe(header: list[str]) -> list[str]:
@@ -160,4 +182,5 @@ def tidy(frame: pd.DataFrame, **defaults) -> pd.DataFrame:
     for col in TIDY_COLUMNS:
         if col not in out.columns:
             out[col] = base.get(col)
+    out["note"] = out["note"].astype(object).where(out["note"].notna(), None)  # no note is None, not NaN
     return out[list(TIDY_COLUMNS)].reset_index(drop=True)

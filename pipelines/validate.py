@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.base import NUMERIC_COLUMNS, TIDY_COLUMNS, SourceFormatError
 from tracker.catalog import IndicatorSpec
@@ -47,39 +49,72 @@ def _describe(row) -> str:
     return f"{row.indicator_id} {row.area_code} {row.period}"
 
 
+# A plain number as publishers write it; anything else (blank, marker, "1,234", " 5 ") takes the careful path.
+PLAIN_NUMBER = r"^-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$"
+
+
+def _plain_numbers(raw: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """Parse the cells that are plain numbers in C (pyarrow): (numbers, which cells were plain). None when the
+    column holds something other than text and missing values, for the careful path to handle."""
+    try:
+        arr = pa.array(raw, from_pandas=True)  # zero-copy for pandas' Arrow-backed text columns
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return None
+    plain = pc.fill_null(pc.match_substring_regex(arr, PLAIN_NUMBER), False)
+    numbers = pc.cast(pc.if_else(plain, arr, pa.scalar(None, pa.string())), pa.float64())
+    return numbers.to_numpy(zero_copy_only=False).copy(), plain.to_numpy(zero_copy_only=False)
+
+
 def to_numbers(frame: pd.DataFrame, markers: dict[str, str], problems: Problems) -> pd.DataFrame:
     """Numbers stay numbers; a known marker becomes NULL with its meaning in the note; an empty field is
-    NULL (its note, if the source gave one, is kept); anything else rejects the row, with the reason."""
+    NULL (its note, if the source gave one, is kept); anything else rejects the row, with the reason.
+    Plain numbers (nearly every cell) are parsed in bulk; only the other cells are cleaned one by one."""
     out = frame.copy()
-    bad = pd.Series(False, index=out.index)
-    notes = out["note"].astype(object).where(out["note"].notna() & (out["note"].astype(str) != ""), None)
+    bad = np.zeros(len(out), dtype=bool)
+    notes = out["note"].astype(object).where(out["note"].notna() & (out["note"].astype(str) != ""), None).to_numpy(copy=True)
     lower_markers = {k.strip().lower(): v for k, v in markers.items()}
+    # a marker that looks like a number (e.g. "-1") must not be read as one
+    numeric_markers = [k for k in markers if pd.notna(pd.to_numeric(k.strip(), errors="coerce"))]
     for col in NUMERIC_COLUMNS:
         raw = out[col]
         if pd.api.types.is_numeric_dtype(raw):
             out[col] = raw.astype(float)
             continue
-        text = raw.astype(object).where(raw.notna(), "").astype(str).str.strip().str.replace(",", "", regex=False)
-        numbers = pd.to_numeric(text, errors="coerce")
-        blank = text.eq("")
-        is_marker = text.str.lower().isin(lower_markers)
-        if col == "value" and is_marker.any():
-            marker_note = text[is_marker].str.lower().map(lower_markers)
-            notes = notes.astype(object)
-            notes[is_marker] = [
-                f"{n}; {m}" if n else m for n, m in zip(notes[is_marker], marker_note)
-            ]
-        unknown = numbers.isna() & ~blank & ~is_marker & ~text.str.lower().isin({"nan", "na"})
-        bad |= unknown
-        if unknown.any():
-            problems.add(
-                "rejected",
-                f"non-numeric {col}",
-                out[unknown].assign(area_code=out.loc[unknown, "area_code"] + " (" + raw[unknown].astype(str) + ")"),
-                _describe,
-            )
-        out[col] = numbers.astype(float)
-    out["note"] = notes
+        present = raw.notna().to_numpy()
+        bulk = _plain_numbers(raw)
+        if bulk is None:
+            numbers, careful = np.full(len(raw), np.nan), present
+        else:
+            numbers, plain = bulk
+            careful = ~plain & present
+            if numeric_markers:
+                careful |= raw.isin(numeric_markers).to_numpy()
+        if careful.any():
+            odd = raw[careful]
+            text = odd.astype(str).str.strip().str.replace(",", "", regex=False)
+            lower = text.str.lower()
+            is_marker = lower.isin(lower_markers).to_numpy()
+            parsed = pd.to_numeric(text.where(~is_marker), errors="coerce").astype(float).to_numpy()
+            numbers[careful] = parsed
+            if col == "value" and is_marker.any():
+                at = careful.nonzero()[0][is_marker]
+                marker_note = lower[is_marker].map(lower_markers)
+                notes[at] = [f"{n}; {m}" if n else m for n, m in zip(notes[at], marker_note)]
+            unknown = np.isnan(parsed) & text.ne("").to_numpy() & ~is_marker & ~lower.isin({"nan", "na"}).to_numpy()
+            if unknown.any():
+                rows = np.zeros(len(raw), dtype=bool)
+                rows[careful.nonzero()[0][unknown]] = True
+                bad |= rows
+                problems.add(
+                    "rejected",
+                    f"non-numeric {col}",
+                    out[rows].assign(area_code=out.loc[rows, "area_code"] + " (" + raw[rows].astype(str) + ")"),
+                    _describe,
+                )
+        out[col] = numbers
+    out["note"] = pd.Series(notes, index=out.index, dtype=object)  # None, not NaN, where no note
     return out[~bad]
 
 
@@ -95,8 +130,8 @@ def harmonise_areas(frame: pd.DataFrame, mapper, problems: Problems) -> pd.DataF
     out["area_code"] = mapped[~unmapped].astype(str)
     # An old code recoded to a current one, where the source also publishes the current code's own row for
     # the same key (e.g. Buckinghamshire county and the unitary): the current code's own row wins.
-    dup = out.duplicated(KEY, keep=False) & recoded.any()
-    if dup.any():
+    dup = out.duplicated(KEY, keep=False) if recoded.any() else None
+    if dup is not None and dup.any():
         part = out[dup].assign(_recoded=recoded[dup])
         has_own = ~part.groupby(KEY, dropna=False)["_recoded"].transform("all")
         drop = part.index[part["_recoded"] & has_own]
@@ -126,8 +161,13 @@ def check_values(frame: pd.DataFrame, specs: dict[str, IndicatorSpec], problems:
     problems.add("rejected", "value outside its own 95% confidence interval", frame[ci_wrong & ~bad], _describe)
     bad |= ci_wrong
     out = frame[~bad]
+    dup = out.duplicated(KEY, keep=False)
+    if not dup.any():
+        return out
     # identical duplicates are the same fact published twice (e.g. Fingertips' England rows); drop quietly
-    out = out.drop_duplicates()
+    repeat = np.zeros(len(out), dtype=bool)
+    repeat[dup.to_numpy().nonzero()[0]] = out[dup].duplicated().to_numpy()
+    out = out[~repeat]
     dup = out.duplicated(KEY, keep=False)
     problems.add("rejected", "duplicated key with different values", out[dup], _describe)
     return out[~dup]
@@ -139,7 +179,7 @@ def prepare(frame: pd.DataFrame, specs: list[IndicatorSpec], markers: dict[str, 
     if missing:
         raise SourceFormatError(f"parser returned no {', '.join(missing)} column(s)")
     by_id = {s.id: s for s in specs}
-    unknown = sorted(set(frame["indicator_id"]) - set(by_id))
+    unknown = sorted(set(frame["indicator_id"].unique()) - set(by_id))
     if unknown:
         raise SourceFormatError(f"parser returned indicator(s) not in the catalog: {', '.join(unknown[:5])}")
     problems = Problems()
@@ -147,8 +187,8 @@ def prepare(frame: pd.DataFrame, specs: list[IndicatorSpec], markers: dict[str, 
     out = harmonise_areas(out, mapper, problems)
     for col in ("sex", "age", "category_type", "category"):
         out[col] = out[col].fillna("").astype(str)
-    out["period_start"] = pd.to_datetime(out["period_start"]).dt.date
-    out["period_end"] = pd.to_datetime(out["period_end"]).dt.date
+    # dates as datetime64 and missing numbers as NaN: db.load turns them into what the database stores
+    out["period_start"] = pd.to_datetime(out["period_start"])
+    out["period_end"] = pd.to_datetime(out["period_end"])
     out = check_values(out, by_id, problems)
-    out = out.replace({np.nan: None})
     return out.reset_index(drop=True), problems

@@ -30,6 +30,7 @@ import math
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, bindparam, delete, insert, select
 
@@ -284,13 +285,13 @@ class AreaMapper:
 
     def map_series(self, codes: pd.Series) -> pd.Series:
         """map() over a column; missing (None) where unmapped. Keeps the index."""
-        lookup, memo = self._lookup, {}
-        out = []
-        for code in codes.tolist():  # a dict lookup per distinct code: far quicker than pandas' string map
-            if code not in memo:
-                memo[code] = lookup.get(code.strip().upper()) if isinstance(code, str) else None
-            out.append(memo[code])
-        return pd.Series(out, index=codes.index, dtype=object)
+        lookup = self._lookup
+        positions, distinct = pd.factorize(codes)  # one dict lookup per distinct code; -1 is missing
+        mapped = np.array(
+            [lookup.get(c.strip().upper()) if isinstance(c, str) else None for c in distinct.tolist()] + [None],
+            dtype=object,
+        )
+        return pd.Series(mapped[positions], index=codes.index, dtype=object)
 
     def why_unmapped(self, code) -> str:
         """Why map(code) is None, for run reports; "" when the code maps."""

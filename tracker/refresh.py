@@ -61,7 +61,7 @@ def archive(payload: Payload) -> None:
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".tmp")
-        tmp.write_bytes(gzip.compress(payload.content, compresslevel=5))
+        tmp.write_bytes(gzip.compress(payload.content, compresslevel=1))  # fast; the archive is for replay, not space
         tmp.replace(target)
 
 
@@ -129,16 +129,19 @@ def run_source(
             while True:
                 t = time.perf_counter()
                 payload = next(it, None)
-                summary.stages["fetch"] = summary.stages.get("fetch", 0.0) + time.perf_counter() - t
                 if payload is None:
+                    summary.stages["fetch"] = summary.stages.get("fetch", 0.0) + time.perf_counter() - t
                     return
                 locations.append(payload.location)
                 checksums[payload.location] = payload.sha256
                 if payload.meta:
                     metas[payload.location] = json.loads(json.dumps(payload.meta, default=str))
                 archive(payload)
+                # the "fetch" stage: getting the raw payload and archiving it
+                summary.stages["fetch"] = summary.stages.get("fetch", 0.0) + time.perf_counter() - t
                 t = time.perf_counter()
                 frame = source.parse(payload, specs)
+                del payload  # memory: only one payload's raw bytes and frames alive at a time
                 stats.add_skipped(frame.attrs.get("skipped", {}))
                 summary.stages["parse"] = summary.stages.get("parse", 0.0) + time.perf_counter() - t
                 if frame.empty:
@@ -147,8 +150,10 @@ def run_source(
                 clean, problems = prepare(frame, specs, source.markers, mapper)
                 summary.stages["validate"] = summary.stages.get("validate", 0.0) + time.perf_counter() - t
                 stats.add(frame, clean, problems)
+                del frame, problems
                 say(source.name, f"loading {stats.read:,} rows read so far")
                 yield clean
+                del clean
 
         t_load = time.perf_counter()
         with engine.begin() as conn:
@@ -223,15 +228,16 @@ class _ChunkStats:
                 mine = self.problems[kind].setdefault(reason, {"count": 0, "examples": []})
                 mine["count"] += bucket["count"]
                 mine["examples"] = (mine["examples"] + bucket["examples"])[:5]
-        if clean.empty:
-            return
-        first = clean.loc[clean["period_start"].idxmin()]
-        last = clean.loc[clean["period_end"].idxmax()]
-        if self._min_start is None or first["period_start"] < self._min_start:
-            self._min_start, self.period_min = first["period_start"], first["period"]
-        if self._max_end is None or last["period_end"] > self._max_end:
-            self._max_end, self.period_max = last["period_end"], last["period"]
-            self.latest_end = last["period_end"]
+        starts, ends = pd.to_datetime(clean["period_start"]), pd.to_datetime(clean["period_end"])
+        if starts.notna().any():
+            first = starts.idxmin()
+            if self._min_start is None or starts[first] < self._min_start:
+                self._min_start, self.period_min = starts[first], clean.at[first, "period"]
+        if ends.notna().any():
+            last = ends.idxmax()
+            if self._max_end is None or ends[last] > self._max_end:
+                self._max_end, self.period_max = ends[last], clean.at[last, "period"]
+                self.latest_end = ends[last].date()
 
 
 def _finish(engine: Engine, run_id: int, status: str, error: str, locations, checksums, metas) -> None:
