@@ -25,6 +25,8 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
+            # 64 MiB page cache (default 2 MiB): loads insert into large B-trees out of key order
+            cur.execute("PRAGMA cache_size=-65536")
             cur.close()
 
         return engine
@@ -51,6 +53,9 @@ def upgrade(engine: Engine) -> None:
     from alembic import command
 
     command.upgrade(alembic_config(engine), "head")
+    from db.load import ensure_indexes
+
+    ensure_indexes(engine)  # a bulk build killed midway (db.load.indexes_built_after) left them dropped
 
 
 def schema_revision(engine: Engine) -> str | None:

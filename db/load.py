@@ -9,13 +9,14 @@ A key repeated across chunks keeps its first row (counted in `repeated`). Works 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import repeat
 from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Float, text
+from sqlalchemy import Connection, Engine, Float, text
 
 from db.models import OBSERVATION_KEY, OBSERVATION_VALUES, Observation
 
@@ -38,23 +39,18 @@ DATE_COLUMNS = ("period_start", "period_end")
 def _db_column(values: pd.Series, name: str, sqlite: bool) -> list:
     """One column as the DB-API values the database stores, NULL (None) for missing. Column by column in
     numpy: a Python call per cell (the sqlite3 date adapter, pandas' per-row where) costs more than the insert."""
-    if name in DATE_COLUMNS:
-        dates = pd.to_datetime(values)
-        missing = dates.isna().to_numpy()
-        if sqlite:  # ISO text, as SQLAlchemy's Date stores it on SQLite
-            out = _shared(pd.Series(dates.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype(str)))
-        else:
-            out = list(dates.dt.date)
-    elif name in NUMBER_COLUMNS:
+    if name in DATE_COLUMNS:  # few distinct dates: each converted once
+        positions, distinct = pd.factorize(pd.to_datetime(values))  # position -1 is missing
+        # ISO text on SQLite, as SQLAlchemy's Date stores it there; date objects for PostgreSQL
+        converted = [d.strftime("%Y-%m-%d") if sqlite else d.date() for d in distinct]
+        return np.array(converted + [None], dtype=object).take(positions).tolist()
+    if name in NUMBER_COLUMNS:
         numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        missing = np.isnan(numbers)
         out = numbers.tolist()
-    else:
-        missing = values.isna().to_numpy()
-        out = _shared(values)
-    for at in missing.nonzero()[0].tolist():  # NaN is NULL (PostgreSQL would store NaN); few cells
-        out[at] = None
-    return out
+        for at in np.isnan(numbers).nonzero()[0].tolist():  # NaN is NULL (PostgreSQL would store NaN); few cells
+            out[at] = None
+        return out
+    return _shared(values)
 
 
 def _shared(values: pd.Series) -> list:
@@ -147,3 +143,24 @@ def load_observations(
     ).rowcount
     conn.execute(text("DROP TABLE IF EXISTS stage_observation"))
     return LoadResult(written=written, deleted=deleted, total=total, repeated=total - staged)
+
+
+@contextmanager
+def indexes_built_after(engine: Engine):
+    """For a bulk build into an empty observation table: drop its secondary indexes and build each once at the
+    end (one sorted build is quicker than inserting key by key). They are rebuilt even when the build fails,
+    and db.engine.upgrade rebuilds them should the process die in between."""
+    indexes = list(Observation.__table__.indexes)
+    with engine.begin() as conn:
+        for index in indexes:
+            index.drop(conn, checkfirst=True)
+    try:
+        yield
+    finally:
+        ensure_indexes(engine)
+
+
+def ensure_indexes(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for index in Observation.__table__.indexes:
+            index.create(conn, checkfirst=True)

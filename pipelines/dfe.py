@@ -79,9 +79,9 @@ EES_YEAR_TYPES = {
 
 
 def _periods(labels: pd.Series, kinds: pd.Series, override: str | None) -> pd.DataFrame:
-    spans = {(l, k): _span(l, k, override) for l, k in set(zip(labels, kinds))}
-    out = [spans[(l, k)] for l, k in zip(labels, kinds)]
-    return pd.DataFrame(out, columns=["period", "period_start", "period_end"], index=labels.index)
+    positions, distinct = pd.factorize(pd.MultiIndex.from_arrays([labels, kinds]))  # a span per distinct pair
+    spans = pd.DataFrame([_span(l, k, override) for l, k in distinct], columns=["period", "period_start", "period_end"])
+    return spans.take(positions).set_axis(labels.index)
 
 
 class DfeSource(Source):

@@ -31,6 +31,7 @@ import re
 from datetime import date, timedelta
 from functools import lru_cache
 
+import numpy as np
 import pandas as pd
 
 from pipelines.base import (
@@ -156,22 +157,28 @@ class ElsSource(Source):
                     f"{self.name}: {payload.location} has period {p!r}, not an ISO 8601 date or yearly interval "
                     "(e.g. 2023-01-01/P1Y) the tracker knows how to label"
                 ) from None
-        parsed = [periods[p] for p in rows["period"]]
-        targets = [wanted[i] for i in rows["indicator"]]
         status = rows["status"].str.strip()
+        # mapped per distinct value: the files repeat a few periods, indicators and notes many times
         out = pd.DataFrame({
-            "indicator_id": [t[0] for t in targets],
+            "indicator_id": rows["indicator"].map({k: v[0] for k, v in wanted.items()}).to_numpy(),
             "area_code": rows["areacd"].to_numpy(),
-            "period": [p[0] for p in parsed],
-            "period_start": [p[1] for p in parsed],
-            "period_end": [p[2] for p in parsed],
-            "sex": [t[1] for t in targets],
+            "period": rows["period"].map({k: v[0] for k, v in periods.items()}).to_numpy(),
+            "period_start": rows["period"].map({k: v[1] for k, v in periods.items()}).to_numpy(),
+            "period_end": rows["period"].map({k: v[2] for k, v in periods.items()}).to_numpy(),
+            "sex": rows["indicator"].map({k: v[1] for k, v in wanted.items()}).to_numpy(),
             "value": rows["observation"].where(status.str.lower() != "x", "").to_numpy(),
             "lci95": rows["lci_95"].to_numpy(),
             "uci95": rows["uci_95"].to_numpy(),
-            "note": [_note(s, n) for s, n in zip(status, rows["notes"])],
+            "note": _notes(status, rows["notes"]),
         })
         return with_skipped(tidy(out), skipped)
+
+
+def _notes(status: pd.Series, notes: pd.Series) -> list[str | None]:
+    """_note for every row, computed once per distinct (status, notes) pair."""
+    positions, distinct = pd.factorize(status + "\x1f" + notes)
+    notes = [_note(*pair.split("\x1f", 1)) for pair in distinct]
+    return pd.Series(notes + [None], dtype=object).take(positions).tolist()
 
 
 def _note(status: str, notes: str) -> str | None:
@@ -193,13 +200,16 @@ def _in_scope(rows: pd.DataFrame, location: str, skipped: dict[str, int]) -> pd.
 
 def _drop_superseded(rows: pd.DataFrame, location: str, skipped: dict[str, int]) -> pd.DataFrame:
     """Drop an old code's row when every area its note names as replacement has its own row for that period."""
-    successors = rows["notes"].where(rows["notes"].str.startswith(OBSOLETE), "").map(CODE.findall)
-    present = set(zip(rows["indicator"], rows["period"], rows["areacd"]))
-    superseded = pd.Series(
-        [bool(new) and all((i, p, c) in present for c in new)
-         for i, p, new in zip(rows["indicator"], rows["period"], successors)],
-        index=rows.index,
-    )
+    obsolete = rows["notes"].str.startswith(OBSOLETE).to_numpy()
+    if not obsolete.any():
+        return rows
+    old = rows[obsolete]
+    present = set(zip(rows["indicator"].tolist(), rows["period"].tolist(), rows["areacd"].tolist()))
+    superseded = np.zeros(len(rows), dtype=bool)
+    superseded[obsolete.nonzero()[0]] = [
+        bool(new) and all((i, p, c) in present for c in new)
+        for i, p, new in zip(old["indicator"].tolist(), old["period"].tolist(), old["notes"].map(CODE.findall))
+    ]
     if superseded.any():
         skipped["old area code whose successor has its own row for the same period"] = int(superseded.sum())
     return rows[~superseded]

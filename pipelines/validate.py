@@ -24,14 +24,18 @@ class Problems:
     unmapped: dict[str, dict] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)  # left out by rule, not an error: reason -> count
 
-    def add(self, kind: str, reason: str, rows: pd.DataFrame, describe) -> None:
+    def add(self, kind: str, reason: str, rows: pd.DataFrame) -> None:
+        """Count `rows` under `reason`; the first few become examples ("indicator area period")."""
         if rows.empty:
             return
         bucket = getattr(self, kind).setdefault(reason, {"count": 0, "examples": []})
         bucket["count"] += len(rows)
         room = EXAMPLES - len(bucket["examples"])
         if room > 0:
-            bucket["examples"].extend(describe(r) for r in rows.head(room).itertuples(index=False))
+            head = rows.head(room)
+            bucket["examples"].extend(
+                f"{i} {a} {p}" for i, a, p in zip(head["indicator_id"], head["area_code"], head["period"])
+            )
 
     @property
     def rejected_count(self) -> int:
@@ -43,10 +47,6 @@ class Problems:
 
     def as_dict(self) -> dict:
         return {"rejected": self.rejected, "unmapped": self.unmapped, "skipped": self.skipped}
-
-
-def _describe(row) -> str:
-    return f"{row.indicator_id} {row.area_code} {row.period}"
 
 
 # A plain number as publishers write it; anything else (blank, marker, "1,234", " 5 ") takes the careful path.
@@ -111,7 +111,6 @@ def to_numbers(frame: pd.DataFrame, markers: dict[str, str], problems: Problems)
                     "rejected",
                     f"non-numeric {col}",
                     out[rows].assign(area_code=out.loc[rows, "area_code"] + " (" + raw[rows].astype(str) + ")"),
-                    _describe,
                 )
         out[col] = numbers
     out["note"] = pd.Series(notes, index=out.index, dtype=object)  # None, not NaN, where no note
@@ -123,8 +122,11 @@ def harmonise_areas(frame: pd.DataFrame, mapper, problems: Problems) -> pd.DataF
     mapped = mapper.map_series(frame["area_code"])
     unmapped = mapped.isna()
     if unmapped.any():
-        for code, rows in frame[unmapped].groupby("area_code"):
-            problems.add("unmapped", mapper.why_unmapped(code), rows, _describe)
+        rows = frame[unmapped]
+        codes = rows["area_code"]
+        why = codes.map({code: mapper.why_unmapped(code) for code in codes.unique()})  # once per code
+        for reason, part in rows.groupby(why, sort=False):
+            problems.add("unmapped", reason, part)
     out = frame[~unmapped].copy()
     recoded = out["area_code"] != mapped[~unmapped]
     out["area_code"] = mapped[~unmapped].astype(str)
@@ -144,21 +146,22 @@ def harmonise_areas(frame: pd.DataFrame, mapper, problems: Problems) -> pd.DataF
 
 def check_values(frame: pd.DataFrame, specs: dict[str, IndicatorSpec], problems: Problems) -> pd.DataFrame:
     """Reject impossible values (a negative rate, a percentage over 100) and duplicated keys."""
-    bad = pd.Series(False, index=frame.index)
-    for indicator_id, rows in frame.groupby("indicator_id"):
-        spec = specs[indicator_id]
-        v = rows["value"]
-        if spec.value_type == "proportion":
-            top = spec.multiplier or 100.0
-            over = v > top
-            problems.add("rejected", f"percentage over {top:g}", rows[over], _describe)
-            bad[rows.index[over]] = True
-        if spec.value_type != "score" and not spec.options.get("allow_negative"):
-            neg = v < 0
-            problems.add("rejected", f"negative {spec.value_type}", rows[neg], _describe)
-            bad[rows.index[neg]] = True
-    ci_wrong = (frame["lci95"] > frame["value"] + 1e-9) | (frame["uci95"] < frame["value"] - 1e-9)
-    problems.add("rejected", "value outside its own 95% confidence interval", frame[ci_wrong & ~bad], _describe)
+    v = frame["value"].to_numpy(dtype=float, na_value=np.nan)
+    # each row's limits from its indicator's spec: worked out per indicator, compared in bulk
+    positions, ids = pd.factorize(frame["indicator_id"])
+    top = np.array([(specs[i].multiplier or 100.0) if specs[i].value_type == "proportion" else np.inf for i in ids])
+    no_negative = np.array([specs[i].value_type != "score" and not specs[i].options.get("allow_negative") for i in ids])
+    over = v > top[positions] if len(ids) else np.zeros(len(v), dtype=bool)
+    negative = no_negative[positions] & (v < 0) if len(ids) else np.zeros(len(v), dtype=bool)
+    if over.any():
+        for indicator_id, rows in frame[over].groupby("indicator_id"):
+            problems.add("rejected", f"percentage over {specs[indicator_id].multiplier or 100.0:g}", rows)
+    if negative.any():
+        for indicator_id, rows in frame[negative].groupby("indicator_id"):
+            problems.add("rejected", f"negative {specs[indicator_id].value_type}", rows)
+    bad = over | negative
+    ci_wrong = ((frame["lci95"] > frame["value"] + 1e-9) | (frame["uci95"] < frame["value"] - 1e-9)).to_numpy()
+    problems.add("rejected", "value outside its own 95% confidence interval", frame[ci_wrong & ~bad])
     bad |= ci_wrong
     out = frame[~bad]
     dup = out.duplicated(KEY, keep=False)
@@ -169,7 +172,7 @@ def check_values(frame: pd.DataFrame, specs: dict[str, IndicatorSpec], problems:
     repeat[dup.to_numpy().nonzero()[0]] = out[dup].duplicated().to_numpy()
     out = out[~repeat]
     dup = out.duplicated(KEY, keep=False)
-    problems.add("rejected", "duplicated key with different values", out[dup], _describe)
+    problems.add("rejected", "duplicated key with different values", out[dup])
     return out[~dup]
 
 

@@ -126,3 +126,31 @@ def test_is_current_tells_an_older_schema_from_the_newest(sqlite_engine):
     assert not is_current(sqlite_engine)
     upgrade(sqlite_engine)
     assert is_current(sqlite_engine)
+
+
+def _observation_indexes(engine) -> set[str]:
+    from sqlalchemy import inspect
+
+    return {ix["name"] for ix in inspect(engine).get_indexes("observation")}
+
+
+def test_bulk_build_rebuilds_the_indexes_even_when_it_fails_and_upgrade_restores_lost_ones(any_engine):
+    from db.load import indexes_built_after
+
+    run1 = _minimal_reference(any_engine)
+    wanted = {ix.name for ix in Observation.__table__.indexes}
+    assert _observation_indexes(any_engine) >= wanted
+    with pytest.raises(RuntimeError):
+        with indexes_built_after(any_engine):
+            assert not _observation_indexes(any_engine) & wanted  # dropped during the build
+            with any_engine.begin() as conn:
+                load_observations(conn, _frame({"E06000001": 1.5, "E06000002": 2.5}), run1, ["t-rate"])
+            raise RuntimeError("the build failed")
+    assert _observation_indexes(any_engine) >= wanted
+    assert [(r.area_code, r.value) for r in _rows(any_engine)] == [("E06000001", 1.5), ("E06000002", 2.5)]
+    # a process killed mid-build leaves them dropped: the next upgrade (tracker init, tracker prepare) restores them
+    with any_engine.begin() as conn:
+        for name in wanted:
+            conn.execute(text(f"DROP INDEX {name}"))
+    upgrade(any_engine)
+    assert _observation_indexes(any_engine) >= wanted

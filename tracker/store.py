@@ -52,9 +52,11 @@ def initialise(engine: Engine) -> dict[str, int]:
 
 def prepare(engine: Engine, progress=None) -> list:
     """initialise(), then load the bundled snapshot if the database holds no observations yet."""
+    from db.load import indexes_built_after
     from tracker.refresh import has_observations, refresh
 
     initialise(engine)
     if has_observations(engine):
         return []
-    return refresh(engine, offline=True, progress=progress, wait=600)
+    with indexes_built_after(engine):  # a bulk build into an empty table
+        return refresh(engine, offline=True, progress=progress, wait=600)
