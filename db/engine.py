@@ -25,8 +25,6 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
-            # 64 MiB page cache (default 2 MiB): loads insert into large B-trees out of key order
-            cur.execute("PRAGMA cache_size=-65536")
             cur.close()
 
         return engine
