@@ -3,7 +3,6 @@ and the exports read."""
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 
 import pandas as pd
@@ -120,27 +119,31 @@ def test_indicator_catalog_and_area_info(engine):
         analysis.area_info(engine, "E07000026")  # Allerdale, abolished in 2023
 
 
-def test_warm_calls_are_fast(engine):
-    calls = [
-        lambda: analysis.place_profile(engine, MANCHESTER),
-        lambda: analysis.place_profile(engine, NENC, benchmark="england"),
-        lambda: analysis.latest_observations(engine, [MANCHESTER, NENC, "E92000001"]),
-        lambda: analysis.time_series(engine, "fuel-poverty-lilee", NENC),
-        lambda: analysis.icb_figures(engine, "fuel-poverty-lilee"),
-        lambda: analysis.icb_drilldown(engine, NENC),
-        lambda: analysis.associations(engine, "life-expectancy"),
-        lambda: analysis.department_summary(engine, "life-expectancy"),
-        lambda: analysis.place_departments(engine, MANCHESTER, "life-expectancy"),
-        lambda: analysis.scatter_data(engine, "gdhi-per-head", "life-expectancy"),
-        lambda: analysis.area_info(engine, AMBER_VALLEY),
-        lambda: analysis.indicator_catalog(engine),
-    ]
-    for call in calls:
-        call()  # warm up
-    for i, call in enumerate(calls):
-        t = time.perf_counter()
-        call()
-        assert time.perf_counter() - t < 0.5, f"call {i} took {time.perf_counter() - t:.2f}s"
+def test_a_new_process_reads_back_the_analysis_saved_after_the_refresh(snapshot_engine, monkeypatch):
+    """tracker prepare (and every refresh that changes data) precomputes and saves the analysis; a new process
+    (the dashboard's first visitor, `tracker export`) reads it back with the first views' results already in it,
+    and gets exactly what computing it again gives. A damaged save is rebuilt, never an error."""
+    from collections import OrderedDict
+
+    from tracker.analysis import data
+
+    version = analysis.data_version(snapshot_engine)
+    saved = data._saved_path(snapshot_engine, version)
+    assert saved.exists() and str(saved.parent) == f"{snapshot_engine.url.database}-analysis"
+    monkeypatch.setattr(data, "_CACHE", OrderedDict())  # as in a new process
+    store = get_store(snapshot_engine)
+    sex = data.headline_sex(store, "life-expectancy")
+    assert ("department_summary", "life-expectancy", sex) in store.memo and ("judged_rows",) in store.memo
+    from_save = analysis.department_summary(snapshot_engine, "life-expectancy")
+    profile_from_save = analysis.place_profile(snapshot_engine, NENC)
+
+    saved.write_bytes(b"damaged")
+    monkeypatch.setattr(data, "_CACHE", OrderedDict())
+    rebuilt = get_store(snapshot_engine)
+    assert rebuilt.memo == {}  # computed again from the database
+    pd.testing.assert_frame_equal(rebuilt.obs, store.obs)
+    pd.testing.assert_frame_equal(analysis.department_summary(snapshot_engine, "life-expectancy"), from_save)
+    pd.testing.assert_frame_equal(analysis.place_profile(snapshot_engine, NENC), profile_from_save)
 
 
 def test_data_version_changes_when_a_refresh_lands(initialised_engine):

@@ -113,3 +113,9 @@ def test_real_series_physically_inactive_adults_england():
     assert got["trend_statistic"] == pytest.approx(slope**2 / cov[0, 0], rel=1e-6)
     expected = "No significant change" if slope**2 / cov[0, 0] <= CHI2_998 else "Decreasing and getting better"
     assert got["trend"] == expected
+
+
+def test_the_chi_squared_threshold_is_fingertips_99_8_percent_point():
+    from scipy import stats
+
+    assert CHI2_998 == pytest.approx(stats.chi2.ppf(0.998, 1), rel=1e-12)

@@ -175,8 +175,24 @@ def refresh(sources: tuple[str, ...], offline: bool, older: str | None, log_form
     except RefreshLocked as exc:
         click.echo(f"tracker: {exc}", err=True)
         sys.exit(3)
+    _warm_if_changed(engine, summaries, log_format)
     _print_summaries(summaries, log_format)
     sys.exit(1 if any(s.status == "failed" for s in summaries) else 0)
+
+
+def _warm_if_changed(engine, summaries, log_format: str) -> None:
+    """New data: precompute the analysis now, so the dashboard's next first view does not wait for it."""
+    from tracker.store import warm_analysis
+
+    if not any(s.rows_changed for s in summaries):
+        return
+    if log_format == "json":
+        def say(_source, message):
+            click.echo(json.dumps({"event": "progress", "source": "analysis", "stage": message}), err=True)
+    else:
+        def say(_source, message):
+            click.echo(f"  analysis: {message}", err=True)
+    warm_analysis(engine, say)
 
 
 def _refresh_with_progress(engine, sources, offline, age, log_format, wait, run_refresh):
@@ -289,6 +305,7 @@ def replay(run_id: int, wait: float) -> None:
     except RefreshLocked as exc:
         click.echo(f"tracker: {exc}", err=True)
         sys.exit(3)
+    _warm_if_changed(engine, [summary], "text")
     _print_summaries([summary], "text")
     sys.exit(0 if summary.status == "succeeded" else 1)
 

@@ -26,11 +26,12 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from db.models import Area, AreaCodeHistory, Observation, Run
+from db.models import AreaCodeHistory, Run
 from tracker import departments as dept_mod
 from tracker.analysis import (
     CAVEAT, area_info, associations, icb_drilldown, icb_figures, indicator_catalog, latest_observations,
 )
+from tracker.analysis.data import get_store
 from tracker.catalog import DOMAINS
 from tracker.config import PROJECT_ROOT
 from tracker.geography import LISTABLE_TYPES, list_areas
@@ -337,17 +338,8 @@ class _Pack:
 
     def _headline_ages(self) -> pd.Series:
         """The age group tracker.analysis keeps for each indicator: "All ages" when published, else the age with
-        most rows (tracker.analysis.data keeps one age and does not return it)."""
-        o, a = Observation.__table__, Area.__table__
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(o.c.indicator_id, o.c.age, func.count().label("n"))
-                                .join(a, a.c.code == o.c.area_code)
-                                .where(a.c.type != "lsoa", o.c.category_type == "")
-                                .group_by(o.c.indicator_id, o.c.age)).fetchall()
-        ages = pd.DataFrame(rows, columns=["indicator_id", "age", "n"])
-        ages["all"] = ages["age"] == "All ages"
-        ages = ages.sort_values(["indicator_id", "all", "n", "age"], ascending=[True, False, False, True])
-        return ages.drop_duplicates("indicator_id").set_index("indicator_id")["age"]
+        most rows."""
+        return get_store(self.engine).headline_ages
 
     def icb(self, code: str) -> tuple[pd.DataFrame, pd.Series]:
         """(its local authorities with shares, its figures by indicator, period and sex)."""
@@ -364,16 +356,13 @@ class _Pack:
         if area.type == "icb":
             las = self.icb(area.code)[0]
             inputs += list(las.index) + [u for u in las["utla_code"].dropna().unique() if u not in las.index]
-        o, r = Observation.__table__, Run.__table__
-        query = (select(o.c.indicator_id, o.c.area_code, o.c.period, o.c.sex, o.c.age, r.c.finished_at)
-                 .join(r, r.c.id == o.c.run_id).where(o.c.area_code.in_(inputs), o.c.category_type == "",
-                                                       o.c.period.in_(sorted(obs["period"].unique()))))
-        if len(self.ids) < len(self.ages):
-            query = query.where(o.c.indicator_id.in_(self.ids))
-        with self.engine.connect() as conn:
-            runs = pd.DataFrame(conn.execute(query).fetchall(),
-                                columns=["indicator_id", "area_code", "period", "sex", "age", "finished_at"])
-        runs = runs[runs["age"] == runs["indicator_id"].map(self.ages)]
+        # the analysis Store holds the same rows (headline age, no breakdowns) with the run that loaded each
+        store = get_store(self.engine)
+        by_area = store.derived(("obs_by_area",), lambda: dict(tuple(store.obs.groupby("area_code", sort=False))))
+        parts = [by_area[c] for c in inputs if c in by_area]
+        runs = pd.concat(parts) if parts else store.obs.iloc[:0]
+        runs = runs[runs["period"].isin(obs["period"].unique()) & runs["indicator_id"].isin(self.ids)]
+        runs = runs.assign(finished_at=runs["run_id"].map(store.run_finished))
         keys = ["indicator_id", "period", "sex"]
         own = runs[runs["area_code"] == area.code].set_index(keys)["finished_at"]
         built = runs.groupby(keys)["finished_at"].max()
@@ -381,7 +370,7 @@ class _Pack:
         when = pd.Series(own.reindex(index).to_numpy(), index=obs.index)
         if area.type == "icb":
             when = when.fillna(pd.Series(built.reindex(index).to_numpy(), index=obs.index))
-        return when.map(lambda t: t.date() if isinstance(t, datetime) else None)
+        return pd.Series([t.date() if pd.notna(t) else None for t in pd.to_datetime(when)], index=obs.index, dtype=object)
 
     def rows(self, area: PackArea) -> pd.DataFrame:
         obs = latest_observations(self.engine, [area.code], self.ids, all_periods=self.all_periods, sex="all")

@@ -6,11 +6,15 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import logging
+
 from sqlalchemy import Engine, delete, func, insert, select
 
 from db.engine import engine_for, upgrade
 from db.models import Area, Meta
 from tracker.config import GEOGRAPHY_DIR, database_url
+
+log = logging.getLogger("tracker.store")
 
 
 def get_engine(url: str | None = None) -> Engine:
@@ -59,4 +63,18 @@ def prepare(engine: Engine, progress=None) -> list:
     if has_observations(engine):
         return []
     with indexes_built_after(engine):  # a bulk build into an empty table
-        return refresh(engine, offline=True, progress=progress, wait=600)
+        summaries = refresh(engine, offline=True, progress=progress, wait=600)
+    warm_analysis(engine, progress)
+    return summaries
+
+
+def warm_analysis(engine: Engine, progress=None) -> None:
+    """After a refresh lands: precompute and save the analysis every first view needs (tracker.analysis.warm).
+    A failure here loses nothing (the analysis is then built on first use), so it is logged, not raised."""
+    from tracker.analysis.warm import warm
+
+    say = (lambda message: progress("analysis", message)) if progress else None
+    try:
+        warm(engine, progress=say)
+    except Exception:  # noqa: BLE001 - the data is loaded; only the head start is lost
+        log.exception("could not precompute the analysis; it will be built on first use")

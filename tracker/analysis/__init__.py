@@ -18,6 +18,7 @@ appear.
     department_summary(engine, outcome, sex)  per department, with a bootstrap interval
     place_departments(engine, code, outcome)  the departments a place's health depends on, with evidence
     scatter_data(engine, indicator, outcome)  the points behind one association
+    warm(engine)                              after a refresh: precompute and save what first views need
 """
 
 from tracker.analysis.data import ENGLAND, POPULATION_NOTE, data_version
@@ -50,11 +51,12 @@ from tracker.analysis.stats import (
     wilson_ci,
 )
 from tracker.analysis.trends import recent_trends
+from tracker.analysis.warm import warm
 
 __all__ = [
     "CAVEAT", "ENGLAND", "POPULATION_NOTE", "PlaceDepartments", "all_place_departments",
     "area_info", "associations", "byar_ci", "compare", "data_version", "department_places", "department_summary", "exact_poisson_ci",
     "icb_drilldown", "icb_figures", "indicator_catalog", "is_worse", "latest_observations", "lsoa_summary", "place_departments",
     "place_profile", "quintile_labels", "rate_ci", "recent_trends", "scatter_data", "spearman_ci", "time_series",
-    "wilson_ci",
+    "warm", "wilson_ci",
 ]

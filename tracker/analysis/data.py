@@ -1,13 +1,19 @@
 """What the analysis reads from the database, loaded once per data version and kept in memory.
 
 A handful of queries (SQLAlchemy Core, bound parameters only) fill a Store; every public function then works
-on pandas frames. The Store is rebuilt when data_version() changes, i.e. when a refresh lands."""
+on pandas frames. The Store is rebuilt when data_version() changes, i.e. when a refresh lands. After a refresh,
+warm() builds it with the results every first view needs and saves it to disk, so a new process (the dashboard's
+first visitor, `tracker export`) reads it back in about a second instead of computing it again."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import pickle
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,21 +21,29 @@ from sqlalchemy import Engine, String, and_, cast, func, select
 
 from db.models import Area, AreaCodeHistory, AreaLink, Department, Indicator, Observation, Run
 from tracker.analysis.stats import NOT_COMPARED, compare, quintile_labels, rate_ci, wilson_ci
-from tracker.config import SNAPSHOT_DIR
+from tracker.config import SNAPSHOT_DIR, paths
+
+log = logging.getLogger("tracker.analysis")
 
 ENGLAND = "E92000001"
 POPULATION_FILE = SNAPSHOT_DIR / "population" / "ons_mid2020_population_single_year_of_age_lad21.csv"
 POPULATION_NOTE = "ONS mid-2020 population estimates (2021 districts, merged into 2024 local authorities)"
 OBS_COLUMNS = ["indicator_id", "area_code", "period", "period_start", "period_end", "sex", "age", "value", "lci95",
-               "uci95", "lci998", "uci998", "count", "denominator", "note"]
+               "uci95", "lci998", "uci998", "count", "denominator", "note", "run_id"]
+# A saved Store is read back only by the code that wrote it: the key includes a digest of this package's source.
+CODE_DIGEST = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(Path(__file__).parent.glob("*.py")))).hexdigest()[:12]
+NOT_SAVED = {("by_indicator",), ("obs_by_area",)}  # memoised results cheaper to rebuild than to save and read back
 
 
 def data_version(engine: Engine) -> str:
-    """A token that changes whenever a refresh lands: "<highest succeeded run id>-<number of succeeded runs>".
-    Use it as a cache key (the analysis itself does)."""
+    """A token that changes whenever a refresh lands: "<highest succeeded run id>-<number of succeeded runs>-<when
+    the last one finished>" (the time tells a database built again from scratch from the one it replaced). Use it
+    as a cache key (the analysis itself does)."""
     with engine.connect() as conn:
-        top, n = conn.execute(select(func.max(Run.id), func.count(Run.id)).where(Run.status == "succeeded")).one()
-    return f"{top or 0}-{n}"
+        top, n, last = conn.execute(select(func.max(Run.id), func.count(Run.id), func.max(Run.finished_at))
+                                    .where(Run.status == "succeeded")).one()
+    when = pd.Timestamp(last).strftime("%Y%m%dT%H%M%S%f") if last is not None else "never"
+    return f"{top or 0}-{n}-{when}"
 
 
 def _frame(conn, query) -> pd.DataFrame:
@@ -50,6 +64,8 @@ class Store:
     utla_codes: frozenset  # the 153 upper-tier authorities (E10 counties and the unitaries)
     population: pd.Series  # ltla code -> mid-2020 population
     obs: pd.DataFrame  # headline observations (no breakdowns, one age per indicator), CIs filled from counts
+    headline_ages: pd.Series  # indicator id -> the age group kept in obs
+    run_finished: pd.Series  # run id -> when it finished (an observation's run_id says which run loaded it)
     engine: Engine
     memo: dict = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -88,7 +104,7 @@ def get_store(engine: Engine) -> Store:
         if store is None:
             for old in [k for k in _CACHE if k[0] == key[0]]:
                 del _CACHE[old]
-            store = _CACHE[key] = _load(engine, version)
+            store = _CACHE[key] = _read_saved(engine, version) or _load(engine, version)
             while len(_CACHE) > MAX_STORES:
                 _CACHE.popitem(last=False)
         _CACHE.move_to_end(key)
@@ -104,6 +120,7 @@ def _load(engine: Engine, version: str) -> Store:
         areas = _frame(conn, select(a.c.code, a.c.name, a.c.type, a.c.nhs_code).where(a.c.type != "lsoa"))
         links = _frame(conn, select(lk).join(a, a.c.code == lk.c.child_code).where(a.c.type != "lsoa"))
         history = _frame(conn, select(h.c.old_code, h.c.current_code))
+        runs = _frame(conn, select(Run.__table__.c.id, Run.__table__.c.finished_at))
         # dates as ISO text: much faster than date objects, and parsed in one go below
         cols = [cast(o.c[c], String).label(c) if c.startswith("period_") else o.c[c] for c in OBS_COLUMNS]
         obs = _frame(conn, select(*cols, a.c.type.label("area_type"))
@@ -113,11 +130,57 @@ def _load(engine: Engine, version: str) -> Store:
     areas = areas.set_index("code", drop=False).sort_index()
     links = links.sort_values(["child_code", "parent_code"]).reset_index(drop=True)
     utla_codes = frozenset(links.loc[links["parent_type"] == "utla", "parent_code"])
-    obs = _headline_age(_typed(obs))
+    obs = _typed(obs)
+    ages = _headline_ages(obs)
+    obs = _keep_ages(obs, ages)
     obs = fill_cis(obs, indicators)
     indicators["la_level"] = _la_levels(obs, indicators.index)
     return Store(version=version, indicators=indicators, areas=areas, links=links, utla_codes=utla_codes,
-                 population=_population(history, set(areas.index[areas["type"] == "ltla"])), obs=obs, engine=engine)
+                 population=_population(history, set(areas.index[areas["type"] == "ltla"])), obs=obs,
+                 headline_ages=ages, run_finished=runs.set_index("id")["finished_at"], engine=engine)
+
+
+def _saved_path(engine: Engine, version: str) -> Path:
+    """Where the Store of this database and data version is saved: beside a SQLite database file, else in the
+    data folder under a digest of the database URL."""
+    name = f"{version}-{CODE_DIGEST}.pickle"
+    database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+    if database and database != ":memory:":
+        return Path(f"{database}-analysis") / name
+    url = engine.url.render_as_string(hide_password=True)
+    return paths().data_dir / "analysis" / hashlib.sha256(url.encode()).hexdigest()[:12] / name
+
+
+def save_store(store: Store) -> Path:
+    """Save the Store and what it has memoised (written whole, then moved into place; older saves removed)."""
+    path = _saved_path(store.engine, store.version)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with store.lock:
+        state = {f.name: getattr(store, f.name) for f in fields(store) if f.name not in ("engine", "lock", "memo")}
+        state["memo"] = {k: v for k, v in store.memo.items() if k not in NOT_SAVED}
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("wb") as handle:
+            pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)
+    for old in path.parent.glob("*.pickle"):
+        if old != path:
+            old.unlink(missing_ok=True)
+    return path
+
+
+def _read_saved(engine: Engine, version: str) -> Store | None:
+    """The saved Store of this data version, or None (none saved, or unreadable: then it is simply rebuilt).
+    The file is the tracker's own, written by save_store into the tracker's data folder."""
+    path = _saved_path(engine, version)
+    if not path.exists():
+        return None
+    try:
+        with path.open("rb") as handle:
+            state = pickle.load(handle)
+        return Store(**state, engine=engine)
+    except Exception as exc:  # a damaged or partial file must never stop the analysis
+        log.warning("could not read the saved analysis %s (%s); rebuilding it", path, exc)
+        return None
 
 
 def _typed(obs: pd.DataFrame) -> pd.DataFrame:
@@ -130,13 +193,16 @@ def _typed(obs: pd.DataFrame) -> pd.DataFrame:
     return obs
 
 
-def _headline_age(obs: pd.DataFrame) -> pd.DataFrame:
+def _headline_ages(obs: pd.DataFrame) -> pd.Series:
     """One age per indicator: "All ages" when published, otherwise the age with most rows (e.g. "19+ yrs")."""
     counts = obs.groupby(["indicator_id", "age"]).size().rename("n").reset_index()
     counts["all"] = counts["age"] == "All ages"
     chosen = counts.sort_values(["indicator_id", "all", "n", "age"], ascending=[True, False, False, True])
-    chosen = chosen.drop_duplicates("indicator_id").set_index("indicator_id")["age"]
-    keep = obs["age"] == obs["indicator_id"].map(chosen)
+    return chosen.drop_duplicates("indicator_id").set_index("indicator_id")["age"]
+
+
+def _keep_ages(obs: pd.DataFrame, ages: pd.Series) -> pd.DataFrame:
+    keep = obs["age"] == obs["indicator_id"].map(ages)
     return obs[keep].drop(columns="age").sort_values(
         ["indicator_id", "sex", "area_code", "period_end", "period"], kind="mergesort").reset_index(drop=True)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 # The words Fingertips uses, so users who know Fingertips read the tracker the same way.
 BETTER, WORSE, SIMILAR = "Better", "Worse", "Similar"
@@ -30,6 +29,8 @@ def confidence_fraction(confidence: float) -> float:
 
 def z_value(confidence: float) -> float:
     """The 100(1 - alpha/2)th percentile of the standard normal distribution (1.959964 for 95%)."""
+    from scipy import stats  # imported when first needed: it adds most of a second to a new process's start
+
     return float(stats.norm.ppf(1 - (1 - confidence_fraction(confidence)) / 2))
 
 
@@ -76,6 +77,8 @@ def exact_poisson_ci(count, confidence: float = 0.95):
     """Exact Poisson limits of a count through the chi-squared distribution. Returns (lower, upper)."""
     x, = _arrays(count)
     alpha = 1 - confidence_fraction(confidence)
+    from scipy import stats
+
     with np.errstate(invalid="ignore"):
         lower = np.where(x == 0, 0.0, stats.chi2.ppf(alpha / 2, 2 * x) / 2)
         upper = stats.chi2.ppf(1 - alpha / 2, 2 * x + 2) / 2
@@ -193,6 +196,8 @@ def spearman(x, y) -> tuple[float, float, int]:
     n = int(ok.sum())
     if n < 4 or np.unique(x[ok]).size < 2 or np.unique(y[ok]).size < 2:
         return np.nan, np.nan, n
+    from scipy import stats
+
     res = stats.spearmanr(x[ok], y[ok])
     return float(res.statistic), float(res.pvalue), n
 

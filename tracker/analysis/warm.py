@@ -1,0 +1,36 @@
+"""Precomputing, after a refresh lands, what every first view needs, and saving it (tracker.analysis.data.save_store),
+so the dashboard's first visitor and `tracker export` in a new process do not wait for it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from tracker.analysis.data import ENGLAND, get_store, headline_sex, save_store
+from tracker.analysis.dependence import all_place_departments, department_summary
+from tracker.analysis.icb import icb_figures
+from tracker.analysis.place import indicator_catalog, latest_observations
+
+
+def warm(engine: Engine, progress=None) -> Path | None:
+    """Build the analysis of the current data: comparisons, trends and ICB figures for every area, and for each
+    headline outcome (in its headline sex) the associations, department summary and place rankings; then save it.
+    Returns where it was saved, or None when the database holds no observations."""
+    say = progress or (lambda _message: None)
+    store = get_store(engine)
+    if store.obs.empty:
+        return None
+    say("comparisons, trends and ICB figures for every area")
+    indicator_catalog(engine)
+    latest_observations(engine, [ENGLAND])
+    icb_figures(engine, all_periods=True, sex="all")
+    for outcome in store.indicators.index[store.indicators["headline_outcome"].astype(bool)]:
+        sex = headline_sex(store, outcome)
+        if sex is None:
+            continue
+        say(f"departments behind {store.indicators.at[outcome, 'title'].lower()}")
+        department_summary(engine, outcome, sex)
+        all_place_departments(engine, outcome, sex)
+    say("saving")
+    return save_store(store)
