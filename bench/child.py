@@ -12,6 +12,7 @@ from bench.common import RESULT_TAG
 TASKS = {
     "load": "bench.load:load",
     "prepare": "bench.snapshot:prepare_snapshot",
+    "precompute": "bench.snapshot:precompute_analysis",
     "profile": "bench.snapshot:profile",
     "query": "bench.query:measure",
     "export": "bench.exports:measure",

@@ -1,6 +1,7 @@
 """Part 4: exports (tracker.exports). The pack for one ICB as `tracker export` makes it in a new process (cold:
-the analysis Store is built first) and as the dashboard's download button makes it (warm: Store already built);
-then a full export of everything (every area, every period) to a CSV file: rows per second and peak memory."""
+the analysis Store is read back from what the last refresh saved) and as the dashboard's download button makes
+it (warm: Store in memory); then a full export of everything (every area, every period) to a CSV file: rows per
+second and peak memory."""
 
 from __future__ import annotations
 
