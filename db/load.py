@@ -62,6 +62,10 @@ def _shared(values: pd.Series) -> list:
 def _rows(frame: pd.DataFrame, run_id: int, sqlite: bool) -> Iterator[tuple[int, Iterator[tuple]]]:
     """(row count, rows) per chunk of CHUNK_ROWS."""
     cols = [c for c in COLUMNS if c != "run_id"]
+    if frame["indicator_id"].nunique() > 1:
+        # in key order: SQLite appends to the key's B-tree instead of jumping around it (several times faster for a
+        # payload that interleaves indicators, e.g. one row per area with a column per indicator)
+        frame = frame.sort_values(list(OBSERVATION_KEY), kind="stable")
     for start in range(0, len(frame), CHUNK_ROWS):
         part = frame.iloc[start : start + CHUNK_ROWS]
         columns = [_db_column(part[c], c, sqlite) for c in cols]
@@ -69,14 +73,16 @@ def _rows(frame: pd.DataFrame, run_id: int, sqlite: bool) -> Iterator[tuple[int,
 
 
 def _insert(conn: Connection, table: str, rows: Iterable[tuple]) -> int:
-    """executemany on the DB-API cursor (SQLAlchemy's per-row processing costs more than the insert);
-    returns how many rows went in."""
+    """Observation rows in; a key already there is kept. Returns how many rows went in."""
+    return insert_rows(conn, table, COLUMNS, rows, f"ON CONFLICT ({', '.join(OBSERVATION_KEY)}) DO NOTHING")
+
+
+def insert_rows(conn: Connection, table: str, columns, rows: Iterable[tuple], suffix: str = "") -> int:
+    """INSERT through executemany on the DB-API cursor, inside the caller's transaction: for bulk loads, where
+    SQLAlchemy's per-row processing costs more than the insert. `rows`: tuples in `columns` order, plain Python
+    values (None for NULL). Returns how many rows went in."""
     ph = "?" if conn.dialect.name == "sqlite" else "%s"
-    key = ", ".join(OBSERVATION_KEY)
-    sql = (
-        f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES ({', '.join([ph] * len(COLUMNS))}) "
-        f"ON CONFLICT ({key}) DO NOTHING"
-    )
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([ph] * len(columns))}) {suffix}"
     cursor = conn.connection.cursor()
     try:
         if conn.dialect.name == "sqlite":

@@ -103,6 +103,13 @@ def test_time_series_with_england(engine):
     # ONS Explore Local Statistics claimant count, England 2025: 4.0% of residents aged 16-64
     assert got.iloc[-1]["period"] == "2025" and got.iloc[-1]["england_value"] == pytest.approx(4.0)
     assert got["trend"].nunique() == 1
+    assert set(got["method"]) == {"published"}  # a local authority's own figures, not its ICB's method
+    icb = analysis.time_series(engine, "claimant-count-rate-16-64", NENC)
+    assert len(icb) > 1 and "published" not in set(icb["method"])  # built from its local authorities
+    # the same series as the all-indicators frame gives (the Indicator page builds only the one it shows)
+    every = analysis.latest_observations(engine, [MANCHESTER], all_periods=True)
+    mine = every[every["indicator_id"] == "claimant-count-rate-16-64"].reset_index(drop=True)
+    pd.testing.assert_series_equal(mine["value"], got["value"], check_names=False)
 
 
 def test_indicator_catalog_and_area_info(engine):

@@ -32,8 +32,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, bindparam, delete, insert, select
+from sqlalchemy import Engine, bindparam, delete, select
 
+from db.load import insert_rows
 from db.models import Area, AreaCodeHistory, AreaLink, Observation
 from tracker.config import GEOGRAPHY_DIR
 
@@ -317,13 +318,21 @@ class AreaMapper:
         return self._names.get(code)
 
 
-def _records(df: pd.DataFrame) -> list[dict]:
-    """Rows as dicts of plain Python values for the DBAPI driver (missing -> None), column by column for speed."""
-    names, columns = [str(c) for c in df.columns], []
-    for c in names:
+def _tuples(df: pd.DataFrame) -> list[tuple]:
+    """Rows as tuples of plain Python values for the DBAPI driver (missing -> None), column by column for speed."""
+    columns = []
+    for c in df.columns:
         values, missing = df[c].to_numpy(dtype=object).tolist(), df[c].isna().tolist()
         columns.append([None if m else v for v, m in zip(values, missing)])
-    return [dict(zip(names, row)) for row in zip(*columns)]
+    return list(zip(*columns))
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    return [dict(zip(map(str, df.columns), row)) for row in _tuples(df)]
+
+
+def _bulk_insert(conn, table, df: pd.DataFrame) -> None:
+    insert_rows(conn, table.name, [str(c) for c in df.columns], _tuples(df))
 
 
 def _frame(result, columns: list[str]) -> pd.DataFrame:
@@ -363,7 +372,7 @@ def load_geography(engine: Engine, frames: dict[str, pd.DataFrame] | None = None
         changed = both.loc[differs, cols]
 
         if len(new):
-            conn.execute(insert(area_t), _records(new))
+            _bulk_insert(conn, area_t, new)
         if len(changed):
             # executemany UPDATE: keys other than b_code become the SET clause.
             recs = [{**r, "b_code": r.pop("code")} for r in _records(changed)]
@@ -375,8 +384,8 @@ def load_geography(engine: Engine, frames: dict[str, pd.DataFrame] | None = None
             used = select(obs_t.c.area_code).where(obs_t.c.area_code.in_(chunk))
             deleted += conn.execute(delete(area_t).where(area_t.c.code.in_(chunk), area_t.c.code.not_in(used))).rowcount
 
-        conn.execute(insert(link_t), _records(links))
-        conn.execute(insert(hist_t), _records(history))
+        _bulk_insert(conn, link_t, links)
+        _bulk_insert(conn, hist_t, history)
 
     counts = area["type"].value_counts().to_dict()
     counts["utla"] = links.loc[links["parent_type"] == "utla", "parent_code"].nunique()

@@ -103,6 +103,9 @@ OBS_OUT = ["area_code", "area_name", "area_type", "indicator_id", "period", "per
            "icb_method", "approximate", "ci_source", "note"]
 
 
+FEW_SERIES = 10  # up to this many indicators, an all-periods request is built for them alone (not memoised)
+
+
 def latest_observations(engine, area_codes, indicator_ids=None, all_periods: bool = False,
                         sex: str | None = None) -> pd.DataFrame:
     """Observations for the given areas (England, regions, ICBs, counties, districts/unitaries), latest period per
@@ -121,17 +124,25 @@ def latest_observations(engine, area_codes, indicator_ids=None, all_periods: boo
     codes = [area_codes] if isinstance(area_codes, str) else list(area_codes)
     for c in codes:
         _area_type(store, c)
-    out = _observation_frame(store, all_periods)
+    ids = None if indicator_ids is None else [indicator_ids] if isinstance(indicator_ids, str) else list(indicator_ids)
+    if all_periods and ids is not None and len(ids) <= FEW_SERIES and ("observation_frame", True) not in store.memo:
+        # a few indicators over time (the Indicator page's chart): built for them alone, not for every indicator
+        out = _observation_frame(store, all_periods, ids)
+    else:
+        out = _observation_frame(store, all_periods)
     out = out[out["area_code"].isin(codes)]
-    if indicator_ids is not None:
-        out = out[out["indicator_id"].isin([indicator_ids] if isinstance(indicator_ids, str) else indicator_ids)]
+    if ids is not None:
+        out = out[out["indicator_id"].isin(ids)]
     return _sex_filter(store, out, sex).reset_index(drop=True)
 
 
-def _observation_frame(store: Store, all_periods: bool) -> pd.DataFrame:
-    """judged_rows and icb_rows together in the OBS_OUT layout, all periods or the latest per series (memoised)."""
+def _observation_frame(store: Store, all_periods: bool, indicator_ids: list[str] | None = None) -> pd.DataFrame:
+    """judged_rows and icb_rows together in the OBS_OUT layout, all periods or the latest per series (memoised for
+    all indicators; built afresh when `indicator_ids` limits it)."""
     def build():
         rows, icbs = judged_rows(store), icb_rows(store)
+        if indicator_ids is not None:
+            rows, icbs = rows[rows["indicator_id"].isin(indicator_ids)], icbs[icbs["indicator_id"].isin(indicator_ids)]
         out = pd.concat([rows, icbs.rename(columns={"method": "icb_method"})], ignore_index=True)
         if not all_periods:
             out = latest_per_series(out, SERIES)
@@ -150,6 +161,8 @@ def _observation_frame(store: Store, all_periods: bool) -> pd.DataFrame:
                 out[c] = None
         return out[OBS_OUT].sort_values(["area_code", "indicator_id", "sex", "period_end"],
                                         kind="mergesort").reset_index(drop=True)
+    if indicator_ids is not None:
+        return build()
     return store.derived(("observation_frame", all_periods), build)
 
 
@@ -232,7 +245,9 @@ def time_series(engine, indicator_id: str, area_code: str, sex: str | None = Non
     method and approximate (ICB figures). sex as in latest_observations (default the headline sex)."""
     get_store(engine).indicator(indicator_id)
     rows = latest_observations(engine, [area_code], [indicator_id], all_periods=True, sex=sex)
-    rows = rows.rename(columns={"icb_method": "method"})
+    # how the figure was made: an ICB's own figures vary; a local authority's are as published (its icb_method
+    # describes its ICB's figure, which this series does not show)
+    rows["method"] = rows["icb_method"].where(rows["area_type"] == "icb", "published")
     cols = ["period", "period_start", "period_end", "sex", "value", "lci95", "uci95", "england_value", "comparison",
             "comparison_label", "trend", "method", "approximate"]
     return rows[cols].reset_index(drop=True)

@@ -18,6 +18,7 @@ def warm(engine: Engine, progress=None) -> Path | None:
     headline outcome (in its headline sex) the associations, department summary and place rankings; then save it.
     Returns where it was saved, or None when the database holds no observations."""
     say = progress or (lambda _message: None)
+    say("reading the data")
     store = get_store(engine)
     if store.obs.empty:
         return None
