@@ -312,8 +312,10 @@ def cpu_used() -> float:
 
 
 def remove_db(path: Path) -> None:
+    """A SQLite database with its WAL files and the analysis saved beside it (tracker.analysis.data.save_store)."""
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
+    shutil.rmtree(f"{path}-analysis", ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
