@@ -54,8 +54,9 @@ PLAIN_NUMBER = r"^-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$"
 
 
 def _plain_numbers(raw: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
-    """Parse the cells that are plain numbers in C (pyarrow): (numbers, which cells were plain). None when the
-    column holds something other than text and missing values, for the careful path to handle."""
+    """Parse the cells that are plain numbers in C (pyarrow): (numbers, which cells were plain or empty: those
+    need nothing more). None when the column holds something other than text and missing values, for the careful
+    path to handle."""
     try:
         arr = pa.array(raw, from_pandas=True)  # zero-copy for pandas' Arrow-backed text columns
     except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -64,7 +65,8 @@ def _plain_numbers(raw: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     plain = pc.fill_null(pc.match_substring_regex(arr, PLAIN_NUMBER), False)
     numbers = pc.cast(pc.if_else(plain, arr, pa.scalar(None, pa.string())), pa.float64())
-    return numbers.to_numpy(zero_copy_only=False).copy(), plain.to_numpy(zero_copy_only=False)
+    done = pc.or_(plain, pc.fill_null(pc.equal(arr, ""), False))  # an empty field is NULL, its note kept
+    return numbers.to_numpy(zero_copy_only=False).copy(), done.to_numpy(zero_copy_only=False)
 
 
 def to_numbers(frame: pd.DataFrame, markers: dict[str, str], problems: Problems) -> pd.DataFrame:
@@ -87,8 +89,8 @@ def to_numbers(frame: pd.DataFrame, markers: dict[str, str], problems: Problems)
         if bulk is None:
             numbers, careful = np.full(len(raw), np.nan), present
         else:
-            numbers, plain = bulk
-            careful = ~plain & present
+            numbers, done = bulk
+            careful = ~done & present
             if numeric_markers:
                 careful |= raw.isin(numeric_markers).to_numpy()
         if careful.any():
@@ -127,7 +129,7 @@ def harmonise_areas(frame: pd.DataFrame, mapper, problems: Problems) -> pd.DataF
         why = codes.map({code: mapper.why_unmapped(code) for code in codes.unique()})  # once per code
         for reason, part in rows.groupby(why, sort=False):
             problems.add("unmapped", reason, part)
-    out = frame[~unmapped].copy()
+    out = frame[~unmapped]  # a new frame: assigning a column below leaves `frame` as it was
     recoded = out["area_code"] != mapped[~unmapped]
     out["area_code"] = mapped[~unmapped].astype(str)
     # An old code recoded to a current one, where the source also publishes the current code's own row for
@@ -176,6 +178,13 @@ def check_values(frame: pd.DataFrame, specs: dict[str, IndicatorSpec], problems:
     return out[~dup]
 
 
+def _dates(values: pd.Series) -> pd.Series:
+    """pd.to_datetime once per distinct value (a payload has few distinct period dates)."""
+    positions, distinct = pd.factorize(values)  # position -1 is missing
+    parsed = pd.to_datetime(pd.Series(list(distinct) + [None], dtype=object))
+    return pd.Series(parsed.to_numpy()[positions], index=values.index)
+
+
 def prepare(frame: pd.DataFrame, specs: list[IndicatorSpec], markers: dict[str, str], mapper) -> tuple[pd.DataFrame, Problems]:
     """Parsed tidy frame -> rows ready to load, and the problems found on the way."""
     missing = [c for c in TIDY_COLUMNS if c not in frame.columns]
@@ -191,7 +200,7 @@ def prepare(frame: pd.DataFrame, specs: list[IndicatorSpec], markers: dict[str, 
     for col in ("sex", "age", "category_type", "category"):
         out[col] = out[col].fillna("").astype(str)
     # dates as datetime64 and missing numbers as NaN: db.load turns them into what the database stores
-    out["period_start"] = pd.to_datetime(out["period_start"])
-    out["period_end"] = pd.to_datetime(out["period_end"])
+    out["period_start"] = _dates(out["period_start"])
+    out["period_end"] = _dates(out["period_end"])
     out = check_values(out, by_id, problems)
     return out.reset_index(drop=True), problems

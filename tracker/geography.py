@@ -286,10 +286,10 @@ class AreaMapper:
 
     def map_series(self, codes: pd.Series) -> pd.Series:
         """map() over a column; missing (None) where unmapped. Keeps the index."""
-        lookup = self._lookup
+        get = self._lookup.get
         positions, distinct = pd.factorize(codes)  # one dict lookup per distinct code; -1 is missing
-        mapped = np.array(
-            [lookup.get(c.strip().upper()) if isinstance(c, str) else None for c in distinct.tolist()] + [None],
+        mapped = np.array(  # codes are nearly always clean already: the exact lookup first
+            [get(c) or (get(c.strip().upper()) if isinstance(c, str) else None) for c in distinct.tolist()] + [None],
             dtype=object,
         )
         return pd.Series(mapped[positions], index=codes.index, dtype=object)
