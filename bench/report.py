@@ -16,46 +16,37 @@ PAGE_GOAL_S = 1.5
 NAMES = {"tracker": "tracker (run_source)", "sqlite_utils": "sqlite-utils", "pandas": "pandas to_sql",
          "raw": "raw sqlite3 executemany"}
 
-# What the profiles showed (by profile kind), written after reading them and measuring candidate changes on
-# 2026-11-28 on this machine (CPU time, min of 5 runs, one 135,020-row SYNTHETIC payload, unless said otherwise).
-# Kept with the code so the results file carries the analysis; the hot-spot tables beside it are regenerated on
-# every run. The changes themselves are for the owners of those files to make; SUGGESTIONS lists them.
+# What the profiles showed (by profile kind), written after reading them (2026-11-28, this machine). Kept with the
+# code so the results file carries the analysis; the hot-spot tables beside it are regenerated on every run.
 FINDINGS: dict[str, str] = {
     "load": (
-        "**Finding.** The tracker's INSERT costs about what raw executemany's does; the gap is everything around it, "
-        "per payload: parsing (pipelines.base.read_csv_strict: csv.reader into lists, then an object DataFrame) "
-        "0.73 s; validation (pipelines.validate.prepare) 1.4-1.5 s, of which to_numbers 0.75-0.83 s (every numeric "
-        "cell is made text, stripped, comma-stripped, lower-cased and parsed, though almost all are plain numbers), "
-        "check_values' whole-row drop_duplicates 0.13 s, to_datetime + .dt.date and replace(NaN -> None) about 0.2 s "
-        "each; db.load._rows 0.45 s; sqlite3's per-value Python date adapter inside executemany (adapt_date: "
-        "period_start/period_end are datetime.date objects) 12-15% of _insert; gzip level 5 of the payload for the "
-        "archive 0.32 s. Reaching 0.7x raw would need validation outside pandas; beating sqlite-utils and pandas is "
-        "within reach of the changes below. **Memory**: two payloads are alive at once. tracker/refresh.py's "
-        "prepared_chunks keeps its locals payload, frame (the parsed text frame) and problems across `yield clean`, "
-        "and db/load.py's `for frame in frames` keeps the previous clean frame while the next payload is read, "
-        "parsed and validated: peak 640-668 MB on 3 payloads, more over 40 (run above)."),
+        "**Finding.** About two thirds of the tracker's first load is sqlite3's executemany into the observation "
+        "table (the 7-column key, two indexes, three foreign keys): the same work raw executemany does. The rest is "
+        "parsing (pyarrow's CSV reader), validation (numbers parsed in bulk, one lookup per distinct area code) and "
+        "the column-wise conversion in db.load._rows; none is more than a few percent of the run on its own."),
     "source": (
-        "**Finding.** The same load path: in the slowest source about half the time is db.load._insert (SQLite "
-        "writing the 7-column key and two indexes, with adapt_date 10-15% of it), a quarter validation (to_numbers "
-        "first) and a tenth db.load._rows; initialise (schema, 34,124 areas, 68,484 links, catalog) adds about 5 s. "
-        "Part 2's CPU time alone is above 15 s, so the goal is out of reach on this machine even without other "
-        "tenants; the changes below take about a quarter off validation and a fifth off conversion and insert."),
+        "**Finding.** In the slowest source (mhclg_deprivation: 313,267 LSOA rows) about 60% of the time is "
+        "sqlite3's executemany (SQLite writing the rows into the 7-column key, with foreign-key checks; the two "
+        "secondary indexes are built once after the bulk build) and 6% the commit; parsing, validation and "
+        "conversion are a few percent each. Over the whole snapshot about 8 s of the ~16 s is that insert of "
+        "648,367 rows: raw executemany of the same rows takes 13.9 s CPU in part 1a (CSV parsing and insert, indexes "
+        "live). Initialise (schema, 34,124 areas, 68,484 links, catalog) plus the index build at the end is about "
+        "3.3 s. Under 15 s would need the next payload parsed and validated on the second core while SQLite inserts "
+        "the current one (a worker thread with a one-payload queue). Not done: it makes the refresh's core "
+        "concurrent for about a second, and its progress callbacks (the dashboard's first-start progress bar) would "
+        "then come from another thread."),
     "export-icb": (
-        "**Finding.** tracker.exports._Pack._headline_ages runs a GROUP BY over the whole observation table (joined "
-        "to area to leave LSOAs out) on every write_export: about 4.2 s of the 6.2 s profiled on the England-wide "
-        "database, since it reads the 5.4 million LSOA rows only to exclude them. It repeats what "
-        "tracker.analysis.data._headline_age decides when the Store loads; memoising it per data version (e.g. "
-        "`get_store(engine).derived((\"headline_ages\",), ...)`) would leave about a third of the warm pack's time. "
-        "Then _Pack.loaded_on (0.7 s: run finish dates queried area by area) and latest_observations per area. A "
-        "new process (`tracker export`) also builds the Store and the associations first."),
+        "**Finding.** The pack is built for up to 25 areas at once (tracker.exports.AREAS_AT_ONCE) and its CSV "
+        "formatted column by column, each distinct value once; what remains is pandas' fixed cost per call in "
+        "latest_observations, the ICB figures and the load dates."),
 }
 DASHBOARD_FINDING = (
     "**Finding (app start).** AppTest runs the page script in another thread, so pyinstrument does not see it; "
-    "timed separately on the snapshot database: building the Store 4.0 s, the first latest_observations 4.7 s (it "
-    "builds the memoised comparison, trend and ICB tables for all areas), department_summary 1.3 s, "
-    "place_departments 0.9 s: about 11 s before anything is drawn. Every later page and session reuses them, hence "
-    "the warm renders. Building the Store and those tables when the server starts and after each refresh (a "
-    "background thread calling them) would take the wait off the first visitor.")
+    "timed separately on the snapshot database: a new process imports Streamlit, pandas and the app (about half a "
+    "second) and reads back the analysis the last refresh saved (about 0.4 s for ~200 MB) before the default page's "
+    "cached calls, which then take milliseconds.")
+
+
 # What changed after the previous full run's profiles (2026-11-28 02:47 run), with the effect measured during
 # development on this machine (quick runs outside the benchmark; the benchmark's own figures are above them).
 APPLIED = [

@@ -243,7 +243,11 @@ class Bench:
     # -- profiles of missed goals ----------------------------------------------------------------------------
     def profiles(self) -> None:
         todo = report.profiles_needed(self.results, self.work)
-        if not todo or self.args.no_profiles:
+        if self.args.no_profiles:
+            return
+        for old in (Path(self.args.out).resolve().parent / "profiles").glob("*.txt"):
+            old.unlink()  # the folder holds this run's profiles only
+        if not todo:
             return
         self.say("[profiles] pyinstrument on the slowest stage of each missed goal ...")
         template = self.template()
