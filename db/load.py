@@ -116,6 +116,7 @@ def load_observations(
             for count, rows in _rows(frame, run_id, sqlite):
                 written += _insert(conn, "observation", rows)
                 total += count
+            del frame  # released before the next payload is read, parsed and validated
         return LoadResult(written=written, deleted=0, total=total, repeated=total - written)
 
     key = ", ".join(OBSERVATION_KEY)
@@ -131,6 +132,7 @@ def load_observations(
         for count, rows in _rows(frame, run_id, sqlite):
             staged += _insert(conn, "stage_observation", rows)
             total += count
+        del frame  # released before the next payload is read, parsed and validated
     cols = ", ".join(COLUMNS)
     changed = " OR ".join(f"observation.{c} IS DISTINCT FROM excluded.{c}" for c in OBSERVATION_VALUES)
     updates = ", ".join(f"{c} = excluded.{c}" for c in OBSERVATION_VALUES + ("run_id",))
