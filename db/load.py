@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, Float, text
 
+from db.columns import per_distinct
 from db.models import OBSERVATION_KEY, OBSERVATION_VALUES, Observation
 
 COLUMNS = OBSERVATION_KEY + OBSERVATION_VALUES + ("run_id",)
@@ -39,24 +40,16 @@ DATE_COLUMNS = ("period_start", "period_end")
 def _db_column(values: pd.Series, name: str, sqlite: bool) -> list:
     """One column as the DB-API values the database stores, NULL (None) for missing. Column by column in
     numpy: a Python call per cell (the sqlite3 date adapter, pandas' per-row where) costs more than the insert."""
-    if name in DATE_COLUMNS:  # few distinct dates: each converted once
-        positions, distinct = pd.factorize(pd.to_datetime(values))  # position -1 is missing
-        # ISO text on SQLite, as SQLAlchemy's Date stores it there; date objects for PostgreSQL
-        converted = [d.strftime("%Y-%m-%d") if sqlite else d.date() for d in distinct]
-        return np.array(converted + [None], dtype=object).take(positions).tolist()
+    if name in DATE_COLUMNS:  # ISO text on SQLite, as SQLAlchemy's Date stores it there; dates for PostgreSQL
+        return per_distinct(pd.to_datetime(values),
+                            lambda dates: [d.strftime("%Y-%m-%d") if sqlite else d.date() for d in dates]).tolist()
     if name in NUMBER_COLUMNS:
         numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         out = numbers.tolist()
         for at in np.isnan(numbers).nonzero()[0].tolist():  # NaN is NULL (PostgreSQL would store NaN); few cells
             out[at] = None
         return out
-    return _shared(values)
-
-
-def _shared(values: pd.Series) -> list:
-    """Text values as a list, one Python object per distinct value (codes and labels repeat a lot)."""
-    positions, distinct = pd.factorize(values)  # position -1 is missing: the None appended
-    return np.append(np.asarray(distinct, dtype=object), None).take(positions).tolist()
+    return per_distinct(values, list).tolist()  # text: one Python object per distinct value
 
 
 def _rows(frame: pd.DataFrame, run_id: int, sqlite: bool) -> Iterator[tuple[int, Iterator[tuple]]]:

@@ -34,6 +34,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from db.columns import per_distinct
 from pipelines.base import (
     Payload, Source, SourceError, SourceFormatError, empty_tidy, read_csv_strict, snapshot_payload, tidy, with_skipped,
 )
@@ -176,9 +177,8 @@ class ElsSource(Source):
 
 def _notes(status: pd.Series, notes: pd.Series) -> list[str | None]:
     """_note for every row, computed once per distinct (status, notes) pair."""
-    positions, distinct = pd.factorize(status + "\x1f" + notes)
-    notes = [_note(*pair.split("\x1f", 1)) for pair in distinct]
-    return pd.Series(notes + [None], dtype=object).take(positions).tolist()
+    pairs = status + "\x1f" + notes
+    return per_distinct(pairs, lambda distinct: [_note(*pair.split("\x1f", 1)) for pair in distinct]).tolist()
 
 
 def _note(status: str, notes: str) -> str | None:

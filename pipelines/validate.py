@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from db.columns import per_distinct
 from pipelines.base import NUMERIC_COLUMNS, TIDY_COLUMNS, SourceFormatError
 from tracker.catalog import IndicatorSpec
 
@@ -180,9 +181,8 @@ def check_values(frame: pd.DataFrame, specs: dict[str, IndicatorSpec], problems:
 
 def _dates(values: pd.Series) -> pd.Series:
     """pd.to_datetime once per distinct value (a payload has few distinct period dates)."""
-    positions, distinct = pd.factorize(values)  # position -1 is missing
-    parsed = pd.to_datetime(pd.Series(list(distinct) + [None], dtype=object))
-    return pd.Series(parsed.to_numpy()[positions], index=values.index)
+    parsed = per_distinct(values, lambda distinct: pd.to_datetime(pd.Series(distinct, dtype=object)), pd.NaT)
+    return pd.Series(pd.to_datetime(parsed), index=values.index)
 
 
 def prepare(frame: pd.DataFrame, specs: list[IndicatorSpec], markers: dict[str, str], mapper) -> tuple[pd.DataFrame, Problems]:

@@ -61,13 +61,16 @@ def serve(env: dict | None = None, timeout: float = 120):
 
 def wait_rendered(page, timeout: float = 240_000) -> None:
     """Wait until Streamlit has run the page script to the end: the navigation is drawn, and the "running" status
-    widget and any spinner (the first, slow build of the figures) have gone (checked twice, as a rerun can start
-    right after a run)."""
+    widget and any spinner (a cached call being computed) have gone, and every plotly chart has drawn (checked
+    three times, as a rerun or a late spinner can start right after a run)."""
     page.wait_for_selector("[data-testid='stSidebarNav']", timeout=timeout)
     busy = "[data-testid=\"stStatusWidget\"], [data-testid=\"stSpinner\"]"
-    for _ in range(2):
+    for _ in range(3):
         page.wait_for_function(f"() => !document.querySelector('{busy}')", timeout=timeout)
-        page.wait_for_timeout(1500)  # let plotly finish drawing
+        # every plotly chart on the page drawn (a fast page is done before plotly is)
+        page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
+                               ".every(c => c.querySelector('.main-svg'))", timeout=timeout)
+        page.wait_for_timeout(1500)  # and finished its transitions
 
 
 def shots(base: str, out: Path, area: str, height: int = 1000) -> list[Path]:

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
+from db.columns import per_distinct
 from db.models import AreaCodeHistory, Run
 from tracker import departments as dept_mod
 from tracker.analysis import (
@@ -325,7 +326,7 @@ class _Pack:
         self.engine, self.meta, self.all_periods = engine, meta, all_periods
         self.ids = list(meta.index)
         self.rho = {column: self._aligned_rho(outcome) for outcome, column in HEADLINE_OUTCOMES.items()}
-        self.ages = self._headline_ages()
+        self.ages = get_store(engine).headline_ages  # the age group the analysis keeps for each indicator
         self._icb: dict[str, tuple[pd.DataFrame, pd.Series]] = {}
 
     def _aligned_rho(self, outcome: str) -> pd.Series:
@@ -335,11 +336,6 @@ class _Pack:
         except (KeyError, ValueError):
             return pd.Series(dtype=float)
         return table.dropna(subset=["aligned_rho"]).set_index(["indicator_id", "sex"])["aligned_rho"]
-
-    def _headline_ages(self) -> pd.Series:
-        """The age group tracker.analysis keeps for each indicator: "All ages" when published, else the age with
-        most rows."""
-        return get_store(self.engine).headline_ages
 
     def icb(self, code: str) -> tuple[pd.DataFrame, pd.Series]:
         """(its local authorities with shares, its figures by indicator, period and sex)."""
@@ -479,9 +475,7 @@ def _csv_cell(value, kind: str) -> str:
 def _csv_column(values: pd.Series, kind: str) -> list[str]:
     """_csv_cell for a whole column, formatting each distinct value once (names, titles, sources and many
     figures repeat down a pack)."""
-    positions, distinct = pd.factorize(values)  # position -1 is missing
-    cells = [_csv_cell(v, kind) for v in distinct] + [""]
-    return np.array(cells, dtype=object).take(positions).tolist()
+    return per_distinct(values, lambda distinct: [_csv_cell(v, kind) for v in distinct], "").tolist()
 
 
 class _CsvWriter:

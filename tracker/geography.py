@@ -30,10 +30,10 @@ import math
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, bindparam, delete, select
 
+from db.columns import per_distinct
 from db.load import insert_rows
 from db.models import Area, AreaCodeHistory, AreaLink, Observation
 from tracker.config import GEOGRAPHY_DIR
@@ -287,12 +287,10 @@ class AreaMapper:
     def map_series(self, codes: pd.Series) -> pd.Series:
         """map() over a column; missing (None) where unmapped. Keeps the index."""
         get = self._lookup.get
-        positions, distinct = pd.factorize(codes)  # one dict lookup per distinct code; -1 is missing
-        mapped = np.array(  # codes are nearly always clean already: the exact lookup first
-            [get(c) or (get(c.strip().upper()) if isinstance(c, str) else None) for c in distinct.tolist()] + [None],
-            dtype=object,
-        )
-        return pd.Series(mapped[positions], index=codes.index, dtype=object)
+        mapped = per_distinct(  # codes are nearly always clean already: the exact lookup first
+            codes, lambda distinct: [get(c) or (get(c.strip().upper()) if isinstance(c, str) else None)
+                                     for c in distinct.tolist()])
+        return pd.Series(mapped, index=codes.index, dtype=object)
 
     def why_unmapped(self, code) -> str:
         """Why map(code) is None, for run reports; "" when the code maps."""

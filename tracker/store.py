@@ -4,9 +4,8 @@ indicator catalog, geography) and, on an empty database, the bundled snapshot.""
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
-
 import logging
+from pathlib import Path
 
 from sqlalchemy import Engine, delete, func, insert, select
 

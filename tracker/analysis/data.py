@@ -158,7 +158,7 @@ def save_store(store: Store) -> Path:
     with store.lock:
         state = {f.name: getattr(store, f.name) for f in fields(store) if f.name not in ("engine", "lock", "memo")}
         state["memo"] = {k: v for k, v in store.memo.items() if k not in NOT_SAVED}
-        state = _compact(state)
+        state = _each_frame(state, _compact)
         tmp = path.with_suffix(".tmp")
         with tmp.open("wb") as handle:
             pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
@@ -172,36 +172,35 @@ def save_store(store: Store) -> Path:
 TEXT_COLUMNS = "_saved_text_columns"
 
 
-def _compact(value):
+def _each_frame(value, change):
+    """`value` with `change` applied to every DataFrame in it (through tuples and dicts, as the memo holds them)."""
+    if isinstance(value, pd.DataFrame):
+        return change(value)
+    if isinstance(value, tuple):
+        return tuple(_each_frame(v, change) for v in value)
+    if isinstance(value, dict):
+        return {k: _each_frame(v, change) for k, v in value.items()}
+    return value
+
+
+def _compact(frame: pd.DataFrame) -> pd.DataFrame:
     """For saving: columns of plain text (every cell a str) as categoricals. Far smaller on disk, and read back
     without creating one Python string per cell (what made reading the save slow). _restore undoes it."""
-    if isinstance(value, pd.DataFrame):
-        text = [c for c in value.columns if value[c].dtype == object and pd.api.types.infer_dtype(value[c], skipna=False) == "string"]
-        if not text:
-            return value
-        out = value.copy(deep=False)
-        for c in text:
-            out[c] = out[c].astype("category")
-        out.attrs = {**value.attrs, TEXT_COLUMNS: text}
-        return out
-    if isinstance(value, tuple):
-        return tuple(_compact(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _compact(v) for k, v in value.items()}
-    return value
+    text = [c for c in frame.columns
+            if frame[c].dtype == object and pd.api.types.infer_dtype(frame[c], skipna=False) == "string"]
+    if not text:
+        return frame
+    out = frame.copy(deep=False)
+    for c in text:
+        out[c] = out[c].astype("category")
+    out.attrs = {**frame.attrs, TEXT_COLUMNS: text}
+    return out
 
 
-def _restore(value):
-    if isinstance(value, pd.DataFrame):
-        text = value.attrs.pop(TEXT_COLUMNS, None)
-        for c in text or ():
-            value[c] = value[c].astype(object)
-        return value
-    if isinstance(value, tuple):
-        return tuple(_restore(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _restore(v) for k, v in value.items()}
-    return value
+def _restore(frame: pd.DataFrame) -> pd.DataFrame:
+    for c in frame.attrs.pop(TEXT_COLUMNS, None) or ():
+        frame[c] = frame[c].astype(object)
+    return frame
 
 
 def _read_saved(engine: Engine, version: str) -> Store | None:
@@ -212,7 +211,7 @@ def _read_saved(engine: Engine, version: str) -> Store | None:
         return None
     try:
         with path.open("rb") as handle:
-            state = _restore(pickle.load(handle))
+            state = _each_frame(pickle.load(handle), _restore)
         return Store(**state, engine=engine)
     except Exception as exc:  # a damaged or partial file must never stop the analysis
         log.warning("could not read the saved analysis %s (%s); rebuilding it", path, exc)

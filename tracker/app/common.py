@@ -112,7 +112,7 @@ def _function(name: str):
     return getattr(import_module(ELSEWHERE.get(name, "tracker.analysis")), name)
 
 
-@st.cache_data(show_spinner="Loading the figures (the first view after a refresh takes up to a minute)…", max_entries=512)
+@st.cache_data(show_spinner="Loading the figures…", max_entries=512)
 def _cached(version_key: str, name: str, args: tuple, kwargs: tuple):
     return _function(name)(engine(), *args, **dict(kwargs))
 

@@ -1,0 +1,19 @@
+"""Column helpers shared by the loader and the layers above it."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+
+def per_distinct(values, convert: Callable[[pd.Index], Sequence], missing=None) -> np.ndarray:
+    """`convert` applied to the distinct values of `values` (one result each, in order), spread back over every
+    row as an object array; a missing value gives `missing`. For columns whose values repeat (codes, labels,
+    dates, periods): each is worked out once instead of once per row."""
+    positions, distinct = pd.factorize(values)  # position -1 is missing: the `missing` appended
+    results = np.empty(len(distinct) + 1, dtype=object)
+    results[:-1] = list(convert(distinct))
+    results[-1] = missing
+    return results.take(positions)
