@@ -9,6 +9,7 @@ estimates (SOURCES.md section 13 advises this: some published rates do not match
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from functools import lru_cache
 
@@ -17,6 +18,8 @@ import pandas as pd
 from pipelines.base import (
     Payload, Source, SourceError, SourceFormatError, SourceSkipped, empty_tidy, read_csv_strict, snapshot_payload, tidy,
 )
+from pipelines.discovery import Attachment, govuk_attachments, pick
+from pipelines.spreadsheet import as_text, find_columns, find_row, open_workbook, sheet_rows
 from tracker.catalog import IndicatorSpec
 from tracker.config import GEOGRAPHY_DIR, setting
 
@@ -254,11 +257,43 @@ TA1_HOUSEHOLDS = "households from table TA1 (A1 gives none this quarter)"
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+# Live: MHCLG's "Statutory homelessness: detailed local authority-level tables", one workbook per quarter, attached
+# to the live tables page. The file name carries the quarter's last month and changes every release
+# (DetailedLA_201806.xlsx, DetailedLA_202009_REVISED.ods, Detailed_LA_202409.xlsx,
+# Statutory_Homelessness_Detailed_Local_Authority_Data_202512.ods): the rule is "detailed", then "LA" or "local
+# authority", then _YYYYMM with a quarter-end month, in the file name or the title.
+HCLIC_PAGE = "government/statistical-data-sets/live-tables-on-homelessness"
+HCLIC_RULE = re.compile(r"detailed[ _-]?(?:la|local[ _-]authority)\w*?[ _-](20\d\d)(0[369]|12)", re.IGNORECASE)
+HCLIC_RULE_TEXT = "'Detailed_LA_YYYYMM' or '..._Detailed_Local_Authority_Data_YYYYMM' (.ods/.xlsx)"
+# Header cells (matched from the start, lowercased, spaces collapsed) of the columns read from tables A1 and TA1.
+HCLIC_A1 = {
+    "owed_prevention_or_relief_duty": r"total owed a prevention or relief duty",
+    "prevention_duty_owed": r"threatened with homelessness within 56 days - prevention duty owed",
+    "relief_duty_owed": r"homeless - relief duty owed",
+    "a1_households_in_area_000s": r"number of households in area\d* \(000s\)",
+}
+HCLIC_TA1 = {
+    "households_in_ta": r"total number of households in ta[\d,]*$",
+    "households_in_ta_with_children": r"total number of households in ta with children",
+    "children_in_ta": r"total number of children in ta",
+    "ta1_households_in_area_000s": r"number of households in area\d* \(000s\)",
+}
+HCLIC_MARKERS = {"..", "[x]", "[c]", "[z]", "[low]"}  # suppressed or not applicable: blank, as in the bundled file
+GSS_CODE = re.compile(r"^E\d{8}$")
+TITLE_QUARTER = re.compile(r"(January|February|March|April|May|June|July|August|September|October|November|December)"
+                           r"\s+(20\d\d)\s*$", re.IGNORECASE)
+
+
 class HomelessnessSource(Source):
     """MHCLG statutory homelessness (H-CLIC) detailed local authority tables A1 and TA1, 2018 Q2 onwards.
 
-    No live client: MHCLG publishes these tables only as ODS/xlsx workbooks with multi-row headers, which the
-    tracker does not read; the bundled CSV holds the key columns extracted from every quarterly workbook.
+    Offline: the bundled CSV holds the key columns extracted from every quarterly workbook 2018 Q2 - 2025 Q4.
+    Live: the live tables page is read through the GOV.UK Content API and every detailed local authority workbook
+    (ods or xlsx, picked by HCLIC_RULE) for a quarter after the bundled history is downloaded, and always the
+    newest; tables A1 and TA1 are read from it (columns found by their header text, HCLIC_A1/HCLIC_TA1). MHCLG
+    publishes one workbook per quarter and the page keeps only recent ones, so the earlier quarters come from the
+    bundled history (a quarter a workbook provides replaces the bundled one). A workbook whose layout changed
+    (sheet renamed, header moved or renamed) fails the run with the file, sheet and header expected.
     The single-quarter file housing/dluhc_homelessness_and_temporary_accommodation_rates_lad23_2023q4.csv is not
     read: it is the published 2023 Q4 rates of the same two tables, which this file holds with their counts.
 
@@ -269,15 +304,37 @@ class HomelessnessSource(Source):
     name = "mhclg_homelessness"
     title = "MHCLG statutory homelessness (H-CLIC)"
     producer = "Ministry of Housing, Communities and Local Government"
-    has_live = False
-    no_live_reason = "MHCLG publishes the tables only as ODS/xlsx workbooks"
-    publisher_url = "https://www.gov.uk/government/statistical-data-sets/live-tables-on-homelessness"
+    publisher_url = "https://www.gov.uk/" + HCLIC_PAGE
+
+    def fetch(self, http, specs: list[IndicatorSpec]):
+        page, attachments = govuk_attachments(http, self.name, HCLIC_PAGE)
+        by_quarter: dict[str, Attachment] = {}
+        for att, m in pick(attachments, HCLIC_RULE, self.name, page.location, HCLIC_RULE_TEXT):
+            quarter = f"{m.group(1)}-{m.group(2)}"
+            # two files for one quarter: a corrected one (REVISED, fix) wins, else the first listed
+            if quarter not in by_quarter or re.search(r"revised|fix|correct", att.filename, re.IGNORECASE):
+                by_quarter[quarter] = att
+        history = snapshot_payload(HCLIC_FILE)
+        bundled_to = max(read_csv_strict(history, ["quarter_end"], self.name)["quarter_end"])
+        newest = max(by_quarter)
+        wanted = sorted(q for q in by_quarter if q > bundled_to or q == newest)
+        for quarter in wanted:
+            att = by_quarter[quarter]
+            yield http.get(self.name, att.url, kind="workbook", quarter_end=quarter, filename=att.filename,
+                           title=att.title)
+        history.meta = {"kind": "history", "replaced_quarters": wanted}
+        yield history
 
     def read_offline(self, specs: list[IndicatorSpec]):
         yield snapshot_payload(HCLIC_FILE)
 
     def parse(self, payload: Payload, specs: list[IndicatorSpec]) -> pd.DataFrame:
-        df = read_csv_strict(payload, HCLIC_COLUMNS, self.name)
+        if payload.meta.get("kind") == "workbook":
+            df = self._read_workbook(payload)
+        else:
+            df = read_csv_strict(payload, HCLIC_COLUMNS, self.name)
+            replaced = payload.meta.get("replaced_quarters") or []
+            df = df[~df["quarter_end"].isin(replaced)]
         numbers = [c for c in HCLIC_COLUMNS if c not in ("quarter_end", "area_code")]
         for col in numbers:
             df[col] = numeric(df[col], self.name, payload.location)
@@ -314,6 +371,48 @@ class HomelessnessSource(Source):
             return empty_tidy()
         frame = pd.concat(out, ignore_index=True)
         return tidy(frame.drop(columns=["quarter_end", "denominator_note"]))
+
+    def _read_workbook(self, payload: Payload) -> pd.DataFrame:
+        """Tables A1 and TA1 of one detailed LA workbook -> the bundled CSV's columns for its quarter (England,
+        regions and authorities; the 'Rest of England' row has no code and is left out)."""
+        book = open_workbook(payload, self.name)
+        tables = {}
+        quarter = None
+        for sheet, wanted in (("A1", HCLIC_A1), ("TA1", HCLIC_TA1)):
+            rows = sheet_rows(book, payload, sheet, self.name)
+            first = find_row(rows, lambda r: r and str(r[0]).strip() == "E92000001", payload, sheet, self.name,
+                             "the England row (E92000001 in column A)")
+            cols = find_columns(rows[:first], wanted, payload, sheet, self.name)
+            m = TITLE_QUARTER.search(str(rows[0][0]).strip() if rows and rows[0] else "")
+            if not m:
+                raise SourceFormatError(f"{self.name}: {payload.meta.get('filename', payload.location)}, sheet "
+                                        f"{sheet!r}: expected a title ending with the quarter's month and year in "
+                                        f"cell A1; found {str(rows[0][0])[:120] if rows and rows[0] else ''!r}")
+            month = MONTHS.index(m.group(1)[:3].title()) + 1
+            if month % 3:
+                raise SourceFormatError(f"{self.name}: {payload.location}, sheet {sheet!r}: {m.group(0)!r} is not a quarter end")
+            this = f"{m.group(2)}-{month:02d}"
+            if quarter and this != quarter:
+                raise SourceFormatError(f"{self.name}: {payload.location}: table A1 is for {quarter}, TA1 for {this}")
+            quarter = this
+            data = [r for r in rows[first:] if r and GSS_CODE.match(str(r[0]).strip())]
+            table = pd.DataFrame({
+                "area_code": [str(r[0]).strip() for r in data],
+                **{key: ["" if as_text(r[j]) in HCLIC_MARKERS else as_text(r[j]) for r in data]
+                   for key, j in cols.items()},
+            }).drop_duplicates()  # London is listed twice (beside England and among the regions)
+            twice = table["area_code"][table["area_code"].duplicated()]
+            if len(twice):
+                raise SourceFormatError(f"{self.name}: {payload.meta.get('filename', payload.location)}, sheet "
+                                        f"{sheet!r}: area {twice.iloc[0]} has two different rows")
+            tables[sheet] = table
+        expected = payload.meta.get("quarter_end")
+        if expected and quarter != expected:
+            raise SourceFormatError(f"{self.name}: {payload.meta.get('filename', payload.location)} is named for "
+                                    f"{expected} but its tables are for {quarter}")
+        df = tables["A1"].merge(tables["TA1"], on="area_code", how="outer").fillna("")
+        df.insert(0, "quarter_end", quarter)
+        return df
 
 
 def _quarter_periods(quarter_end: pd.Series, snapshot: bool) -> dict[str, pd.Series]:

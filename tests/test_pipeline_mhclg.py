@@ -247,7 +247,4 @@ def test_homelessness_end_to_end(initialised_engine, hom_specs):
     assert england[0] == 112_660 and round(england[1], 2) == 4.70
 
 
-def test_homelessness_has_no_live_client(hom_specs):
-    assert HOM.has_live is False
-    with pytest.raises(SourceSkipped, match="ODS/xlsx"):
-        list(HOM.fetch(HttpClient(timeout=1, retries=0), hom_specs))
+# The live client (GOV.UK Content API -> detailed LA workbook) is tested in tests/test_pipeline_spreadsheets.py.

@@ -9,10 +9,9 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from pipelines.base import Payload, SourceFormatError, SourceSkipped, snapshot_payload
+from pipelines.base import Payload, SourceFormatError, snapshot_payload
 from pipelines.desnz import LA_FILE, LSOA_FILE, FuelPovertySource
 from pipelines.dwp import COUNTS_FILE, ChildrenLowIncomeSource
-from pipelines.http import HttpClient
 from pipelines.ons_crime import SCORE_FILE, CrimeSeveritySource
 from tracker.catalog import by_source
 from tracker.geography import AreaMapper
@@ -75,10 +74,7 @@ def test_fuel_poverty_end_to_end(initialised_engine):
         "england": 1, "region": 9, "utla": 21, "ltla": 296, "lsoa": 33_755}
 
 
-def test_fuel_poverty_has_no_live_client():
-    assert FUEL.has_live is False
-    with pytest.raises(SourceSkipped, match="xlsx"):
-        list(FUEL.fetch(HttpClient(timeout=1, retries=0), by_source(FUEL.name)))
+# The live client (GOV.UK Content API -> the 2023 tables workbook) is tested in tests/test_pipeline_spreadsheets.py.
 
 
 # --- DWP children in relative low income families ---------------------------------------------------------------

@@ -32,6 +32,10 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "File_7_IoD2025_All_Ranks_Scores_Deciles_Population_Denominators.csv",
         "MHCLG English Indices of Deprivation 2025, File 7 (LSOA scores, ranks and deciles).",
     ),
+    "TRACKER_GOVUK_BASE_URL": (
+        "https://www.gov.uk/",
+        "GOV.UK, whose Content API (api/content/<page>) lists the newest MHCLG and DESNZ spreadsheets.",
+    ),
     "TRACKER_HTTP_TIMEOUT": ("30", "Seconds before an HTTP request times out."),
     "TRACKER_HTTP_RETRIES": ("4", "Retries on 5xx, 429 and connection errors (with backoff, honouring Retry-After)."),
     "TRACKER_HTTP_BACKOFF": ("1.0", "Backoff factor in seconds between retries (doubles each time)."),

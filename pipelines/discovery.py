@@ -1,0 +1,127 @@
+"""Finding a publisher's newest file when its address changes with every release.
+
+The GOV.UK Content API (`<TRACKER_GOVUK_BASE_URL>api/content/<page path>`) describes a page as JSON;
+`details.attachments[]` lists its files (url, title, filename, content_type). Old pages have no such list, only
+links in the body HTML (`details.body`), so links ending .ods/.xlsx/.xls/.csv there are used instead.
+
+Each source then picks its file by a rule on the title or file name (documented in the source), never by a fixed
+address: file names change from one release to the next (and MHCLG alternates xlsx and ods)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from urllib.parse import unquote, urljoin, urlsplit
+
+from pipelines.base import Payload, SourceError, SourceFormatError
+from tracker.config import setting
+
+SPREADSHEET_SUFFIXES = (".ods", ".xlsx", ".xls", ".csv")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    title: str
+    url: str
+    filename: str
+    content_type: str = ""
+
+
+def _json(payload: Payload, source: str, what: str) -> dict:
+    # parsed whatever the Content-Type says (some publishers serve JSON as text/plain)
+    try:
+        data = json.loads(payload.text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SourceFormatError(
+            f"{source}: {payload.location} is not the {what} JSON (the page may have moved): {payload.content[:80]!r}"
+        ) from exc
+    if not isinstance(data, dict):
+        raise SourceFormatError(f"{source}: {payload.location} is not the {what} JSON (expected an object)")
+    return data
+
+
+# --- GOV.UK ---------------------------------------------------------------------------------------------------
+
+def govuk_page_url(page_path: str) -> str:
+    return urljoin(setting("TRACKER_GOVUK_BASE_URL"), "api/content/" + page_path.strip("/"))
+
+
+def govuk_attachments(http, source: str, page_path: str) -> tuple[Payload, list[Attachment]]:
+    """The page's Content API item and its file attachments (structured list, else links in the body HTML)."""
+    page = http.get(source, govuk_page_url(page_path), kind="page")
+    item = _json(page, source, "GOV.UK Content API")
+    details = item.get("details") or {}
+    found = []
+    for a in details.get("attachments") or []:
+        if not isinstance(a, dict) or not a.get("url") or a.get("attachment_type", "file") != "file":
+            continue
+        filename = a.get("filename") or unquote(urlsplit(a["url"]).path.rsplit("/", 1)[-1])
+        found.append(Attachment(a.get("title") or filename, a["url"], filename, a.get("content_type") or ""))
+    if not found:
+        found = _body_links(details.get("body") or "", page.location)
+    return page, found
+
+
+def govuk_collection_documents(http, source: str, collection_path: str) -> list[tuple[str, str]]:
+    """(title, page path) of each document in a GOV.UK collection (`links.documents[]`), e.g. one statistics
+    publication per year."""
+    page = http.get(source, govuk_page_url(collection_path), kind="page")
+    item = _json(page, source, "GOV.UK Content API")
+    docs = [(d.get("title") or "", d.get("base_path") or "") for d in (item.get("links") or {}).get("documents") or []
+            if isinstance(d, dict) and d.get("base_path")]
+    if not docs:
+        raise SourceError(f"{source}: the GOV.UK collection {collection_path} lists no documents (links.documents)")
+    return docs
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links: list[list[str]] = []  # [href, text]
+        self._open: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            self._open = [dict(attrs).get("href") or "", ""]
+
+    def handle_data(self, data):
+        if self._open is not None:
+            self._open[1] += data
+
+    def handle_endtag(self, tag):
+        if tag == "a" and self._open is not None:
+            self.links.append(self._open)
+            self._open = None
+
+
+def _body_links(body: str, base: str) -> list[Attachment]:
+    parser = _Links()
+    parser.feed(body if isinstance(body, str) else "")
+    out = []
+    for href, text in parser.links:
+        path = urlsplit(href).path.lower()
+        if path.endswith(SPREADSHEET_SUFFIXES):
+            filename = unquote(urlsplit(href).path.rsplit("/", 1)[-1])
+            out.append(Attachment(" ".join(text.split()) or filename, urljoin(base, href), filename))
+    return out
+
+
+def pick(attachments: list[Attachment], rule: re.Pattern, source: str, page: str, expected: str) -> list[tuple[Attachment, re.Match]]:
+    """Attachments whose title or file name matches `rule` (a spreadsheet); an error naming the page and the rule
+    when none does (the file was withdrawn or renamed beyond the rule)."""
+    matched = []
+    for a in attachments:
+        if not a.filename.lower().endswith(SPREADSHEET_SUFFIXES):
+            continue
+        m = rule.search(a.filename) or rule.search(a.title)
+        if m:
+            matched.append((a, m))
+    if not matched:
+        listed = "; ".join(f"{a.title} ({a.filename})" for a in attachments[:8]) or "none"
+        raise SourceError(
+            f"{source}: no attachment on {page} matches {expected}; the page lists: {listed}. The file may have been "
+            "withdrawn or renamed: check the page, and keep the previous data until then"
+        )
+    return matched

@@ -1,0 +1,313 @@
+"""Live clients of the spreadsheet publishers (GOV.UK Content API -> newest workbook -> python-calamine), through
+real HTTP on 127.0.0.1 replaying the publishers' real original files (tests/fixtures/spreadsheets/, see its
+README: the Content API items are constructed from GDS's schema, the spreadsheets are real). Fault copies (a
+renamed sheet or header, HTML, a truncated file) are derived here and are synthetic."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from pipelines.base import Payload, SourceError, SourceFormatError, snapshot_payload
+from pipelines.desnz import FuelPovertySource, LA_FILE
+from pipelines.discovery import govuk_attachments
+from pipelines.http import HttpClient
+from pipelines.mhclg import HCLIC_COLUMNS, HCLIC_FILE, HomelessnessSource
+from tracker.catalog import by_source
+from tracker.geography import AreaMapper
+from tracker.refresh import run_source
+
+FIXTURES = Path(__file__).parent / "fixtures" / "spreadsheets"
+ODS_2025Q4 = "Statutory_Homelessness_Detailed_Local_Authority_Data_202512.ods"
+XLSX_2024Q3 = "Detailed_LA_202409.xlsx"
+FUEL_TABLES = "sub-regional-fuel-poverty-2023-tables.xlsx"
+HOM, FUEL = HomelessnessSource(), FuelPovertySource()
+HOM_PAGE = "/api/content/government/statistical-data-sets/live-tables-on-homelessness"
+FUEL_COLLECTION = "/api/content/government/collections/fuel-poverty-sub-regional-statistics"
+FUEL_PAGE = "/api/content/government/statistics/sub-regional-fuel-poverty-data-2023"
+ASSETS = "https://assets.publishing.service.gov.uk"
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def item(name: str, httpserver, keep: set[str] | None = None) -> dict:
+    """A Content API item with its asset addresses pointed at the local server; `keep`: file names of the
+    attachments to keep (None: all)."""
+    data = json.loads(fixture(name).decode().replace(ASSETS, httpserver.url_for("").rstrip("/")))
+    if keep is not None:
+        data["details"]["attachments"] = [a for a in data["details"]["attachments"] if a.get("filename") in keep]
+    return data
+
+
+def asset_path(data: dict, filename: str) -> str:
+    url = next(a["url"] for a in data["details"]["attachments"] if a.get("filename") == filename)
+    return "/" + url.split("/", 3)[3]
+
+
+def edited_xlsx(name: str, part: str, old: bytes, new: bytes) -> bytes:
+    """A copy of a real xlsx with one string replaced inside one of its XML parts (a synthetic layout change)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(FIXTURES / name) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename == part:
+                assert old in body
+                body = body.replace(old, new)
+            dst.writestr(info, body)
+    return out.getvalue()
+
+
+def client() -> HttpClient:
+    return HttpClient(timeout=10, retries=2, backoff=0.01)
+
+
+@pytest.fixture
+def govuk(httpserver, monkeypatch):
+    monkeypatch.setenv("TRACKER_GOVUK_BASE_URL", httpserver.url_for("/"))
+    return httpserver
+
+
+def observations(engine, source) -> list[tuple]:
+    ids = [s.id for s in by_source(source.name)]
+    with engine.connect() as conn:
+        return conn.execute(text(
+            "SELECT indicator_id, area_code, period, sex, value, count, denominator FROM observation "
+            f"WHERE indicator_id IN ({', '.join(repr(i) for i in ids)}) ORDER BY 1, 2, 3, 4"
+        )).all()
+
+
+def run(engine, source, offline=False):
+    return run_source(engine, source, by_source(source.name), offline=offline,
+                      mapper=AreaMapper.from_engine(engine), http=client())
+
+
+# --- H-CLIC: reading the workbooks ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("filename,quarter", [(ODS_2025Q4, "2025-12"), (XLSX_2024Q3, "2024-09")])
+def test_hclic_workbook_gives_the_bundled_figures_for_its_quarter(filename, quarter):
+    payload = Payload(location=filename, content=fixture(filename),
+                      meta={"kind": "workbook", "quarter_end": quarter, "filename": filename})
+    live = HOM._read_workbook(payload).set_index("area_code").sort_index()
+    bundled = pd.read_csv(io.BytesIO(snapshot_payload(HCLIC_FILE).content), compression="gzip", dtype=str,
+                          keep_default_na=False)
+    bundled = bundled[bundled.quarter_end == quarter].set_index("area_code").sort_index()
+    assert list(live.index) == list(bundled.index)  # England, 9 regions and 296 authorities; no "Rest of England"
+    for col in HCLIC_COLUMNS[2:]:
+        pd.testing.assert_series_equal(pd.to_numeric(live[col].replace("", None)),
+                                       pd.to_numeric(bundled[col].replace("", None)), check_names=False)
+    assert set(live.quarter_end) == {quarter}
+
+
+def test_hclic_workbook_real_values_and_suppression():
+    payload = Payload(location=ODS_2025Q4, content=fixture(ODS_2025Q4), meta={"kind": "workbook"})
+    frame = HOM.parse(payload, by_source(HOM.name))
+    england = frame[(frame.area_code == "E92000001")]
+    ta = england[england.indicator_id.str.contains("temporary")]
+    assert "31 Dec 2025" in set(ta.period)
+    assert 134210 in set(ta["count"].astype(float))  # households in TA in England on 31 December 2025
+    duty = england[england.period == "2025 Q4"]
+    assert 76270 in set(duty["count"].astype(float))  # owed a prevention or relief duty, Oct-Dec 2025
+    # '..' (suppressed) in the workbook is a blank count, never 0
+    hartlepool = frame[(frame.area_code == "E06000023")]
+    assert hartlepool["count"].isna().any()
+
+
+# --- H-CLIC: live through the Content API ---------------------------------------------------------------------
+
+def test_hclic_live_refresh_loads_the_newest_quarter_from_the_ods(govuk, initialised_engine):
+    page = item("govuk_live_tables_on_homelessness.constructed.json", govuk)
+    govuk.expect_request(HOM_PAGE).respond_with_json(page)
+    govuk.expect_request(asset_path(page, ODS_2025Q4)).respond_with_data(
+        fixture(ODS_2025Q4), content_type="application/vnd.oasis.opendocument.spreadsheet")
+    offline = run(initialised_engine, HOM, offline=True)
+    before = observations(initialised_engine, HOM)
+
+    summary = run(initialised_engine, HOM)
+    assert summary.status == "succeeded", summary.error
+    fetched = [req.path for req, _ in govuk.log]
+    assert fetched == [HOM_PAGE, asset_path(page, ODS_2025Q4)]  # the 2024 xlsx is older than the bundled history
+    with initialised_engine.connect() as conn:
+        run_row = conn.execute(text("SELECT locations, period_max, latest_period_end FROM run WHERE id = :i"),
+                               {"i": summary.run_id}).one()
+    locations = json.loads(run_row.locations) if isinstance(run_row.locations, str) else run_row.locations
+    assert any(loc.endswith(ODS_2025Q4) for loc in locations)
+    assert str(run_row.latest_period_end) == "2025-12-31"
+    # the live quarter's figures are the bundled ones, and the history is kept: nothing changes, nothing is lost
+    assert summary.rows_loaded == offline.rows_loaded and summary.rows_changed == 0 and summary.rows_rejected == 0
+    assert observations(initialised_engine, HOM) == before
+
+
+def test_hclic_live_reads_an_xlsx_when_that_is_the_newest_listed(govuk, initialised_engine):
+    page = item("govuk_live_tables_on_homelessness.constructed.json", govuk, keep={XLSX_2024Q3})
+    govuk.expect_request(HOM_PAGE).respond_with_json(page)
+    # a 2024 Q3 workbook whose England TA count was revised (synthetic), to show the workbook's figure wins
+    revised = edited_xlsx(XLSX_2024Q3, "xl/worksheets/sheet32.xml", b"<v>126040</v>", b"<v>126050</v>")
+    govuk.expect_request(asset_path(page, XLSX_2024Q3)).respond_with_data(revised)
+    summary = run(initialised_engine, HOM)
+    assert summary.status == "succeeded", summary.error
+    with initialised_engine.connect() as conn:
+        counts = dict(conn.execute(text(
+            "SELECT period, count FROM observation WHERE area_code = 'E92000001' AND period IN ('30 Sep 2024', "
+            "'31 Dec 2025') AND indicator_id IN (SELECT id FROM indicator WHERE source = 'mhclg_homelessness') "
+            "AND count > 100000")).all())
+    assert counts == {"30 Sep 2024": 126050, "31 Dec 2025": 134210}  # live quarter from the xlsx, the rest bundled
+
+
+def test_body_links_are_used_when_a_page_has_no_attachment_list(govuk):
+    govuk.expect_request("/api/content/government/statistical-data-sets/tsgb10").respond_with_data(
+        fixture("example_statistical_data_set.json"), content_type="application/json")
+    _, found = govuk_attachments(client(), "test", "government/statistical-data-sets/tsgb10")
+    xls = [a for a in found if a.filename.endswith(".xls")]
+    assert xls and all(a.url.startswith(govuk.url_for("/government/uploads/")) for a in xls)
+    assert not any(a.filename.endswith(".pdf") for a in found)
+    assert all(a.title and a.title != a.filename for a in xls)  # the link text is the title
+
+
+# --- fuel poverty --------------------------------------------------------------------------------------------------
+
+def serve_fuel(govuk, workbook: bytes | None = None, keep=None) -> dict:
+    govuk.expect_request(FUEL_COLLECTION).respond_with_data(fixture("govuk_fuel_poverty_collection.constructed.json"))
+    page = item("govuk_sub_regional_fuel_poverty_data_2023.constructed.json", govuk, keep=keep)
+    govuk.expect_request(FUEL_PAGE).respond_with_json(page)
+    if workbook is not None:
+        govuk.expect_request(asset_path(page, FUEL_TABLES)).respond_with_data(workbook)
+    return page
+
+
+def test_fuel_poverty_live_loads_the_2023_tables(govuk, initialised_engine):
+    page = serve_fuel(govuk, fixture(FUEL_TABLES))
+    offline = run(initialised_engine, FUEL, offline=True)
+    before = observations(initialised_engine, FUEL)
+    summary = run(initialised_engine, FUEL)
+    assert summary.status == "succeeded", summary.error
+    assert [req.path for req, _ in govuk.log] == [FUEL_COLLECTION, FUEL_PAGE, asset_path(page, FUEL_TABLES)]
+    # the 2023 tables are the bundled 2021 data: every row read from the workbook, none changed
+    assert summary.rows_loaded == offline.rows_loaded > 30000 and summary.rows_changed == 0
+    after = observations(initialised_engine, FUEL)
+    assert after == before
+    england = [r for r in after if r.area_code == "E92000001"]
+    assert [(r.period, r.count, r.denominator) for r in england] == [("2021", 3162752, 24070861)]
+
+
+def test_fuel_poverty_workbook_year_comes_from_the_table_title():
+    renamed = edited_xlsx(FUEL_TABLES, "xl/sharedStrings.xml", b"by administrative area [Notes 3 and 4], 2021",
+                          b"by administrative area [Notes 3 and 4], 2022")
+    payload = Payload(location=FUEL_TABLES, content=renamed, meta={"kind": "workbook", "filename": FUEL_TABLES})
+    frame = FUEL.parse(payload, by_source(FUEL.name))
+    assert set(frame[frame.area_code.str.startswith("E06")].period) == {"2022"}
+
+
+# --- faults: every one fails the source with the file named, and keeps its previous data ---------------------------
+
+def _hclic_fault(govuk, fault: str):
+    page = item("govuk_live_tables_on_homelessness.constructed.json", govuk, keep={XLSX_2024Q3})
+    if fault == "attachment gone":
+        page["details"]["attachments"] = []
+    govuk.expect_request(HOM_PAGE).respond_with_json(page)
+    if fault == "attachment gone":
+        return
+    path = asset_path(page, XLSX_2024Q3)
+    bodies = {
+        "renamed sheet": edited_xlsx(XLSX_2024Q3, "xl/workbook.xml", b'name="TA1"', b'name="TA1 (all)"'),
+        "renamed header": edited_xlsx(XLSX_2024Q3, "xl/sharedStrings.xml", b"Total number of children in TA",
+                                      b"Children in TA, total"),
+        "html": b"<!DOCTYPE html><html><head><title>GOV.UK - Page not found</title></head><body></body></html>",
+        "truncated": fixture(XLSX_2024Q3)[: len(fixture(XLSX_2024Q3)) // 2],
+    }
+    govuk.expect_request(path).respond_with_data(bodies[fault])
+
+
+def _fuel_fault(govuk, fault: str):
+    if fault == "attachment gone":
+        serve_fuel(govuk, keep={"sub-regional-fuel-poverty-2023-report.pdf"})
+        return
+    bodies = {
+        "renamed sheet": edited_xlsx(FUEL_TABLES, "xl/workbook.xml", b'name="Table 2"', b'name="Table_2"'),
+        "renamed header": edited_xlsx(FUEL_TABLES, "xl/sharedStrings.xml", b"Number of households in fuel poverty",
+                                      b"Households in fuel poverty (number)"),
+        "html": b"<html><body><h1>Service unavailable</h1></body></html>",
+        "truncated": fixture(FUEL_TABLES)[:700_000],
+    }
+    serve_fuel(govuk, bodies[fault])
+
+
+EXPECTED = {
+    "attachment gone": "no attachment on",
+    "renamed sheet": "has no sheet",
+    "renamed header": "expected one column headed like",
+    "html": "is an HTML page, not a spreadsheet",
+    "truncated": "not a readable spreadsheet",
+}
+
+
+def attempt(source) -> str:
+    """Fetch and parse as a live run does; the error message of the fault."""
+    specs = by_source(source.name)
+    with pytest.raises(SourceError) as err:
+        for payload in source.fetch(client(), specs):
+            source.parse(payload, specs)
+    return str(err.value)
+
+
+@pytest.mark.parametrize("fault", list(EXPECTED))
+@pytest.mark.parametrize("source", [HOM, FUEL], ids=lambda s: s.name)
+def test_layout_and_download_faults_name_the_file_sheet_and_what_was_expected(govuk, source, fault):
+    (_hclic_fault if source is HOM else _fuel_fault)(govuk, fault)
+    message = attempt(source)
+    assert EXPECTED[fault] in message and source.name in message
+    if fault != "attachment gone":  # the file is named
+        assert (XLSX_2024Q3 if source is HOM else FUEL_TABLES) in message
+    else:  # the page and the rule are named
+        assert govuk.url_for("/api/content/") in message and "matches" in message
+    if fault in ("renamed sheet", "renamed header"):
+        assert ("'TA1'" if source is HOM else "'Table 2'") in message
+    if fault == "renamed header":  # the header expected is named
+        assert ("children in ta" if source is HOM else "number of households in fuel poverty") in message
+
+
+@pytest.mark.parametrize("source", [HOM, FUEL], ids=lambda s: s.name)
+def test_a_layout_change_fails_the_run_and_keeps_the_previous_data(govuk, initialised_engine, source):
+    (_hclic_fault if source is HOM else _fuel_fault)(govuk, "renamed sheet")
+    assert run(initialised_engine, source, offline=True).status == "succeeded"
+    before = observations(initialised_engine, source)
+    summary = run(initialised_engine, source)
+    assert summary.status == "failed" and "has no sheet" in summary.error
+    assert observations(initialised_engine, source) == before
+
+
+@pytest.mark.parametrize("source", [HOM, FUEL], ids=lambda s: s.name)
+def test_rate_limited_download_waits_for_retry_after(govuk, source):
+    if source is HOM:
+        page = item("govuk_live_tables_on_homelessness.constructed.json", govuk, keep={XLSX_2024Q3})
+        govuk.expect_request(HOM_PAGE).respond_with_json(page)
+        path, body = asset_path(page, XLSX_2024Q3), fixture(XLSX_2024Q3)
+    else:
+        govuk.expect_request(FUEL_COLLECTION).respond_with_data(fixture("govuk_fuel_poverty_collection.constructed.json"))
+        page = item("govuk_sub_regional_fuel_poverty_data_2023.constructed.json", govuk)
+        govuk.expect_request(FUEL_PAGE).respond_with_json(page)
+        path, body = asset_path(page, FUEL_TABLES), fixture(FUEL_TABLES)
+    govuk.expect_oneshot_request(path).respond_with_data("Too Many Requests", status=429, headers={"Retry-After": "1"})
+    govuk.expect_request(path).respond_with_data(body)
+    started = time.perf_counter()
+    specs = by_source(source.name)
+    frames = [source.parse(payload, specs) for payload in source.fetch(client(), specs)]
+    assert time.perf_counter() - started >= 1.0
+    assert sum(len(f) for f in frames) > 1000
+    statuses = [(req.path, resp.status_code) for req, resp in govuk.log if req.path == path]
+    assert statuses == [(path, 429), (path, 200)]
+
+
+def test_html_instead_of_a_spreadsheet_is_named_directly():
+    payload = Payload(location="https://example.invalid/x.ods", content=b"<!doctype html><p>moved</p>",
+                      meta={"kind": "workbook", "filename": "x.ods"})
+    with pytest.raises(SourceFormatError, match="x.ods .* is an HTML page"):
+        HOM.parse(payload, by_source(HOM.name))
