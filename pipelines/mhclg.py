@@ -16,10 +16,10 @@ from functools import lru_cache
 import pandas as pd
 
 from pipelines.base import (
-    Payload, Source, SourceError, SourceFormatError, SourceSkipped, empty_tidy, read_csv_strict, snapshot_payload, tidy,
+    Payload, Source, SourceError, SourceFormatError, empty_tidy, read_csv_strict, snapshot_payload, tidy,
 )
 from pipelines.discovery import Attachment, govuk_attachments, pick
-from pipelines.spreadsheet import as_text, find_columns, find_row, open_workbook, sheet_rows
+from pipelines.spreadsheet import as_text, cell_text, find_columns, find_row, open_workbook, sheet_rows
 from tracker.catalog import IndicatorSpec
 from tracker.config import GEOGRAPHY_DIR, setting
 
@@ -56,6 +56,21 @@ RATE_SCORES = {"income", "employment"}
 # Period label -> (start, end): the year of publication (IoD2019: 26 Sep 2019; IoD2025: 30 Oct 2025). Most inputs
 # are older (IoD2019 mostly 2015/16, IoD2025 mostly 2022/23): the catalog caveats say so.
 IOD_PERIODS = {"IoD2019": (date(2019, 1, 1), date(2019, 12, 31)), "IoD2025": (date(2025, 1, 1), date(2025, 12, 31))}
+
+
+# Live File 10: on the IoD2025 page, the attachment named "File_10 ... District_Summaries ... lower-tier" (the last
+# listed wins if there are several, e.g. a reissued v2), one sheet per domain.
+IOD2025_PAGE = "government/statistics/english-indices-of-deprivation-2025"
+FILE10_RULE = re.compile(r"File[ _]10\b.*District[ _]Summaries.*lower[ _-]tier", re.IGNORECASE)
+FILE10_RULE_TEXT = "'File_10_-_IoD2025_Local_Authority_District_Summaries__lower-tier_' (.xlsx)"
+FILE10_SHEETS = {"imd": "IMD", "income": "Income", "employment": "Employment", "education": "Education",
+                 "health": "Health", "crime": "Crime", "barriers": "Barriers", "environment": "Living"}
+FILE10_COLUMNS = {  # header cells, lowercased (see pipelines.spreadsheet.cell_text)
+    "area_code": r"local authority district code \(20\d\d\)",
+    "average_rank": r"(.+ - )?average rank$",
+    "average_score": r"(.+ - )?average score$",
+    "proportion_bottom_decile": r"(.+ - )?proportion of lsoas in most deprived 10% nationally$",
+}
 
 
 def _split_source_id(spec: IndicatorSpec) -> tuple[str, str, str]:
@@ -134,8 +149,10 @@ class DeprivationSource(Source):
 
     Live mode downloads IoD2025 File 7, which MHCLG publishes as a CSV (all ranks, scores, deciles and population
     denominators per LSOA 2021; official long column names), from TRACKER_MHCLG_DEPRIVATION_URL. The local
-    authority summaries (File 10) are published only as xlsx workbooks, which the tracker does not read: they are
-    always read from the bundled CSV copies, and a live run leaves those indicators as they are.
+    authority summaries (File 10, an xlsx workbook; MHCLG reissued it as "..._v2.xlsx") are found on the IoD2025
+    page through the GOV.UK Content API (FILE10_RULE), one sheet per domain (IMD, Income, ... Living), header row
+    with "Local Authority District code (2024)" and "<domain> - Average score" etc. (FILE10_COLUMNS). The IoD2019
+    summaries are not republished: a live run loads them from the bundled copies, as offline.
 
     IoD2019 summaries: the official File 10 on 2019 districts. Districts merged since 2019 (Buckinghamshire,
     Northamptonshire, Cumbria, North Yorkshire, Somerset) have no official summary on today's boundaries; for those
@@ -149,10 +166,15 @@ class DeprivationSource(Source):
         return setting("TRACKER_MHCLG_DEPRIVATION_URL")
 
     def fetch(self, http, specs: list[IndicatorSpec]):
-        if not any(_split_source_id(s)[0] == "lsoa" for s in specs):
-            raise SourceSkipped(f"{self.title}: the local authority summaries (File 10) are published only as xlsx "
-                                "workbooks; they are refreshed offline from the bundled snapshot")
-        yield http.get(self.name, self.url(), kind="lsoa")
+        levels = {_split_source_id(s)[0] for s in specs}
+        if "lsoa" in levels:
+            yield http.get(self.name, self.url(), kind="lsoa")
+        if "lad" in levels:
+            page, attachments = govuk_attachments(http, self.name, IOD2025_PAGE)
+            att, _ = pick(attachments, FILE10_RULE, self.name, page.location, FILE10_RULE_TEXT)[-1]
+            yield http.get(self.name, att.url, kind="file10", filename=att.filename, title=att.title)
+            yield snapshot_payload(IOD2019_LAD_FILE)
+            yield snapshot_payload(IOD2019_LAD23_FILE)
 
     def read_offline(self, specs: list[IndicatorSpec]):
         levels = {_split_source_id(s)[0] for s in specs}
@@ -164,6 +186,8 @@ class DeprivationSource(Source):
             yield snapshot_payload(IOD2019_LAD23_FILE)
 
     def parse(self, payload: Payload, specs: list[IndicatorSpec]) -> pd.DataFrame:
+        if payload.meta.get("kind") == "file10":
+            return self._parse_file10(self._read_file10(payload, specs), specs, "IoD2025", "area_code", 2)
         header = payload.text().lstrip("\ufeff").split("\n", 1)[0]
         # a live payload is always File 7, so a page that is not CSV fails there with the reason
         if payload.meta.get("kind") == "lsoa" or "lsoa21_code" in header or "LSOA code (2021)" in header:
@@ -206,13 +230,32 @@ class DeprivationSource(Source):
         rows = [pd.DataFrame({"indicator_id": ind, "area_code": df[code], "value": df[col]}) for ind, col in columns.items()]
         return self._frame(rows, "IoD2025")
 
-    def _parse_file10(self, payload: Payload, specs, period: str, code: str, name_col: int) -> pd.DataFrame:
+    def _read_file10(self, payload: Payload, specs) -> pd.DataFrame:
+        """The workbook's domain sheets -> the bundled long CSV's columns (area_code, index_domain, measures)."""
+        book = open_workbook(payload, self.name)
+        domains = sorted({_split_source_id(s)[1] for s in specs if _split_source_id(s)[0] == "lad"})
+        parts = []
+        for domain in domains:
+            sheet = FILE10_SHEETS[domain]
+            rows = sheet_rows(book, payload, sheet, self.name)
+            at = find_row(rows, lambda r: any(re.match(FILE10_COLUMNS["area_code"], cell_text(v)) for v in r),
+                          payload, sheet, self.name, "a header row with 'Local Authority District code (2024)'")
+            cols = find_columns([rows[at]], FILE10_COLUMNS, payload, sheet, self.name)
+            data = [r for r in rows[at + 1:] if GSS_CODE.match(str(r[cols["area_code"]]).strip())]
+            part = pd.DataFrame({key: [as_text(r[j]) for r in data] for key, j in cols.items()})
+            parts.append(part.assign(index_domain=IOD_DOMAINS[domain][2]))
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*FILE10_COLUMNS, "index_domain"])
+
+    def _parse_file10(self, payload: Payload | pd.DataFrame, specs, period: str, code: str, name_col: int) -> pd.DataFrame:
         measures = {"average_score", "proportion_bottom_decile", "average_rank"}
         wanted = [(s, *_split_source_id(s)[1:]) for s in specs if _split_source_id(s)[0] == "lad"]
         for spec, _, measure in wanted:
             if measure not in measures:
                 raise SourceError(f"{self.name}: {spec.id}: unknown summary measure {measure!r} ({', '.join(sorted(measures))})")
-        df = read_csv_strict(payload, [code, "index_domain", *sorted(measures)], self.name)
+        if isinstance(payload, pd.DataFrame):  # read from the workbook
+            df = payload
+        else:
+            df = read_csv_strict(payload, [code, "index_domain", *sorted(measures)], self.name)
         dropped: set[str] = set()
         if period == "IoD2019":
             # retired districts: their successors come from the LAD 2023 recomputation (see class docstring)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from pipelines.base import Payload, SourceError, SourceFormatError, SourceSkipped, snapshot_payload
+from pipelines.base import Payload, SourceError, SourceFormatError, snapshot_payload
 from pipelines.http import HttpClient
 from pipelines.mhclg import HCLIC_FILE, IMD_LSOA_FILE, IOD2019_LAD_FILE, IOD2025_LAD_FILE, DeprivationSource, HomelessnessSource
 from tracker.catalog import by_source, load_catalog
@@ -25,6 +25,12 @@ HOM = HomelessnessSource()
 @pytest.fixture(scope="module")
 def iod_specs():
     return by_source(IOD.name)
+
+
+@pytest.fixture(scope="module")
+def lsoa_specs(iod_specs):
+    """The LSOA indicators only: a live run of these fetches File 7 alone (File 10 is found on GOV.UK)."""
+    return [s for s in iod_specs if s.source_id.startswith("lsoa:")]
 
 
 @pytest.fixture(scope="module")
@@ -103,12 +109,12 @@ def test_renamed_column_names_source_file_and_columns(iod_specs):
     assert "missing column(s) proportion_bottom_decile" in message and "found area_code" in message
 
 
-def test_live_download_of_file_7_through_http(httpserver, monkeypatch, iod_specs, initialised_engine):
+def test_live_download_of_file_7_through_http(httpserver, monkeypatch, lsoa_specs, initialised_engine):
     monkeypatch.setenv("TRACKER_MHCLG_DEPRIVATION_URL", httpserver.url_for("/File_7.csv"))
     httpserver.expect_request("/File_7.csv").respond_with_data(
         (FIXTURES / "imd2025_lsoa21_excerpt_hartlepool.csv").read_bytes(), content_type="text/csv"
     )
-    summary = run_source(initialised_engine, IOD, iod_specs, offline=False, mapper=AreaMapper.from_engine(initialised_engine),
+    summary = run_source(initialised_engine, IOD, lsoa_specs, offline=False, mapper=AreaMapper.from_engine(initialised_engine),
                          http=HttpClient(timeout=5, retries=0, backoff=0.01))
     assert summary.status == "succeeded", summary.error
     with initialised_engine.connect() as conn:
@@ -118,43 +124,39 @@ def test_live_download_of_file_7_through_http(httpserver, monkeypatch, iod_specs
         locations = conn.execute(text("SELECT locations FROM run WHERE id = :i"), {"i": summary.run_id}).scalar()
     assert rows["imd-decile-lsoa"] == 1 and rows["imd-score-lsoa"] == 78.53
     assert rows["iod-barriers-decile-lsoa"] == 9
-    assert not any(k.endswith("-average-score") for k in rows)  # File 10 summaries are never fetched live
     assert httpserver.url_for("/File_7.csv") in str(locations)
 
 
-def test_live_reads_mhclg_file_7_column_names(httpserver, monkeypatch, iod_specs):
+def test_live_reads_mhclg_file_7_column_names(httpserver, monkeypatch, lsoa_specs):
     monkeypatch.setenv("TRACKER_MHCLG_DEPRIVATION_URL", httpserver.url_for("/official.csv"))
     httpserver.expect_request("/official.csv").respond_with_data((FIXTURES / "file7_layout_synthetic_hartlepool.csv").read_bytes())
     http = HttpClient(timeout=5, retries=0, backoff=0.01)
-    official = pd.concat([IOD.parse(p, iod_specs) for p in IOD.fetch(http, iod_specs)])
-    bundled = IOD.parse(Payload("excerpt", (FIXTURES / "imd2025_lsoa21_excerpt_hartlepool.csv").read_bytes()), iod_specs)
+    official = pd.concat([IOD.parse(p, lsoa_specs) for p in IOD.fetch(http, lsoa_specs)])
+    bundled = IOD.parse(Payload("excerpt", (FIXTURES / "imd2025_lsoa21_excerpt_hartlepool.csv").read_bytes()), lsoa_specs)
     key = ["indicator_id", "area_code"]
     merged = official.merge(bundled, on=key, suffixes=("_official", "_bundled"))
     assert len(merged) == len(bundled) == 6 * 9
     assert (merged.value_official.astype(float) == merged.value_bundled.astype(float)).all()
 
 
-def test_live_html_page_with_status_200_is_a_clear_error(httpserver, monkeypatch, iod_specs):
+def test_live_html_page_with_status_200_is_a_clear_error(httpserver, monkeypatch, lsoa_specs):
     monkeypatch.setenv("TRACKER_MHCLG_DEPRIVATION_URL", httpserver.url_for("/File_7.csv"))
     httpserver.expect_request("/File_7.csv").respond_with_data(
         (FIXTURES / "service_unavailable_synthetic.html").read_bytes(), content_type="text/html"
     )
-    payloads = list(IOD.fetch(HttpClient(timeout=5, retries=0, backoff=0.01), iod_specs))
+    payloads = list(IOD.fetch(HttpClient(timeout=5, retries=0, backoff=0.01), lsoa_specs))
     with pytest.raises(SourceFormatError, match="returned an HTML page instead of CSV"):
-        IOD.parse(payloads[0], iod_specs)
+        IOD.parse(payloads[0], lsoa_specs)
 
 
-def test_live_missing_file_names_the_address(httpserver, monkeypatch, iod_specs):
+def test_live_missing_file_names_the_address(httpserver, monkeypatch, lsoa_specs):
     monkeypatch.setenv("TRACKER_MHCLG_DEPRIVATION_URL", httpserver.url_for("/moved.csv"))
     httpserver.expect_request("/moved.csv").respond_with_data("Not Found", status=404)
     with pytest.raises(SourceError, match=r"moved\.csv answered HTTP 404"):
-        list(IOD.fetch(HttpClient(timeout=5, retries=0, backoff=0.01), iod_specs))
+        list(IOD.fetch(HttpClient(timeout=5, retries=0, backoff=0.01), lsoa_specs))
 
 
-def test_live_run_without_lsoa_indicators_is_skipped(iod_specs):
-    summaries = [s for s in iod_specs if s.source_id.startswith("lad:")]
-    with pytest.raises(SourceSkipped, match="File 10"):
-        list(IOD.fetch(HttpClient(timeout=1, retries=0), summaries))
+# File 10 (local authority summaries) live: tests/test_pipeline_spreadsheets.py.
 
 
 def test_deprivation_end_to_end_coverage_and_exact_lsoa_deciles(initialised_engine, iod_specs):

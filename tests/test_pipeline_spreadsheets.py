@@ -19,7 +19,7 @@ from pipelines.base import Payload, SourceError, SourceFormatError, snapshot_pay
 from pipelines.desnz import FuelPovertySource, LA_FILE
 from pipelines.discovery import govuk_attachments
 from pipelines.http import HttpClient
-from pipelines.mhclg import HCLIC_COLUMNS, HCLIC_FILE, HomelessnessSource
+from pipelines.mhclg import HCLIC_COLUMNS, HCLIC_FILE, DeprivationSource, HomelessnessSource
 from tracker.catalog import by_source
 from tracker.geography import AreaMapper
 from tracker.refresh import run_source
@@ -28,7 +28,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "spreadsheets"
 ODS_2025Q4 = "Statutory_Homelessness_Detailed_Local_Authority_Data_202512.ods"
 XLSX_2024Q3 = "Detailed_LA_202409.xlsx"
 FUEL_TABLES = "sub-regional-fuel-poverty-2023-tables.xlsx"
-HOM, FUEL = HomelessnessSource(), FuelPovertySource()
+HOM, FUEL, IOD = HomelessnessSource(), FuelPovertySource(), DeprivationSource()
 HOM_PAGE = "/api/content/government/statistical-data-sets/live-tables-on-homelessness"
 FUEL_COLLECTION = "/api/content/government/collections/fuel-poverty-sub-regional-statistics"
 FUEL_PAGE = "/api/content/government/statistics/sub-regional-fuel-poverty-data-2023"
@@ -206,6 +206,42 @@ def test_fuel_poverty_workbook_year_comes_from_the_table_title():
     assert set(frame[frame.area_code.str.startswith("E06")].period) == {"2022"}
 
 
+# --- IoD2025 File 10 ------------------------------------------------------------------------------------------------
+
+FILE10 = "File_10_-_IoD2025_Local_Authority_District_Summaries__lower-tier__v2.xlsx"
+FILE10_FIXTURE = "File_10_-_IoD2025_Local_Authority_District_Summaries__lower-tier__v2.constructed.xlsx"
+IOD_PAGE = "/api/content/government/statistics/english-indices-of-deprivation-2025"
+
+
+def lad_specs():
+    return [s for s in by_source(IOD.name) if s.source_id.startswith("lad:")]
+
+
+def serve_file10(govuk, workbook: bytes | None, keep=None) -> dict:
+    page = item("govuk_english_indices_of_deprivation_2025.constructed.json", govuk, keep=keep)
+    govuk.expect_request(IOD_PAGE).respond_with_json(page)
+    if workbook is not None:
+        govuk.expect_request(asset_path(page, FILE10)).respond_with_data(workbook)
+    return page
+
+
+def test_iod_file10_live_loads_the_summaries_and_keeps_iod2019(govuk, initialised_engine):
+    page = serve_file10(govuk, fixture(FILE10_FIXTURE))
+    specs = lad_specs()
+    mapper = AreaMapper.from_engine(initialised_engine)
+    offline = run_source(initialised_engine, IOD, specs, offline=True, mapper=mapper, http=client())
+    before = observations(initialised_engine, IOD)
+    summary = run_source(initialised_engine, IOD, specs, offline=False, mapper=mapper, http=client())
+    assert summary.status == "succeeded", summary.error
+    assert [req.path for req, _ in govuk.log] == [IOD_PAGE, asset_path(page, FILE10)]  # File 7 not needed here
+    assert summary.rows_loaded == offline.rows_loaded and summary.rows_changed == 0
+    after = observations(initialised_engine, IOD)
+    assert after == before and {r.period for r in after} == {"IoD2019", "IoD2025"}
+    hartlepool = [r for r in after if r.area_code == "E06000001" and r.period == "IoD2025"
+                  and r.indicator_id == "imd-average-score"]
+    assert [r.value for r in hartlepool] == [37.58]
+
+
 # --- faults: every one fails the source with the file named, and keeps its previous data ---------------------------
 
 def _hclic_fault(govuk, fault: str):
@@ -240,6 +276,25 @@ def _fuel_fault(govuk, fault: str):
     serve_fuel(govuk, bodies[fault])
 
 
+def _file10_fault(govuk, fault: str):
+    if fault == "attachment gone":
+        serve_file10(govuk, None, keep={"File_7_IoD2025_All_Ranks_Scores_Deciles_Population_Denominators.csv"})
+        return
+    bodies = {
+        "renamed sheet": edited_xlsx(FILE10_FIXTURE, "xl/workbook.xml", b'name="Income"', b'name="Income deprivation"'),
+        "renamed header": edited_xlsx(FILE10_FIXTURE, "xl/sharedStrings.xml", b"Income - Average score",
+                                      b"Income - Mean score"),
+        "html": b"<!DOCTYPE html><html><body>Page not found</body></html>",
+        "truncated": fixture(FILE10_FIXTURE)[:40_000],
+    }
+    serve_file10(govuk, bodies[fault])
+
+
+FAULTS = {"mhclg_homelessness": _hclic_fault, "desnz_fuel_poverty": _fuel_fault, "mhclg_deprivation": _file10_fault}
+FILES = {"mhclg_homelessness": XLSX_2024Q3, "desnz_fuel_poverty": FUEL_TABLES, "mhclg_deprivation": FILE10}
+SHEETS = {"mhclg_homelessness": "'TA1'", "desnz_fuel_poverty": "'Table 2'", "mhclg_deprivation": "'Income'"}
+HEADERS = {"mhclg_homelessness": "children in ta", "desnz_fuel_poverty": "number of households in fuel poverty",
+           "mhclg_deprivation": "average score"}
 EXPECTED = {
     "attachment gone": "no attachment on",
     "renamed sheet": "has no sheet",
@@ -251,7 +306,7 @@ EXPECTED = {
 
 def attempt(source) -> str:
     """Fetch and parse as a live run does; the error message of the fault."""
-    specs = by_source(source.name)
+    specs = lad_specs() if source is IOD else by_source(source.name)
     with pytest.raises(SourceError) as err:
         for payload in source.fetch(client(), specs):
             source.parse(payload, specs)
@@ -259,24 +314,24 @@ def attempt(source) -> str:
 
 
 @pytest.mark.parametrize("fault", list(EXPECTED))
-@pytest.mark.parametrize("source", [HOM, FUEL], ids=lambda s: s.name)
+@pytest.mark.parametrize("source", [HOM, FUEL, IOD], ids=lambda s: s.name)
 def test_layout_and_download_faults_name_the_file_sheet_and_what_was_expected(govuk, source, fault):
-    (_hclic_fault if source is HOM else _fuel_fault)(govuk, fault)
+    FAULTS[source.name](govuk, fault)
     message = attempt(source)
     assert EXPECTED[fault] in message and source.name in message
     if fault != "attachment gone":  # the file is named
-        assert (XLSX_2024Q3 if source is HOM else FUEL_TABLES) in message
+        assert FILES[source.name] in message
     else:  # the page and the rule are named
         assert govuk.url_for("/api/content/") in message and "matches" in message
     if fault in ("renamed sheet", "renamed header"):
-        assert ("'TA1'" if source is HOM else "'Table 2'") in message
+        assert SHEETS[source.name] in message
     if fault == "renamed header":  # the header expected is named
-        assert ("children in ta" if source is HOM else "number of households in fuel poverty") in message
+        assert HEADERS[source.name] in message
 
 
 @pytest.mark.parametrize("source", [HOM, FUEL], ids=lambda s: s.name)
 def test_a_layout_change_fails_the_run_and_keeps_the_previous_data(govuk, initialised_engine, source):
-    (_hclic_fault if source is HOM else _fuel_fault)(govuk, "renamed sheet")
+    FAULTS[source.name](govuk, "renamed sheet")
     assert run(initialised_engine, source, offline=True).status == "succeeded"
     before = observations(initialised_engine, source)
     summary = run(initialised_engine, source)
@@ -284,9 +339,12 @@ def test_a_layout_change_fails_the_run_and_keeps_the_previous_data(govuk, initia
     assert observations(initialised_engine, source) == before
 
 
-@pytest.mark.parametrize("source", [HOM, FUEL], ids=lambda s: s.name)
+@pytest.mark.parametrize("source", [HOM, FUEL, IOD], ids=lambda s: s.name)
 def test_rate_limited_download_waits_for_retry_after(govuk, source):
-    if source is HOM:
+    if source is IOD:
+        page = serve_file10(govuk, None)
+        path, body = asset_path(page, FILE10), fixture(FILE10_FIXTURE)
+    elif source is HOM:
         page = item("govuk_live_tables_on_homelessness.constructed.json", govuk, keep={XLSX_2024Q3})
         govuk.expect_request(HOM_PAGE).respond_with_json(page)
         path, body = asset_path(page, XLSX_2024Q3), fixture(XLSX_2024Q3)
@@ -298,7 +356,7 @@ def test_rate_limited_download_waits_for_retry_after(govuk, source):
     govuk.expect_oneshot_request(path).respond_with_data("Too Many Requests", status=429, headers={"Retry-After": "1"})
     govuk.expect_request(path).respond_with_data(body)
     started = time.perf_counter()
-    specs = by_source(source.name)
+    specs = lad_specs() if source is IOD else by_source(source.name)
     frames = [source.parse(payload, specs) for payload in source.fetch(client(), specs)]
     assert time.perf_counter() - started >= 1.0
     assert sum(len(f) for f in frames) > 1000
