@@ -5,7 +5,11 @@ The GOV.UK Content API (`<TRACKER_GOVUK_BASE_URL>api/content/<page path>`) descr
 links in the body HTML (`details.body`), so links ending .ods/.xlsx/.xls/.csv there are used instead.
 
 Each source then picks its file by a rule on the title or file name (documented in the source), never by a fixed
-address: file names change from one release to the next (and MHCLG alternates xlsx and ods)."""
+address: file names change from one release to the next (and MHCLG alternates xlsx and ods).
+
+The ONS website: a dataset page's `/data` JSON (`<TRACKER_ONS_BASE_URL><page path>/data`) lists its editions
+(`datasets[].uri`, newest first); an edition's `/data` lists its files (`downloads[].file`), downloaded from
+`<TRACKER_ONS_BASE_URL>file?uri=<edition uri>/<file>`."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import json
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from pipelines.base import Payload, SourceError, SourceFormatError
 from tracker.config import setting
@@ -125,3 +129,25 @@ def pick(attachments: list[Attachment], rule: re.Pattern, source: str, page: str
             "withdrawn or renamed: check the page, and keep the previous data until then"
         )
     return matched
+
+
+# --- ONS website --------------------------------------------------------------------------------------------------
+
+def ons_url(path: str) -> str:
+    return urljoin(setting("TRACKER_ONS_BASE_URL"), path.lstrip("/"))
+
+
+def ons_latest_downloads(http, source: str, page_path: str) -> tuple[str, dict, list[str]]:
+    """(edition uri, edition description, file names) of the first (newest) edition of an ONS dataset page."""
+    landing = _json(http.get(source, ons_url(page_path.rstrip("/") + "/data"), kind="page"), source, "ONS dataset page")
+    editions = [d.get("uri") for d in landing.get("datasets") or [] if isinstance(d, dict) and d.get("uri")]
+    if not editions:
+        raise SourceError(f"{source}: the ONS page {page_path} lists no dataset editions (datasets[].uri)")
+    edition = editions[0]
+    data = _json(http.get(source, ons_url(edition.rstrip("/") + "/data"), kind="page"), source, "ONS dataset edition")
+    files = [d.get("file") for d in data.get("downloads") or [] if isinstance(d, dict) and d.get("file")]
+    return edition, data.get("description") or {}, files
+
+
+def ons_file_url(edition_uri: str, filename: str) -> str:
+    return ons_url("file?uri=" + quote(f"{edition_uri.rstrip('/')}/{filename}", safe="/"))

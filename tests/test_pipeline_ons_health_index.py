@@ -9,8 +9,7 @@ import json
 import pytest
 from sqlalchemy import text
 
-from pipelines.base import Payload, SourceFormatError, SourceSkipped, snapshot_payload
-from pipelines.http import HttpClient
+from pipelines.base import Payload, SourceFormatError, snapshot_payload
 from pipelines.ons_health_index import UNDERLYING_FILE, HealthIndexSource
 from tracker.catalog import by_source
 from tracker.geography import AreaMapper
@@ -79,10 +78,7 @@ def test_polarity_and_policy_owner_of_wider_determinants(specs):
     assert by_id["hi-smoking"].department == "department-of-health-and-social-care"
 
 
-def test_no_live_client(specs):
-    assert SOURCE.has_live is False
-    with pytest.raises(SourceSkipped, match="xlsx"):
-        list(SOURCE.fetch(HttpClient(timeout=1, retries=0), specs))
+# The live client (ONS /data page -> the underlying data workbook) is tested in tests/test_pipeline_spreadsheets.py.
 
 
 def test_end_to_end_load(initialised_engine, specs):

@@ -19,6 +19,7 @@ from pipelines.base import Payload, SourceError, SourceFormatError, snapshot_pay
 from pipelines.desnz import FuelPovertySource, LA_FILE
 from pipelines.discovery import govuk_attachments
 from pipelines.http import HttpClient
+from pipelines.ons_health_index import HealthIndexSource
 from pipelines.mhclg import HCLIC_COLUMNS, HCLIC_FILE, DeprivationSource, HomelessnessSource
 from tracker.catalog import by_source
 from tracker.geography import AreaMapper
@@ -28,7 +29,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "spreadsheets"
 ODS_2025Q4 = "Statutory_Homelessness_Detailed_Local_Authority_Data_202512.ods"
 XLSX_2024Q3 = "Detailed_LA_202409.xlsx"
 FUEL_TABLES = "sub-regional-fuel-poverty-2023-tables.xlsx"
-HOM, FUEL, IOD = HomelessnessSource(), FuelPovertySource(), DeprivationSource()
+HOM, FUEL, IOD, HI = HomelessnessSource(), FuelPovertySource(), DeprivationSource(), HealthIndexSource()
 HOM_PAGE = "/api/content/government/statistical-data-sets/live-tables-on-homelessness"
 FUEL_COLLECTION = "/api/content/government/collections/fuel-poverty-sub-regional-statistics"
 FUEL_PAGE = "/api/content/government/statistics/sub-regional-fuel-poverty-data-2023"
@@ -242,6 +243,48 @@ def test_iod_file10_live_loads_the_summaries_and_keeps_iod2019(govuk, initialise
     assert [r.value for r in hartlepool] == [37.58]
 
 
+# --- ONS Health Index underlying data ---------------------------------------------------------------------------
+
+HI_BASE = "/peoplepopulationandcommunity/healthandsocialcare/healthandwellbeing/datasets/healthindexunderlyingdataengland"
+HI_FILE = "healthindexunderlyingdataenglandcanscreenfix.xlsx"
+HI_FIXTURE = "healthindexunderlyingdataenglandcanscreenfix.constructed.xlsx"
+
+
+def serve_hi(server, workbook: bytes | None, files: list[str] | None = None) -> str:
+    """The landing and edition /data JSON and the workbook at /file?uri=...; returns the file's path."""
+    server.expect_request(HI_BASE + "/data").respond_with_data(
+        fixture("ons_healthindexunderlyingdataengland__landing.constructed.json"), content_type="text/plain")
+    edition = json.loads(fixture("ons_healthindexunderlyingdataengland__current.constructed.json"))
+    if files is not None:
+        edition["downloads"] = [{"file": f} for f in files]
+    server.expect_request(HI_BASE + "/current/data").respond_with_json(edition)
+    if workbook is not None:
+        server.expect_request("/file", query_string={"uri": f"{HI_BASE}/current/{HI_FILE}"}).respond_with_data(workbook)
+    return "/file"
+
+
+@pytest.fixture
+def ons(httpserver, monkeypatch):
+    monkeypatch.setenv("TRACKER_ONS_BASE_URL", httpserver.url_for("/"))
+    return httpserver
+
+
+def test_health_index_live_reads_the_newest_edition_workbook(ons, initialised_engine):
+    serve_hi(ons, fixture(HI_FIXTURE))
+    offline = run(initialised_engine, HI, offline=True)
+    before = observations(initialised_engine, HI)
+    summary = run(initialised_engine, HI)
+    assert summary.status == "succeeded", summary.error
+    assert [req.path for req, _ in ons.log] == [HI_BASE + "/data", HI_BASE + "/current/data", "/file"]
+    assert summary.rows_loaded == offline.rows_loaded > 60000
+    after = observations(initialised_engine, HI)
+    # the same figures: at most the last binary digit differs where a value was written to the test workbook
+    # with more digits than a double holds
+    assert [r[:4] for r in after] == [r[:4] for r in before]
+    assert all(a.value == pytest.approx(b.value, rel=1e-12) for a, b in zip(after, before))
+    assert summary.rows_changed < 20
+
+
 # --- faults: every one fails the source with the file named, and keeps its previous data ---------------------------
 
 def _hclic_fault(govuk, fault: str):
@@ -290,11 +333,28 @@ def _file10_fault(govuk, fault: str):
     serve_file10(govuk, bodies[fault])
 
 
-FAULTS = {"mhclg_homelessness": _hclic_fault, "desnz_fuel_poverty": _fuel_fault, "mhclg_deprivation": _file10_fault}
-FILES = {"mhclg_homelessness": XLSX_2024Q3, "desnz_fuel_poverty": FUEL_TABLES, "mhclg_deprivation": FILE10}
-SHEETS = {"mhclg_homelessness": "'TA1'", "desnz_fuel_poverty": "'Table 2'", "mhclg_deprivation": "'Income'"}
+def _hi_fault(server, fault: str):
+    if fault == "attachment gone":
+        serve_hi(server, None, files=["healthindexscoresengland.xlsx"])
+        return
+    bodies = {
+        "renamed sheet": edited_xlsx(HI_FIXTURE, "xl/workbook.xml", b'name="Table_2_Underlying_data"',
+                                     b'name="Table 2"'),
+        "renamed header": edited_xlsx(HI_FIXTURE, "xl/worksheets/sheet2.xml", b"<t>Value</t>", b"<t>Value (raw)</t>"),
+        "html": b"<!DOCTYPE html><html><body>Page not found</body></html>",
+        "truncated": fixture(HI_FIXTURE)[:300_000],
+    }
+    serve_hi(server, bodies[fault])
+
+
+FAULTS = {"mhclg_homelessness": _hclic_fault, "desnz_fuel_poverty": _fuel_fault, "mhclg_deprivation": _file10_fault,
+          "ons_health_index": _hi_fault}
+FILES = {"mhclg_homelessness": XLSX_2024Q3, "desnz_fuel_poverty": FUEL_TABLES, "mhclg_deprivation": FILE10,
+         "ons_health_index": HI_FILE}
+SHEETS = {"mhclg_homelessness": "'TA1'", "desnz_fuel_poverty": "'Table 2'", "mhclg_deprivation": "'Income'",
+          "ons_health_index": "'Table_2_Underlying_data'"}
 HEADERS = {"mhclg_homelessness": "children in ta", "desnz_fuel_poverty": "number of households in fuel poverty",
-           "mhclg_deprivation": "average score"}
+           "mhclg_deprivation": "average score", "ons_health_index": "value$"}
 EXPECTED = {
     "attachment gone": "no attachment on",
     "renamed sheet": "has no sheet",
@@ -314,15 +374,17 @@ def attempt(source) -> str:
 
 
 @pytest.mark.parametrize("fault", list(EXPECTED))
-@pytest.mark.parametrize("source", [HOM, FUEL, IOD], ids=lambda s: s.name)
-def test_layout_and_download_faults_name_the_file_sheet_and_what_was_expected(govuk, source, fault):
+@pytest.mark.parametrize("source", [HOM, FUEL, IOD, HI], ids=lambda s: s.name)
+def test_layout_and_download_faults_name_the_file_sheet_and_what_was_expected(govuk, ons, source, fault):
     FAULTS[source.name](govuk, fault)
     message = attempt(source)
-    assert EXPECTED[fault] in message and source.name in message
+    assert source.name in message
     if fault != "attachment gone":  # the file is named
-        assert FILES[source.name] in message
+        assert EXPECTED[fault] in message and FILES[source.name] in message
+    elif source is HI:  # the edition and the file looked for are named
+        assert HI_BASE + "/current" in message and "healthindexunderlyingdata" in message
     else:  # the page and the rule are named
-        assert govuk.url_for("/api/content/") in message and "matches" in message
+        assert EXPECTED[fault] in message and govuk.url_for("/api/content/") in message and "matches" in message
     if fault in ("renamed sheet", "renamed header"):
         assert SHEETS[source.name] in message
     if fault == "renamed header":  # the header expected is named
@@ -339,9 +401,12 @@ def test_a_layout_change_fails_the_run_and_keeps_the_previous_data(govuk, initia
     assert observations(initialised_engine, source) == before
 
 
-@pytest.mark.parametrize("source", [HOM, FUEL, IOD], ids=lambda s: s.name)
-def test_rate_limited_download_waits_for_retry_after(govuk, source):
-    if source is IOD:
+@pytest.mark.parametrize("source", [HOM, FUEL, IOD, HI], ids=lambda s: s.name)
+def test_rate_limited_download_waits_for_retry_after(govuk, ons, source):
+    if source is HI:
+        serve_hi(govuk, None)
+        path, body = "/file", fixture(HI_FIXTURE)
+    elif source is IOD:
         page = serve_file10(govuk, None)
         path, body = asset_path(page, FILE10), fixture(FILE10_FIXTURE)
     elif source is HOM:

@@ -36,6 +36,10 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "https://www.gov.uk/",
         "GOV.UK, whose Content API (api/content/<page>) lists the newest MHCLG and DESNZ spreadsheets.",
     ),
+    "TRACKER_ONS_BASE_URL": (
+        "https://www.ons.gov.uk/",
+        "ONS website, whose dataset pages' /data JSON lists the newest files (Health Index underlying data).",
+    ),
     "TRACKER_HTTP_TIMEOUT": ("30", "Seconds before an HTTP request times out."),
     "TRACKER_HTTP_RETRIES": ("4", "Retries on 5xx, 429 and connection errors (with backoff, honouring Retry-After)."),
     "TRACKER_HTTP_BACKOFF": ("1.0", "Backoff factor in seconds between retries (doubles each time)."),
