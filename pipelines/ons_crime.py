@@ -6,7 +6,9 @@ population: their simple mean is the district's value, with a note saying how ma
 of a district's CSP values is blank the district is left blank (a mean of the rest would describe part of it).
 Blanks (Devon and Cornwall police force area, City of London) are NULL with the note "not published".
 
-No live client: ONS publishes the scores only in an Excel data tool (datatool.xls), which the tracker does not read."""
+No live client yet: ONS publishes the scores only in an Excel data tool (datatool.xls) by Community Safety Partnership;
+a live client would need that workbook's layout (no copy of it is at hand to test against) and a CSP-to-district
+lookup the tracker does not hold."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ class CrimeSeveritySource(Source):
     title = "ONS Crime Severity Score"
     producer = "Office for National Statistics"
     has_live = False
-    no_live_reason = "ONS publishes it only in an Excel data tool"
+    no_live_reason = "ONS publishes it only in an Excel data tool by Community Safety Partnership"
     publisher_url = ("https://www.ons.gov.uk/peoplepopulationandcommunity/crimeandjustice/datasets/"
                      "crimeseverityscoreexperimentalstatistics")
 
