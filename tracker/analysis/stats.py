@@ -100,6 +100,68 @@ def rate_ci(count, denom, multiplier: float = 100_000, confidence: float = 0.95)
     return _shape_like(np.where(bad, np.nan, lower), count), _shape_like(np.where(bad, np.nan, upper), count)
 
 
+# The 2013 European Standard Population, 19 five-year bands 0-4 ... 85-89 then 90+ (Eurostat; OHID's standard for
+# directly standardised rates since 2013, PHEindicatormethods' `esp2013`).
+ESP2013 = (5000, 5500, 5500, 5500, 6000, 6000, 6500, 7000, 7000, 7000, 7000, 6500, 6000, 5500, 5000, 4000, 2500, 1500,
+           1000)
+DSR_MIN_COUNT = 10  # OHID does not publish a DSR (value or CI) on fewer than 10 events
+
+
+def dsr(count, population, standard_population, groups=None, multiplier: float = 100_000,
+        confidence: float = 0.95) -> pd.DataFrame:
+    """Directly standardised rates with Dobson's confidence limits, OHID's method (PHEindicatormethods'
+    `calculate_dsr`, independent events).
+
+    One row per age band: count (events; missing counts as 0), population (> 0) and standard_population, and
+    optionally `groups` (one label per row, e.g. area codes) to standardise several areas at once.
+    DSR = sum(count x std / pop) / sum(std) x multiplier; var = sum(count x (std / pop)^2) / sum(std)^2; the limits
+    are DSR + sqrt(var / O) x (Byar's limit of O - O) x multiplier with O the total count (Dobson et al. 1991).
+    Value and limits are NaN below 10 events. Returns a DataFrame indexed by group with columns total_count,
+    total_pop, value, lower, upper."""
+    frame = pd.DataFrame({"x": np.asarray(count, float), "n": np.asarray(population, float),
+                          "std": np.asarray(standard_population, float)})
+    if (frame["n"] <= 0).any() or frame["n"].isna().any():
+        raise ValueError("every age band needs a population greater than zero")
+    if (frame["x"] < 0).any() or (frame["std"] < 0).any() or frame["std"].isna().any():
+        raise ValueError("counts and standard populations must not be negative (standard population not missing)")
+    frame["x"] = frame["x"].fillna(0.0)
+    frame["g"] = "all" if groups is None else np.asarray(groups, dtype=object)
+    frame["wt"] = frame["x"] * frame["std"] / frame["n"]
+    frame["sq"] = frame["x"] * (frame["std"] / frame["n"]) ** 2
+    g = frame.groupby("g", sort=False).agg(total_count=("x", "sum"), total_pop=("n", "sum"), wt=("wt", "sum"),
+                                           sq=("sq", "sum"), std=("std", "sum"))
+    total = g["total_count"].to_numpy()
+    value = g["wt"].to_numpy() / g["std"].to_numpy()
+    var = g["sq"].to_numpy() / g["std"].to_numpy() ** 2
+    byar_lo, byar_hi = byar_ci(total, confidence)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.sqrt(var / total)
+        lower, upper = value + scale * (byar_lo - total), value + scale * (byar_hi - total)
+    small = total < DSR_MIN_COUNT
+    out = pd.DataFrame({"total_count": total, "total_pop": g["total_pop"].to_numpy()}, index=g.index.rename(None))
+    for name, arr in (("value", value), ("lower", lower), ("upper", upper)):
+        out[name] = np.where(small, np.nan, arr * multiplier)
+    return out
+
+
+def mean_ci(values, groups=None, confidence: float = 0.95) -> pd.DataFrame:
+    """Means with Student's t confidence limits (PHEindicatormethods' `phe_mean`): mean -/+ t(n - 1) x sd / sqrt(n),
+    sd the sample standard deviation. Missing values are left out. Returns a DataFrame indexed by group with columns
+    value_sum, value_count, stdev, value, lower, upper (limits NaN with fewer than two values)."""
+    from scipy import stats
+
+    frame = pd.DataFrame({"v": np.asarray(values, float)})
+    frame["g"] = "all" if groups is None else np.asarray(groups, dtype=object)
+    g = frame.dropna(subset=["v"]).groupby("g", sort=False)["v"].agg(["sum", "count", "std", "mean"])
+    n = g["count"].to_numpy(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = np.abs(stats.t.ppf((1 - confidence_fraction(confidence)) / 2, n - 1)) * g["std"].to_numpy() / np.sqrt(n)
+    return pd.DataFrame({"value_sum": g["sum"].to_numpy(), "value_count": g["count"].to_numpy(),
+                         "stdev": g["std"].to_numpy(), "value": g["mean"].to_numpy(),
+                         "lower": g["mean"].to_numpy() - half, "upper": g["mean"].to_numpy() + half},
+                        index=g.index.rename(None))
+
+
 def compare(value, lci95, uci95, benchmark, polarity, lci998=None, uci998=None) -> pd.DataFrame:
     """Compare each value with its benchmark the Fingertips way.
 
