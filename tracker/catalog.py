@@ -5,6 +5,7 @@ message naming the file and the entry (see CatalogError). docs/catalog.md descri
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,7 +34,24 @@ AREA_TYPES = ("england", "region", "icb", "utla", "ltla", "lsoa")
 REQUIRED = ("id", "title", "domain", "unit", "value_type", "polarity", "department", "producer", "rationale",
             "definition", "licence", "source", "source_id")
 OPTIONAL = ("secondary_departments", "source_url", "area_types", "headline_outcome", "caveats", "multiplier",
-            "default_sex", "options")
+            "default_sex", "options", "trend_method", "standardised")
+# How the recent trend is tested (docs/methods.md, "Recent trend"), as Fingertips does: "ci_regression" (weighted
+# regression on the 95% CIs with the leave-one-out check), "spc_proportions" (chi-squared test for trend on counts,
+# only for indicators Fingertips compares by "SPC for proportions"), "none" (Fingertips calculates no trend for this
+# value type). Default: ci_regression for proportions and rates (Fingertips' proportions, crude rates and directly
+# standardised rates), none otherwise.
+TREND_METHODS = ("ci_regression", "spc_proportions", "none")
+TREND_VALUE_TYPES = ("proportion", "rate")
+
+
+def default_trend_method(value_type: str) -> str:
+    return "ci_regression" if value_type in TREND_VALUE_TYPES else "none"
+
+
+def default_standardised(entry: dict) -> bool:
+    """A rate is directly (age-)standardised when its unit, title or definition says so."""
+    text = " ".join(str(entry.get(k) or "") for k in ("unit", "title", "definition")).lower()
+    return entry.get("value_type") == "rate" and "standardised" in text
 
 
 class CatalogError(ValueError):
@@ -63,6 +81,8 @@ class IndicatorSpec:
     multiplier: float | None = None  # 100 for a percentage, 1000 for "per 1,000": used for CIs from counts
     default_sex: str = "Persons"  # the sex used for headline comparisons and the analysis
     options: dict = field(default_factory=dict)  # source-specific parsing options
+    trend_method: str = "none"  # TREND_METHODS; the default comes from value_type (default_trend_method)
+    standardised: bool = False  # a directly standardised rate (DSR): never given a crude rate's CI
 
 
 def _entry_error(path: Path, entry: dict | None, index: int, message: str) -> CatalogError:
@@ -98,6 +118,18 @@ def _parse_entry(path: Path, entry: dict, index: int) -> IndicatorSpec:
     values["area_types"] = area_types
     values["source_id"] = str(entry["source_id"])
     values["options"] = dict(entry.get("options") or {})
+    values["trend_method"] = entry.get("trend_method") or default_trend_method(entry["value_type"])
+    if values["trend_method"] not in TREND_METHODS:
+        raise _entry_error(path, entry, index,
+                           f"unknown trend_method {values['trend_method']!r}; valid: {', '.join(TREND_METHODS)}")
+    if values["trend_method"] == "spc_proportions" and entry["value_type"] != "proportion":
+        raise _entry_error(path, entry, index, "trend_method spc_proportions needs value_type proportion")
+    standardised = entry.get("standardised", default_standardised(entry))
+    if not isinstance(standardised, bool):
+        raise _entry_error(path, entry, index, f"standardised must be true or false, not {standardised!r}")
+    if standardised and entry["value_type"] != "rate":
+        raise _entry_error(path, entry, index, "standardised: true needs value_type rate")
+    values["standardised"] = standardised
     return IndicatorSpec(**values)
 
 
@@ -120,6 +152,20 @@ def load_catalog(directory: Path = CATALOG_DIR) -> list[IndicatorSpec]:
     return specs
 
 
+@functools.lru_cache(maxsize=4)
+def _fields(directory: Path):
+    import pandas as pd
+
+    specs = load_catalog(directory)
+    return pd.DataFrame({"trend_method": [s.trend_method for s in specs], "standardised": [s.standardised for s in specs]},
+                        index=pd.Index([s.id for s in specs], name="id"))
+
+
+def catalog_fields(directory: Path = CATALOG_DIR):
+    """trend_method and standardised per indicator id (indexed by id), from the catalog files (read once)."""
+    return _fields(directory)
+
+
 def by_source(source: str, specs: list[IndicatorSpec] | None = None) -> list[IndicatorSpec]:
     return [s for s in (specs if specs is not None else load_catalog()) if s.source == source]
 
@@ -137,6 +183,8 @@ def sync_catalog(engine: Engine, specs: list[IndicatorSpec] | None = None) -> in
             row["secondary_departments"] = list(s.secondary_departments)
             row["area_types"] = list(s.area_types)
             row.pop("options")
+            for name in ("trend_method", "standardised"):  # read from the catalog by the analysis (catalog_fields)
+                row.pop(name)
             if s.id in existing:
                 conn.execute(table.update().where(table.c.id == s.id).values(**row))
             else:

@@ -10,6 +10,7 @@ from tracker.analysis.data import ENGLAND, POPULATION_NOTE, Store, get_store, he
 from tracker.analysis.icb import icb_judged, icb_table, latest_per_series
 from tracker.analysis.stats import NOT_COMPARED, WORSE
 from tracker.analysis.trends import recent_trends
+from tracker.catalog import catalog_fields
 
 KEYS = ["indicator_id", "period", "sex"]
 SERIES = ["indicator_id", "area_code", "sex"]
@@ -25,6 +26,7 @@ def _with_meta(store: Store, frame: pd.DataFrame) -> pd.DataFrame:
     ind = store.indicators
     return frame.assign(value_type=frame["indicator_id"].map(ind["value_type"]),
                         polarity=frame["indicator_id"].map(ind["polarity"]),
+                        trend_method=frame["indicator_id"].map(catalog_fields()["trend_method"]),
                         multiplier=frame["indicator_id"].map(ind["multiplier"]).astype(float))
 
 

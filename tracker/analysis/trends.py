@@ -1,32 +1,38 @@
-"""Recent trend over the last five points, the way Fingertips marks it, vectorised over many series.
+"""Recent trend over the last five points, exactly as Fingertips marks it, vectorised over many series.
 
-Methods (docs/methods.md, "Recent trend"):
-* a proportion with counts and denominators: the chi-squared test for trend on the counts;
-* any value with 95% confidence intervals (or with counts, from which the CI is computed): a weighted linear
-  regression of the value on time, each point weighted by 1/SE^2 with SE = (upper - lower) / 3.92;
-  both significant when chi-squared > 9.5495 (99.8%), and only when leaving out each point in turn never flips
-  the direction (Fingertips' check against one outlying point);
-* values with neither counts nor CIs: Mann-Kendall's exact test on the five values at 95% (at 99.8% five points
-  can never be significant), which amounts to four changes in a row in the same direction.
-A series needs five annual (or longer), non-overlapping periods: rolling periods such as "2021 - 23" after
-"2020 - 22" share years and are not tested, as in Fingertips."""
+Followed: OHID's trend-marker calculator, `TrendMarkerCalculator` and `TrendRequest` in
+ukhsa-collaboration/fingertips-open (PholioVisualisationWS/Analysis/TrendMarkers/, commit 6780897) and its 2025 port
+in dhsc-govuk/FingertipsNext (trend-analysis/TrendAnalysisApp/Calculator/Legacy/, commit d1600f4); docs/methods.md,
+"Recent trend", says where the two differ and which the tracker takes. Per series:
+* the indicator's trend method (catalog `trend_method`, defaulting from the value type as Fingertips does) "none":
+  "Cannot be calculated" (Fingertips calculates trends for proportions, crude rates and DSRs only);
+* periods longer than a year (e.g. "2021 - 23"): "Cannot be calculated" (Fingertips needs a year range of 1);
+* the valid points are those with a value, a count and a denominator > 0 (Fingertips needs all three, whatever the
+  method); fewer than five, or any with count = denominator: "Cannot be calculated";
+* the five most recent valid points that have 95% CIs are tested (fewer if fewer have CIs: with none, nothing can
+  be significant, so "No significant change", as Fingertips says), numbered 1 to 5 whatever the gaps:
+  - "spc_proportions": the chi-squared test for trend on the counts, with leave-one-out on the logit slope;
+  - otherwise a weighted regression of value on 1..5, weights 1/SE^2 with SE = (upper - lower) / 3.92, chi-squared
+    = (slope / SE(slope))^2, and the same slope recomputed leaving out each point in turn;
+  significant when chi-squared > 9.5495 (99.8%) and all six slopes agree in sign, a slope of exactly zero counting
+  as positive (Fingertips' `slope < 0 ? -1 : 1`)."""
 
 from __future__ import annotations
-
-from itertools import permutations
 
 import numpy as np
 import pandas as pd
 
-from tracker.analysis.stats import rate_ci, wilson_ci
+from tracker.catalog import TREND_VALUE_TYPES
 
 POINTS = 5
-CHI2_998 = 9.549535706083237  # scipy.stats.chi2.ppf(0.998, 1): Fingertips' threshold (a test checks it)
-MK_ALPHA = 0.05
+CHI2_998 = 9.54953570608324  # Fingertips' ChiSquareConfidence: the 99.8% point of chi-squared on 1 df
 CANNOT = "Cannot be calculated"
 NO_CHANGE = "No significant change"
-_PAIRS = [(i, j) for i in range(POINTS) for j in range(i + 1, POINTS)]
-_S_NULL = np.array([sum(np.sign(p[j] - p[i]) for i, j in _PAIRS) for p in permutations(range(POINTS))])
+REGRESSION = "weighted regression on the 95% CIs"
+SPC = "chi-squared test for trend on counts (SPC for proportions)"
+# Leave-one-out sums of t and n * sum(t^2) over 1..5 without the point left out (Fingertips' constants)
+_SUM_T = np.array([15.0, 14, 13, 12, 11, 10])
+_N_SUM_T2 = np.array([275.0, 216, 204, 184, 156, 120])
 
 
 def trend_label(direction, significant, polarity) -> np.ndarray:
@@ -34,7 +40,7 @@ def trend_label(direction, significant, polarity) -> np.ndarray:
     direction = np.asarray(direction, float)
     out = np.full(direction.shape, NO_CHANGE, dtype=object)
     pol = np.broadcast_to(np.asarray(polarity, dtype=object), direction.shape)
-    for i in np.flatnonzero(np.asarray(significant, bool)):
+    for i in np.flatnonzero(np.asarray(significant, bool) & (direction != 0)):
         word = "Increasing" if direction[i] > 0 else "Decreasing"
         if pol[i] == "higher_is_better":
             word += " and getting better" if direction[i] > 0 else " and getting worse"
@@ -44,135 +50,140 @@ def trend_label(direction, significant, polarity) -> np.ndarray:
     return out
 
 
-def _wls(v, se, t):
-    """Weighted least squares slope of v on t (rows are series), its chi-squared and leave-one-out agreement."""
-    w = 1 / se**2
-    c1, c2, c3, c4, c5 = w, w * v * t, w * t, w * v, w * t * t
-
-    def slope(drop=None):
-        parts = [c.sum(1) - (0 if drop is None else c[:, drop]) for c in (c1, c2, c3, c4, c5)]
-        s1, s2, s3, s4, s5 = parts
-        det = s1 * s5 - s3**2
-        return (s1 * s2 - s3 * s4) / det, s1 / det
-
-    b, var = slope()
-    signs = np.column_stack([np.sign(b)] + [np.sign(slope(k)[0]) for k in range(POINTS)])
-    return b, b**2 / var, np.abs(signs.sum(1)) == POINTS + 1
+def _agree(slopes: list[np.ndarray]) -> np.ndarray:
+    """All slopes in the same direction, zero (and NaN, as in Fingertips' comparison) counting as positive."""
+    return np.abs(sum(np.where(s < 0, -1, 1) for s in slopes)) == len(slopes)
 
 
-def _chi2_proportion(r, n, t):
-    """Chi-squared test for trend in proportions r/n over t, and leave-one-out agreement of the logit slope."""
-    big_n, big_r = n.sum(1), r.sum(1)
-    trend = big_n * (r * t).sum(1) - big_r * (n * t).sum(1)
-    chi2 = big_n * trend**2 / (big_r * (big_n - big_r) * (big_n * (n * t * t).sum(1) - (n * t).sum(1) ** 2))
-    logit = np.log(r / (n - r))
+def _regression(v, lo, hi, used):
+    """Fingertips' weighted regression, term by term in its order of operations: (slope, chi-squared, robust)."""
+    t = np.cumsum(used, axis=1).astype(float)  # 1..k over the points used
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        divisor = ((hi - lo) / 3.92) ** 2
+        terms = [1 / divisor, (v * t) / divisor, t / divisor, v / divisor, t**2 / divisor]
+        terms = [np.where(used, x, 0.0) for x in terms]
 
-    def ols(keep):
-        tt, yy = t[:, keep], logit[:, keep]
-        tc = tt - tt.mean(1, keepdims=True)
-        return (tc * (yy - yy.mean(1, keepdims=True))).sum(1) / (tc**2).sum(1)
+        def slope(drop=None):
+            keep = used if drop is None else used & (t != drop)
+            s1, s2, s3, s4, s5 = (np.where(keep, x, 0.0).sum(1) for x in terms)
+            return ((s1 * s2) - (s3 * s4)) / ((s1 * s5) - s3**2), s1, s3, s5
 
-    all_cols = np.arange(POINTS)
-    signs = np.column_stack([np.sign(ols(all_cols))] + [np.sign(ols(all_cols[all_cols != k])) for k in range(POINTS)])
-    return trend, chi2, np.abs(signs.sum(1)) == POINTS + 1
+        b, s1, s3, s5 = slope()
+        beta = np.sqrt(s1 / ((s1 * s5) - s3**2))
+        chi2 = (b / beta) ** 2
+        robust = _agree([b] + [slope(k)[0] for k in range(1, POINTS + 1)])
+    return b, chi2, robust
 
 
-def _mann_kendall(v):
-    """Mann-Kendall S and its exact two-sided p-value from the 120 equally likely orderings of five distinct
-    values (ties only lower |S|, so they make the test conservative)."""
-    s = sum(np.sign(v[:, j] - v[:, i]) for i, j in _PAIRS)
-    p = (np.abs(_S_NULL)[None, :] >= np.abs(s)[:, None] - 1e-9).mean(1)
-    return s, p
+def _spc_proportions(c, d, used):
+    """Fingertips' chi-squared test for trend in proportions count/denominator and its leave-one-out check on the
+    logit slope: (direction, chi-squared, robust)."""
+    t = np.cumsum(used, axis=1).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        c0, d0 = np.where(used, c, 0.0), np.where(used, d, 0.0)
+        big_n, big_c = d0.sum(1), c0.sum(1)
+        cy, dy, dy2 = (c0 * t).sum(1), (d0 * t).sum(1), (d0 * t**2).sum(1)
+        chi2 = big_n * ((big_n * cy) - (big_c * dy)) ** 2 / (big_c * (big_n - big_c) * ((big_n * dy2) - dy**2))
+        logit = np.log(c / (d - c))
+
+        def slope(k):
+            keep = used if k == 0 else used & (t != k)
+            value_sum = np.where(keep, logit, 0.0).sum(1)
+            multiplied = np.where(keep, logit * t, 0.0).sum(1) * (POINTS if k == 0 else POINTS - 1)
+            return (multiplied - value_sum * _SUM_T[k]) / (_N_SUM_T2[k] - _SUM_T[k] ** 2)
+
+        slopes = [slope(k) for k in range(POINTS + 1)]
+    # The 2020 open code takes the direction from a field this path never sets; the all-points logit slope is the
+    # direction of the trend the test found.
+    return slopes[0], chi2, _agree(slopes)
 
 
 def recent_trends(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """The recent trend of every series in `frame`.
 
     frame: one row per series x period with the `keys` columns plus period, period_start, period_end, value,
-    lci95, uci95, count, denominator, value_type, polarity and multiplier (the last three constant per series).
-    Returns one row per series: the keys, trend (Fingertips' words), trend_method, trend_statistic (chi-squared,
-    or Mann-Kendall's p), trend_from and trend_to (the first and last period used)."""
+    lci95, uci95, count, denominator, value_type and polarity, and optionally trend_method (catalog values; missing
+    means the default for the value type); the last three constant per series.
+    Returns one row per series: the keys, trend (Fingertips' words), trend_method (the test, or why none could be
+    made), trend_statistic (chi-squared), trend_from and trend_to (the first and last period tested)."""
     cols = keys + ["trend", "trend_method", "trend_statistic", "trend_from", "trend_to"]
     data = frame[frame["value"].notna()].copy()
     if data.empty:
         return pd.DataFrame(columns=cols)
+    if "trend_method" not in data:
+        data["trend_method"] = np.nan
+    default = np.where(data["value_type"].isin(TREND_VALUE_TYPES), "ci_regression", "none")
+    data["how"] = data["trend_method"].where(data["trend_method"].notna(), default)
     data["period_start"] = pd.to_datetime(data["period_start"])
     data["period_end"] = pd.to_datetime(data["period_end"])
     data = data.sort_values(keys + ["period_end", "period_start"], kind="mergesort")
-    last = data.groupby(keys, sort=False).tail(POINTS)
-    size = last.groupby(keys, sort=False)["value"].transform("size")
-    short = last[size < POINTS].drop_duplicates(keys)
-    last = last[size == POINTS]
-    parts = [_result(short, keys, CANNOT, "fewer than 5 points")]
-    if not last.empty:
-        parts.append(_tested(last, keys))
-    parts = [p for p in parts if not p.empty]
-    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+    first = data.drop_duplicates(keys, keep="last")
+    out = pd.DataFrame({"trend": CANNOT, "trend_method": None, "trend_statistic": np.nan, "trend_from": None,
+                        "trend_to": None}, index=pd.MultiIndex.from_frame(first[keys]))
+    series_index = pd.MultiIndex.from_frame(data[keys])
+
+    def per_series(flag: pd.Series) -> pd.Series:
+        return flag.groupby([data[k] for k in keys], sort=False, dropna=False).transform("any")
+
+    valid = data["count"].notna() & (data["count"] >= 0) & (data["denominator"] > 0)
+    long = per_series(valid & ((data["period_end"] - data["period_start"]).dt.days > 366))
+    n_valid = valid.groupby([data[k] for k in keys], sort=False, dropna=False).transform("sum")
+    equal = per_series(valid & (data["count"] == data["denominator"]))
+    reason = np.select(
+        [data["how"] == "none", long, n_valid < POINTS, equal],
+        ["not calculated for this value type", "periods longer than a year",
+         "fewer than 5 points with a value, count and denominator", "a count equals its denominator"], "")
+    reasons = pd.Series(reason, index=series_index)
+    reasons = reasons[~reasons.index.duplicated(keep="last")]
+    out.loc[reasons.index, "trend_method"] = reasons.to_numpy()
+
+    tested = data[(reason == "") & valid]
+    if not tested.empty:
+        _test(tested, keys, out)
+    return out.reset_index()[cols]
 
 
-def _result(rows: pd.DataFrame, keys, trend, method, statistic=np.nan) -> pd.DataFrame:
-    out = rows[keys].copy()
-    out["trend"], out["trend_method"], out["trend_statistic"] = trend, method, statistic
-    out["trend_from"] = out["trend_to"] = None
-    return out
+def _test(rows: pd.DataFrame, keys: list[str], out: pd.DataFrame) -> None:
+    """Fill `out` (indexed by keys) for series with at least five valid points: the most recent five with CIs."""
+    has_ci = rows["lci95"].notna() & rows["uci95"].notna()
+    with_ci = rows[has_ci].groupby(keys, sort=False).tail(POINTS)
+    # series with no point with a CI still get a row (nothing to test: "No significant change")
+    last_valid = rows.groupby(keys, sort=False).tail(POINTS)
+    chosen = pd.concat([with_ci, last_valid[~last_valid.set_index(keys).index.isin(
+        with_ci.set_index(keys).index.unique())].assign(_no_ci=True)])
+    chosen["_no_ci"] = chosen["_no_ci"].eq(True)
+    chosen = chosen.sort_values(keys + ["period_end", "period_start"], kind="mergesort")
+    position = chosen.groupby(keys, sort=False).cumcount().to_numpy()
+    series = chosen.drop_duplicates(keys)[keys]
+    idx = pd.MultiIndex.from_frame(series)
+    row_of = pd.Series(np.arange(len(series)), index=idx)
+    r = row_of.reindex(pd.MultiIndex.from_frame(chosen[keys])).to_numpy()
+    m = len(series)
 
+    def mat(col):
+        a = np.full((m, POINTS), np.nan)
+        a[r, position] = chosen[col].to_numpy(dtype=float)
+        return a
 
-def _tested(last: pd.DataFrame, keys) -> pd.DataFrame:
-    m = len(last) // POINTS
-
-    def mat(col, dtype=float):
-        return last[col].to_numpy(dtype=dtype).reshape(m, POINTS)
-
-    first = last.iloc[::POINTS]
-    starts = last["period_start"].to_numpy().reshape(m, POINTS)
-    ends = last["period_end"].to_numpy().reshape(m, POINTS)
-    gap_days = (starts[:, 1:] - starts[:, :-1]) / np.timedelta64(1, "D")
-    regular = ((gap_days >= 360) & (ends[:, :-1] < starts[:, 1:])).all(1)
-    start_dt = pd.DatetimeIndex(starts.ravel())
-    months = (start_dt.year * 12 + start_dt.month).to_numpy().reshape(m, POINTS)
-    t = (months - months[:, :1]) / 12.0  # years since the first point: whole numbers for annual data
+    used = np.zeros((m, POINTS), bool)
+    used[r, position] = ~chosen["_no_ci"].to_numpy()
     v, lo, hi, c, d = mat("value"), mat("lci95"), mat("uci95"), mat("count"), mat("denominator")
-    value_type = first["value_type"].to_numpy(dtype=object)
-    polarity = first["polarity"].to_numpy(dtype=object)
-    mult = first["multiplier"].to_numpy(dtype=float)
-
-    has_counts = (np.isfinite(c) & np.isfinite(d) & (d > 0) & (c >= 0)).all(1)
-    is_prop = value_type == "proportion"
-    use_chi = regular & is_prop & has_counts & ((c > 0) & (c < d)).all(1)
-    # counts but no CI: compute the CI the OHID way (Wilson for proportions, Byar/exact for rates)
-    need_ci = ~(np.isfinite(lo) & np.isfinite(hi) & (hi > lo)).all(1) & has_counts
-    mult_col = np.where(np.isfinite(mult), mult, 100.0)[:, None]
-    w_lo, w_hi = wilson_ci(c, d, multiplier=1)
-    r_lo, r_hi = rate_ci(c, d, multiplier=1)
-    lo = np.where(need_ci[:, None], np.where(is_prop[:, None], w_lo, r_lo) * mult_col, lo)
-    hi = np.where(need_ci[:, None], np.where(is_prop[:, None], w_hi, r_hi) * mult_col, hi)
-    has_ci = (np.isfinite(lo) & np.isfinite(hi) & (hi > lo)).all(1)
-    use_wls = regular & ~use_chi & has_ci
-    use_mk = regular & ~use_chi & ~use_wls
-
-    direction = np.zeros(m)
-    statistic = np.full(m, np.nan)
-    significant = np.zeros(m, bool)
-    method = np.where(regular, "", "periods overlap or are shorter than a year").astype(object)
-    if use_chi.any():
-        trend, chi2, robust = _chi2_proportion(c[use_chi], d[use_chi], t[use_chi])
-        direction[use_chi], statistic[use_chi] = trend, chi2
-        significant[use_chi] = (chi2 > CHI2_998) & robust
-        method[use_chi] = "chi-squared test for trend (counts)"
-    if use_wls.any():
-        b, chi2, robust = _wls(v[use_wls], (hi[use_wls] - lo[use_wls]) / 3.92, t[use_wls])
-        direction[use_wls], statistic[use_wls] = b, chi2
-        significant[use_wls] = (chi2 > CHI2_998) & robust
-        method[use_wls] = "weighted regression on the CIs"
-    if use_mk.any():
-        s, p = _mann_kendall(v[use_mk])
-        direction[use_mk], statistic[use_mk] = s, p
-        significant[use_mk] = p < MK_ALPHA
-        method[use_mk] = "Mann-Kendall, no CIs (95%)"
-    trend = trend_label(direction, significant, polarity)
-    trend[~regular] = CANNOT
-    out = first[keys].copy()
-    out["trend"], out["trend_method"], out["trend_statistic"] = trend, method, statistic
-    out["trend_from"] = last["period"].to_numpy().reshape(m, POINTS)[:, 0]
-    out["trend_to"] = last["period"].to_numpy().reshape(m, POINTS)[:, -1]
-    return out
+    first = chosen.drop_duplicates(keys, keep="first")
+    last = chosen.drop_duplicates(keys, keep="last")
+    how = first["how"].to_numpy(dtype=object)
+    spc = how == "spc_proportions"
+    direction, chi2, robust = np.zeros(m), np.full(m, np.nan), np.zeros(m, bool)
+    if (~spc).any():
+        direction[~spc], chi2[~spc], robust[~spc] = _regression(v[~spc], lo[~spc], hi[~spc], used[~spc])
+    if spc.any():
+        direction[spc], chi2[spc], robust[spc] = _spc_proportions(c[spc], d[spc], used[spc])
+    significant = robust & (chi2 > CHI2_998)
+    no_ci = ~used.any(1)
+    method = np.where(spc, SPC, REGRESSION).astype(object)
+    method[no_ci & ~spc] = REGRESSION + ": no point has a 95% CI, so no change can be shown"
+    method[no_ci & spc] = SPC + ": no point has a 95% CI, so no change can be shown"
+    out.loc[idx, "trend"] = trend_label(direction, significant, first["polarity"].to_numpy(dtype=object))
+    out.loc[idx, "trend_method"] = method
+    out.loc[idx, "trend_statistic"] = np.where(no_ci, np.nan, chi2)
+    out.loc[idx, "trend_from"] = first["period"].to_numpy(dtype=object)
+    out.loc[idx, "trend_to"] = last["period"].to_numpy(dtype=object)
