@@ -21,6 +21,7 @@ from sqlalchemy import Engine, String, and_, cast, func, select
 
 from db.models import Area, AreaCodeHistory, AreaLink, Department, Indicator, Observation, Run
 from tracker.analysis.stats import NOT_COMPARED, compare, quintile_labels, rate_ci, wilson_ci
+from tracker.catalog import catalog_fields
 from tracker.config import SNAPSHOT_DIR, paths
 
 log = logging.getLogger("tracker.analysis")
@@ -262,8 +263,9 @@ def fill_cis(obs: pd.DataFrame, indicators: pd.DataFrame) -> pd.DataFrame:
     with np.errstate(invalid="ignore", divide="ignore"):
         implied = out["count"] / out["denominator"] * mult
     consistent = (out["value"] - implied).abs() <= 0.05 + 0.005 * out["value"].abs()
+    standardised = out["indicator_id"].map(catalog_fields()["standardised"]).eq(True)  # a DSR: never a crude CI
     todo = (out["ci_source"].isna() & out["count"].ge(0) & out["denominator"].gt(0) & mult.notna() & consistent
-            & vt.isin(["proportion", "rate"]))
+            & vt.isin(["proportion", "rate"]) & ~standardised)
     for kind, method in (("proportion", "Wilson score"), ("rate", "Byar / exact Poisson")):
         rows = todo & (vt == kind)
         if not rows.any():

@@ -9,6 +9,11 @@ How an ICB figure is made (the `method` column; docs/methods.md, "ICB figures"):
 * "population-weighted average (approximate)": otherwise, the mean of the LA values weighted by mid-2020
   population x share. For an indicator published only for upper-tier authorities, each district of a county
   takes the county's value. Needs LA values covering at least half the ICB's population.
+* "population-weighted average of DSRs (approximate: no age-specific counts)": the same for a directly
+  standardised rate (catalog `standardised`). Recomputing a DSR needs every LA's events and population by age
+  band (stats.dsr, Dobson limits); no source the tracker reads publishes them, so the figure is an average and has
+  no CI. A DSR is never "recomputed from counts": its crude count over population is not the DSR, and a Byar
+  interval on that count is not the DSR's interval.
 Ranks are not averaged."""
 
 from __future__ import annotations
@@ -20,9 +25,12 @@ from sqlalchemy import and_, select
 from db.models import AreaLink, Observation
 from tracker.analysis.data import ENGLAND, POPULATION_NOTE, Store, get_store, judge
 from tracker.analysis.stats import rate_ci, wilson_ci
+from tracker.catalog import catalog_fields
 from tracker.config import GEOGRAPHY_DIR
 
 MIN_COVERAGE = 0.5
+WEIGHTED = "population-weighted average (approximate)"
+WEIGHTED_DSR = "population-weighted average of DSRs (approximate: no age-specific counts)"
 KEYS = ["indicator_id", "period", "sex"]
 ICB_COLUMNS = ["indicator_id", "icb_code", "icb_name", "period", "period_start", "period_end", "sex", "value", "lci95",
                "uci95", "lci998", "uci998", "count", "denominator", "method", "approximate", "n_las", "n_las_with_value",
@@ -61,7 +69,9 @@ def _build(store: Store) -> pd.DataFrame:
     mult = la["indicator_id"].map(ind["multiplier"]).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         implied = la["count"] / la["denominator"] * mult
+    standardised = la["indicator_id"].map(catalog_fields()["standardised"]).eq(True)
     la["counts_ok"] = (la["count"].ge(0) & la["denominator"].gt(0) & ~la["from_county"] & vt.isin(["proportion", "rate"])
+                       & ~standardised
                        & ((la["value"] - implied).abs() <= 0.05 + 0.005 * la["value"].abs()))
     la["sc"], la["sd"] = la["share"] * la["count"], la["share"] * la["denominator"]
     la["wv"], la["sv"] = la["w"] * la["value"], la["share"] * la["value"]
@@ -91,8 +101,8 @@ def _build(store: Store) -> pd.DataFrame:
         g[lo_col] = np.where(exact, np.where(prop, w_lo, r_lo) * mult, np.nan)
         g[hi_col] = np.where(exact, np.where(prop, w_hi, r_hi) * mult, np.nan)
     g.loc[~exact, ["count", "denominator"]] = np.nan
-    g["method"] = np.select([exact, summed], ["recomputed from counts", "sum of LA values"],
-                            "population-weighted average (approximate)")
+    is_dsr = g["indicator_id"].map(catalog_fields()["standardised"]).eq(True)
+    g["method"] = np.select([exact, summed, is_dsr], ["recomputed from counts", "sum of LA values", WEIGHTED_DSR], WEIGHTED)
     g["approximate"] = ~(exact | summed)
     g["note"] = [_note(m, s, fc) for m, s, fc in zip(g["method"], g["split"], g["from_county"])]
 
@@ -112,6 +122,9 @@ def _note(method: str, split: bool, from_county: bool) -> str | None:
     notes = []
     if method.startswith("population-weighted"):
         notes.append(f"Approximate: average of the ICB's local authority values weighted by {POPULATION_NOTE}")
+        if method == WEIGHTED_DSR:
+            notes.append("a directly standardised rate can only be recomputed from events and population by age band, "
+                         "which are not published with it, so this average has no confidence interval")
         if from_county:
             notes.append("districts of a county take the county's value (the indicator is published for counties)")
     if split and method != "published":
@@ -144,7 +157,8 @@ def icb_figures(engine, indicator_id: str | None = None, icb_code: str | None = 
     Latest period per ICB, indicator and sex unless all_periods. Columns: icb_code, icb_name, indicator_id, period,
     period_start, period_end, sex, value, england_value, lci95, uci95, lci998, uci998, count, denominator,
     comparison, comparison_level, comparison_label, method ("published", "recomputed from counts", "sum of LA values",
-    "population-weighted average (approximate)"), approximate (bool), n_las, n_las_with_value, population_coverage,
+    "population-weighted average (approximate)", "population-weighted average of DSRs (approximate: no age-specific
+    counts)"), approximate (bool), n_las, n_las_with_value, population_coverage,
     note (how the figure was made, including the population year)."""
     from tracker.analysis.data import headline_sex
 
