@@ -245,3 +245,11 @@ def test_catalog_knows_which_rates_are_directly_standardised():
     assert _parse_entry(Path("t.yaml"), _entry(value_type="rate", unit="per 100,000 (age-standardised)"), 0).standardised
     with pytest.raises(CatalogError, match="standardised: true needs value_type rate"):
         _parse_entry(Path("t.yaml"), _entry(standardised=True), 0)
+
+
+def test_methods_doc_lists_every_indicator_under_its_trend_method():
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "methods.md").read_text(encoding="utf-8")
+    lines = {m: next(line for line in doc.splitlines() if line.startswith(f"* **{m}** (")) for m in
+             ("ci_regression", "spc_proportions", "none")}
+    for ind, method in catalog_fields()["trend_method"].items():
+        assert f"`{ind}`" in lines[method], f"docs/methods.md does not list {ind} under {method}"

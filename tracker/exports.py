@@ -141,8 +141,9 @@ DATA_DICTIONARY: tuple[Column, ...] = (
     Column("Trend", "text", 26, "Recent trend of the area's series over its last five points, in Fingertips' words "
            "(\"Increasing and getting worse\", \"No significant change\", \"Cannot be calculated\"...). Describes "
            "the series, so it is the same on every period's row."),
-    Column("Trend method", "text", 24, "The test behind Trend (chi-squared test for trend on counts, weighted "
-           "regression on CIs, or Mann-Kendall on values without CIs), or why it cannot be calculated."),
+    Column("Trend method", "text", 24, "The test behind Trend, as in Fingertips (weighted regression on the 95% "
+           "CIs, or the chi-squared test for trend on counts for indicators Fingertips compares by SPC for "
+           "proportions), or why it cannot be calculated (docs/methods.md, Recent trend)."),
     Column("Red-red flag", "text", 8, "\"Yes\" when, in the series' latest period, the area is significantly worse "
            "than England (95% or 99.8%) and its trend is getting worse; otherwise \"No\" (always \"No\" on earlier "
            "periods' rows)."),
@@ -152,7 +153,8 @@ DATA_DICTIONARY: tuple[Column, ...] = (
            "\"recomputed from counts\" (the local authorities' counts and denominators summed, a split authority with "
            "its share, and the value and CI computed again: exact), \"sum of LA values\" (counts), or "
            "\"population-weighted average (approximate)\" (the local authority values weighted by mid-2020 "
-           "population; see Note)."),
+           "population; see Note), or, for a directly standardised rate, \"population-weighted average of DSRs "
+           "(approximate: no age-specific counts)\" (no CI: a DSR cannot be recomputed without them)."),
     Column("Approximate", "text", 9, "For an ICB row: \"Yes\" when Figure method is a population-weighted average, "
            "else \"No\". Empty for other areas."),
     Column("CI source", "text", 22, "\"published\", or \"computed from counts (Wilson score)\" for proportions and "
