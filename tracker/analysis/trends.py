@@ -117,47 +117,44 @@ def recent_trends(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     data["period_start"] = pd.to_datetime(data["period_start"])
     data["period_end"] = pd.to_datetime(data["period_end"])
     data = data.sort_values(keys + ["period_end", "period_start"], kind="mergesort")
-    first = data.drop_duplicates(keys, keep="last")
-    out = pd.DataFrame({"trend": CANNOT, "trend_method": None, "trend_statistic": np.nan, "trend_from": None,
-                        "trend_to": None}, index=pd.MultiIndex.from_frame(first[keys]))
-    series_index = pd.MultiIndex.from_frame(data[keys])
+    # series numbered 0, 1, ... in sorted order, so per-series sums are bincounts
+    data["gid"] = gid = data.groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
+    last = data.drop_duplicates("gid", keep="last")
+    n = len(last)
 
-    def per_series(flag: pd.Series) -> pd.Series:
-        return flag.groupby([data[k] for k in keys], sort=False, dropna=False).transform("any")
+    def per_series(flag) -> np.ndarray:
+        return np.bincount(gid, weights=np.asarray(flag, float), minlength=n)
 
-    valid = data["count"].notna() & (data["count"] >= 0) & (data["denominator"] > 0)
-    long = per_series(valid & ((data["period_end"] - data["period_start"]).dt.days > 366))
-    n_valid = valid.groupby([data[k] for k in keys], sort=False, dropna=False).transform("sum")
-    equal = per_series(valid & (data["count"] == data["denominator"]))
+    valid = (data["count"].notna() & (data["count"] >= 0) & (data["denominator"] > 0)).to_numpy()
+    span_days = (data["period_end"] - data["period_start"]).dt.days.to_numpy()
     reason = np.select(
-        [data["how"] == "none", long, n_valid < POINTS, equal],
+        [last["how"].to_numpy() == "none", per_series(valid & (span_days > 366)) > 0, per_series(valid) < POINTS,
+         per_series(valid & (data["count"] == data["denominator"]).to_numpy()) > 0],
         ["not calculated for this value type", "periods longer than a year",
          "fewer than 5 points with a value, count and denominator", "a count equals its denominator"], "")
-    reasons = pd.Series(reason, index=series_index)
-    reasons = reasons[~reasons.index.duplicated(keep="last")]
-    out.loc[reasons.index, "trend_method"] = reasons.to_numpy()
-
-    tested = data[(reason == "") & valid]
+    out = {"trend": np.full(n, CANNOT, dtype=object), "trend_method": reason.astype(object),
+           "trend_statistic": np.full(n, np.nan), "trend_from": np.full(n, None, dtype=object),
+           "trend_to": np.full(n, None, dtype=object)}
+    tested = data[valid & (reason[gid] == "")]
     if not tested.empty:
-        _test(tested, keys, out)
-    return out.reset_index()[cols]
+        _test(tested, out)
+    result = last[keys].reset_index(drop=True)
+    for name, values in out.items():
+        result[name] = values
+    return result[cols]
 
 
-def _test(rows: pd.DataFrame, keys: list[str], out: pd.DataFrame) -> None:
-    """Fill `out` (indexed by keys) for series with at least five valid points: the most recent five with CIs."""
-    has_ci = rows["lci95"].notna() & rows["uci95"].notna()
-    with_ci = rows[has_ci].groupby(keys, sort=False).tail(POINTS)
-    # series with no point with a CI still get a row (nothing to test: "No significant change")
-    last_valid = rows.groupby(keys, sort=False).tail(POINTS)
-    chosen = pd.concat([with_ci, last_valid[~last_valid.set_index(keys).index.isin(
-        with_ci.set_index(keys).index.unique())].assign(_no_ci=True)])
-    chosen["_no_ci"] = chosen["_no_ci"].eq(True)
-    chosen = chosen.sort_values(keys + ["period_end", "period_start"], kind="mergesort")
-    position = chosen.groupby(keys, sort=False).cumcount().to_numpy()
-    series = chosen.drop_duplicates(keys)[keys]
-    idx = pd.MultiIndex.from_frame(series)
-    row_of = pd.Series(np.arange(len(series)), index=idx)
-    r = row_of.reindex(pd.MultiIndex.from_frame(chosen[keys])).to_numpy()
+def _test(rows: pd.DataFrame, out: dict) -> None:
+    """Fill `out` (arrays by series number, rows' gid) for series with at least five valid points: the most
+    recent five with CIs are tested (none with CIs: nothing to test, "No significant change")."""
+    has_ci = (rows["lci95"].notna() & rows["uci95"].notna()).to_numpy()
+    with_ci = rows[has_ci].groupby("gid", sort=False).tail(POINTS)
+    without = rows[~rows["gid"].isin(with_ci["gid"])].groupby("gid", sort=False).tail(POINTS)
+    chosen = pd.concat([with_ci.assign(_used=True), without.assign(_used=False)]).sort_values(
+        ["gid", "period_end", "period_start"], kind="mergesort")
+    position = chosen.groupby("gid", sort=False).cumcount().to_numpy()
+    series = chosen["gid"].drop_duplicates().to_numpy()  # ascending
+    r = np.searchsorted(series, chosen["gid"].to_numpy())
     m = len(series)
 
     def mat(col):
@@ -166,12 +163,11 @@ def _test(rows: pd.DataFrame, keys: list[str], out: pd.DataFrame) -> None:
         return a
 
     used = np.zeros((m, POINTS), bool)
-    used[r, position] = ~chosen["_no_ci"].to_numpy()
+    used[r, position] = chosen["_used"].to_numpy()
     v, lo, hi, c, d = mat("value"), mat("lci95"), mat("uci95"), mat("count"), mat("denominator")
-    first = chosen.drop_duplicates(keys, keep="first")
-    last = chosen.drop_duplicates(keys, keep="last")
-    how = first["how"].to_numpy(dtype=object)
-    spc = how == "spc_proportions"
+    first = chosen.drop_duplicates("gid", keep="first")
+    last = chosen.drop_duplicates("gid", keep="last")
+    spc = first["how"].to_numpy(dtype=object) == "spc_proportions"
     direction, chi2, robust = np.zeros(m), np.full(m, np.nan), np.zeros(m, bool)
     if (~spc).any():
         direction[~spc], chi2[~spc], robust[~spc] = _regression(v[~spc], lo[~spc], hi[~spc], used[~spc])
@@ -180,10 +176,9 @@ def _test(rows: pd.DataFrame, keys: list[str], out: pd.DataFrame) -> None:
     significant = robust & (chi2 > CHI2_998)
     no_ci = ~used.any(1)
     method = np.where(spc, SPC, REGRESSION).astype(object)
-    method[no_ci & ~spc] = REGRESSION + ": no point has a 95% CI, so no change can be shown"
-    method[no_ci & spc] = SPC + ": no point has a 95% CI, so no change can be shown"
-    out.loc[idx, "trend"] = trend_label(direction, significant, first["polarity"].to_numpy(dtype=object))
-    out.loc[idx, "trend_method"] = method
-    out.loc[idx, "trend_statistic"] = np.where(no_ci, np.nan, chi2)
-    out.loc[idx, "trend_from"] = first["period"].to_numpy(dtype=object)
-    out.loc[idx, "trend_to"] = last["period"].to_numpy(dtype=object)
+    method[no_ci] = method[no_ci] + ": no point has a 95% CI, so no change can be shown"
+    out["trend"][series] = trend_label(direction, significant, first["polarity"].to_numpy(dtype=object))
+    out["trend_method"][series] = method
+    out["trend_statistic"][series] = np.where(no_ci, np.nan, chi2)
+    out["trend_from"][series] = first["period"].to_numpy(dtype=object)
+    out["trend_to"][series] = last["period"].to_numpy(dtype=object)
