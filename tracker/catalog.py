@@ -33,7 +33,19 @@ AREA_TYPES = ("england", "region", "icb", "utla", "ltla", "lsoa")
 REQUIRED = ("id", "title", "domain", "unit", "value_type", "polarity", "department", "producer", "rationale",
             "definition", "licence", "source", "source_id")
 OPTIONAL = ("secondary_departments", "source_url", "area_types", "headline_outcome", "caveats", "multiplier",
-            "default_sex", "options")
+            "default_sex", "options", "ci_method", "ci_reason")
+# How a figure gets a confidence interval (docs/catalog.md, docs/methods.md section 2):
+#   published: only as the publisher gives it; the tracker computes none.
+#   wilson: as published, else the Wilson score interval from count and denominator (a directly counted proportion).
+#   byar: as published, else Byar's method (exact Poisson below 10 events) from count and denominator (a crude rate).
+#   none: the figure supports no CI (a modelled or survey-model estimate, an index, score, rank, count, ratio of
+#         medians, money per head): never computed, never compared with England by significance; needs ci_reason.
+CI_METHODS = ("published", "wilson", "byar", "none")
+DEFAULT_NONE_REASON = {
+    "score": "an index or score: no sampling error the tracker could compute",
+    "rank": "a rank: a position, not an estimate",
+    "count": "a count of the whole area: nothing to sample",
+}
 
 
 class CatalogError(ValueError):
@@ -63,6 +75,22 @@ class IndicatorSpec:
     multiplier: float | None = None  # 100 for a percentage, 1000 for "per 1,000": used for CIs from counts
     default_sex: str = "Persons"  # the sex used for headline comparisons and the analysis
     options: dict = field(default_factory=dict)  # source-specific parsing options
+    ci_method: str = "published"  # CI_METHODS; default_ci_method() when the YAML gives none
+    ci_reason: str | None = None  # why ci_method is none (required then)
+
+
+def default_ci_method(value_type: str, multiplier) -> tuple[str, str | None]:
+    """The CI method when the catalog entry names none: a proportion or rate with a multiplier is taken to be a
+    directly counted one (Wilson, Byar), an index, score, rank or count has none, anything else uses only the
+    publisher's CIs. Entries whose figure is modelled, a survey-model estimate, a ratio of medians or money per
+    head say `ci_method: none` in the YAML."""
+    if value_type == "proportion" and multiplier:
+        return "wilson", None
+    if value_type == "rate" and multiplier:
+        return "byar", None
+    if value_type in DEFAULT_NONE_REASON:
+        return "none", DEFAULT_NONE_REASON[value_type]
+    return "published", None
 
 
 def _entry_error(path: Path, entry: dict | None, index: int, message: str) -> CatalogError:
@@ -93,7 +121,20 @@ def _parse_entry(path: Path, entry: dict, index: int) -> IndicatorSpec:
     bad = [a for a in area_types if a not in AREA_TYPES]
     if bad:
         raise _entry_error(path, entry, index, f"unknown area type(s) {', '.join(bad)}; valid: {', '.join(AREA_TYPES)}")
+    method, reason = default_ci_method(entry["value_type"], entry.get("multiplier"))
+    if "ci_method" in entry:
+        method, reason = entry["ci_method"], entry.get("ci_reason")
+        if method not in CI_METHODS:
+            raise _entry_error(path, entry, index, f"unknown ci_method {method!r}; valid: {', '.join(CI_METHODS)}")
+        wanted = {"wilson": "proportion", "byar": "rate"}.get(method)
+        if wanted and (entry["value_type"] != wanted or not entry.get("multiplier")):
+            raise _entry_error(path, entry, index, f"ci_method {method} needs value_type {wanted} and a multiplier")
+        if method == "none" and not str(reason or "").strip():
+            raise _entry_error(path, entry, index, "ci_method none needs a ci_reason (why the figure supports no CI)")
+    elif "ci_reason" in entry:
+        raise _entry_error(path, entry, index, "ci_reason is only for ci_method: none")
     values = {k: entry[k] for k in REQUIRED + OPTIONAL if k in entry}
+    values["ci_method"], values["ci_reason"] = method, (str(reason).strip() if method == "none" else None)
     values["secondary_departments"] = tuple(entry.get("secondary_departments", []))
     values["area_types"] = area_types
     values["source_id"] = str(entry["source_id"])
