@@ -118,9 +118,10 @@ def test_ci_method_defaults_from_value_type_and_can_be_overridden(tmp_path):
 def test_real_catalog_gives_no_ci_to_modelled_estimates_indices_and_money_per_head():
     specs = {s.id: s for s in load_catalog()}
     for ind in ("fuel-poverty-lilee", "fuel-poverty-fingertips", "gdhi-per-head", "housing-affordability-ratio",
-                "unemployment-rate-modelled", "imd-average-score", "imd-proportion-most-deprived-decile",
+                "imd-average-score", "imd-proportion-most-deprived-decile",
                 "hi-household-overcrowding", "crime-severity-score"):
         assert specs[ind].ci_method == "none" and specs[ind].ci_reason, ind
     assert all(s.ci_method == "none" for s in specs.values() if s.source == "ons_health_index")
     assert specs["dfe-infant-mortality"].ci_method == "byar" and specs["dfe-low-birth-weight"].ci_method == "wilson"
     assert specs["employment-rate-16-64"].ci_method == "published"  # a survey estimate: only the publisher's CIs
+    assert specs["unemployment-rate-modelled"].ci_method == "published"  # ONS publishes the model's own CIs

@@ -156,7 +156,8 @@ def icb_figures(engine, indicator_id: str | None = None, icb_code: str | None = 
     Filters: indicator_id, icb_code (E54 code), sex (default: each indicator's headline sex; "all" for every sex).
     Latest period per ICB, indicator and sex unless all_periods. Columns: icb_code, icb_name, indicator_id, period,
     period_start, period_end, sex, value, england_value, lci95, uci95, lci998, uci998, count, denominator,
-    comparison, comparison_level, comparison_label, method ("published", "recomputed from counts", "sum of LA values",
+    comparison, comparison_level, comparison_label, comparison_basis (significance only), position (among the 42
+    ICBs), method ("published", "recomputed from counts", "sum of LA values",
     "population-weighted average (approximate)"), approximate (bool), n_las, n_las_with_value, population_coverage,
     note (how the figure was made, including the population year)."""
     from tracker.analysis.data import headline_sex
@@ -174,8 +175,8 @@ def icb_figures(engine, indicator_id: str | None = None, icb_code: str | None = 
         t = latest_per_series(t, ["indicator_id", "icb_code", "sex"])
     cols = ["icb_code", "icb_name", "indicator_id", "period", "period_start", "period_end", "sex", "value",
             "england_value", "lci95", "uci95", "lci998", "uci998", "count", "denominator", "comparison",
-            "comparison_level", "comparison_label", "method", "approximate", "n_las", "n_las_with_value",
-            "population_coverage", "note"]
+            "comparison_level", "comparison_label", "comparison_basis", "position", "method", "approximate", "n_las",
+            "n_las_with_value", "population_coverage", "note"]
     return t[cols].sort_values(["indicator_id", "icb_code", "sex", "period_end"], kind="mergesort").reset_index(drop=True)
 
 
