@@ -211,7 +211,8 @@ def place_profile(engine, area_code: str, benchmark: str = "england", sex: str |
     else:
         rows = judged_rows(store)
         own = rows[rows["area_code"] == area_code]
-        own = own.assign(method=own["figure_method"] if "figure_method" in own else None, approximate=None)
+        made = own["figure_method"].astype(object) if "figure_method" in own else pd.Series(None, index=own.index)
+        own = own.assign(method=made.where(made.notna(), None), approximate=None)  # "counted over LSOAs", else None
         parts = [own]
         county = store.parent("utla").get(area_code)
         if atype == "ltla" and county and county != area_code:
