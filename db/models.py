@@ -125,6 +125,8 @@ class Indicator(Base):
     caveats: Mapped[str | None] = mapped_column(Text)
     multiplier: Mapped[float | None] = mapped_column(Float)  # 100 for %, 1000 for per 1,000 (CIs from counts)
     default_sex: Mapped[str] = mapped_column(String(20), default="Persons")  # sex used for headline figures
+    ci_method: Mapped[str] = mapped_column(String(20), default="published")  # published | wilson | byar | none
+    ci_reason: Mapped[str | None] = mapped_column(Text)  # why ci_method is none
 
 
 class Run(Base):
@@ -177,6 +179,9 @@ class Observation(Base):
     count: Mapped[float | None] = mapped_column(Float)
     denominator: Mapped[float | None] = mapped_column(Float)
     note: Mapped[str | None] = mapped_column(Text)
+    # the publisher's own comparison with England where it publishes one (Fingertips: Better, Similar, Worse,
+    # Higher, Lower), kept as published; the run (run_id) says which source
+    published_comparison: Mapped[str | None] = mapped_column(String(20))
     run_id: Mapped[int] = mapped_column(ForeignKey("run.id"))
 
     __table_args__ = (
@@ -188,4 +193,5 @@ class Observation(Base):
 OBSERVATION_KEY = ("indicator_id", "area_code", "period", "sex", "age", "category_type", "category")
 OBSERVATION_VALUES = (
     "period_start", "period_end", "value", "lci95", "uci95", "lci998", "uci998", "count", "denominator", "note",
+    "published_comparison",
 )

@@ -27,6 +27,7 @@ from tracker.config import SNAPSHOT_DIR
 TIDY_COLUMNS = (
     "indicator_id", "area_code", "period", "period_start", "period_end", "sex", "age", "category_type",
     "category", "value", "lci95", "uci95", "lci998", "uci998", "count", "denominator", "note",
+    "published_comparison",
 )
 NUMERIC_COLUMNS = ("value", "lci95", "uci95", "lci998", "uci998", "count", "denominator")
 
@@ -176,11 +177,13 @@ def empty_tidy() -> pd.DataFrame:
 
 def tidy(frame: pd.DataFrame, **defaults) -> pd.DataFrame:
     """Complete a parsed frame to TIDY_COLUMNS: sex Persons, age All ages, blank categories by default."""
-    base = {"sex": "Persons", "age": "All ages", "category_type": "", "category": "", "note": None}
+    base = {"sex": "Persons", "age": "All ages", "category_type": "", "category": "", "note": None,
+            "published_comparison": None}
     base.update(defaults)
     out = frame.copy()
     for col in TIDY_COLUMNS:
         if col not in out.columns:
             out[col] = base.get(col)
-    out["note"] = out["note"].astype(object).where(out["note"].notna(), None)  # no note is None, not NaN
+    for col in ("note", "published_comparison"):  # none is None, not NaN
+        out[col] = out[col].astype(object).where(out[col].notna(), None)
     return out[list(TIDY_COLUMNS)].reset_index(drop=True)

@@ -75,6 +75,14 @@ ENGLAND = "E92000001"
 # with every call), so each fact is taken from one call only; an ICB call (any other type id) gives E54.
 CALL_AREAS = {6: ("E12",), 501: ("E06", "E07", "E08", "E09"), 502: ("E10", "E06", "E08", "E09")}
 MAX_IDS = 100
+# Fingertips' own comparison with England, kept as published where it is a judgement (a percentile band or
+# "Not compared" is not: the tracker then compares by the CIs itself, or not at all)
+JUDGEMENTS = ("Better", "Similar", "Worse", "Higher", "Lower")
+
+
+def _judgement(words: pd.Series) -> pd.Series:
+    words = words.str.strip()
+    return words.where(words.isin(JUDGEMENTS), None)
 
 
 class FingertipsSource(Source):
@@ -233,6 +241,9 @@ def _parse_raw(frame: pd.DataFrame, specs: list[IndicatorSpec], call: int | None
             # the export writes Fingertips' internal "-1 = no value" for some CIs and counts of blank values
             t[col] = values if col == "value" else values.where(values != "-1", "")
         t["note"] = rows["Value note"].str.strip().replace("", None)
+        # England against itself is no judgement (the export also says "Similar" on its England-parent copy)
+        t["published_comparison"] = _judgement(rows["Compared to England value or percentiles"]).where(
+            t["area_code"] != ENGLAND, None)
         t["sex"] = rows["Sex"].str.strip().replace("Not applicable", "Persons")  # e.g. household measures
         t["age"] = rows["Age"].str.strip()
         t["category_type"] = rows["Category Type"].str.strip()
@@ -288,6 +299,10 @@ def _parse_trafford(frame: pd.DataFrame, specs: list[IndicatorSpec]) -> pd.DataF
             "sex": sex,
         }
     )
+    # the extract's comparison with England: "compared_to_England" (newer files) or "significance" (older ones)
+    judged = next((c for c in ("compared_to_England", "significance") if c in rows), None)
+    if judged:
+        base["published_comparison"] = _judgement(rows[judged])
     out = []
     for spec in specs:
         t = base.assign(indicator_id=spec.id)

@@ -44,19 +44,57 @@ def test_loaded_comparisons_equal_fingertips_for_every_area_and_period(engine, i
     assert (got["comparison"] == published.reindex(got.index)).all()
 
 
+def test_every_published_fingertips_judgement_is_shown_as_published(engine):
+    """Life expectancy (no CIs in the bundled extract): every district's row in every period and sex shows the
+    judgement the file gives, e.g. Liverpool "Worse"; its position among areas is a separate column."""
+    path = SNAPSHOT_DIR / "outcomes" / "fingertips_90366_life_expectancy_at_birth_lad_2015-17_to_2023-25.csv"
+    published = pd.read_csv(path, dtype=str, keep_default_na=False)
+    published = published[published["compared_to_England"].isin(["Better", "Similar", "Worse"])]
+    published = published.set_index(["area_code", "period", "inequality"])["compared_to_England"]
+    codes = sorted(set(published.index.get_level_values(0)) & set(get_store(engine).areas.index))
+    got = analysis.latest_observations(engine, codes, ["life-expectancy"], all_periods=True, sex="all")
+    got = got.set_index(["area_code", "period", "sex"])
+    both = published.index.intersection(got.index)
+    assert len(both) > 5000
+    assert (got.loc[both, "comparison"] == published.loc[both]).all()
+    assert (got.loc[both, "comparison_basis"] == "published judgement (OHID Fingertips)").all()
+    assert set(got.loc[("E08000012", "2023 - 25"), "comparison_label"]) == {"Worse (95%)"}  # Liverpool
+
+
+def test_no_indicator_without_a_ci_method_gets_a_computed_ci_or_a_significance_word(engine):
+    cat = analysis.indicator_catalog(engine).set_index("id")
+    none = list(cat.index[cat["ci_method"] == "none"])
+    assert {"fuel-poverty-lilee", "gdhi-per-head", "housing-affordability-ratio"} <= set(none)
+    codes = list(get_store(engine).areas.index)
+    rows = analysis.latest_observations(engine, codes, none, all_periods=True, sex="all")
+    assert len(rows) > 10000
+    assert not rows["ci_source"].fillna("").str.startswith("computed").any()
+    assert (rows["comparison"] == "Not compared").all() and rows["comparison_basis"].isna().all()
+    assert rows.loc[rows["area_type"] == "icb", "lci95"].isna().all()  # nor an ICB figure built from counts
+    # and nothing else that has a computed CI is outside wilson/byar
+    every = analysis.latest_observations(engine, codes, sex="all")
+    computed = every[every["ci_source"].fillna("").str.startswith("computed")]
+    assert set(computed["indicator_id"].map(cat["ci_method"])) <= {"wilson", "byar"}
+
+
 def test_place_profile_for_a_unitary(engine):
     got = analysis.place_profile(engine, MANCHESTER).set_index("indicator_id")
     assert got.index.is_unique and got["department_slug"].notna().all()
     le = got.loc["life-expectancy"]
-    # Fingertips 90366, Manchester, males, 2023-25: 76.0 years (England 79.7); no CIs in the extract: quintiles
+    # Fingertips 90366, Manchester, males, 2023-25: 76.0 years (England 79.7); no CIs in the extract, but Fingertips'
+    # own judgement, "Worse", is in it: shown as published. Its position among districts is a separate statement.
     assert (le["period"], le["sex"], le["value"], le["england_value"]) == ("2023 - 25", "Male", 76.0, 79.7)
-    assert le["comparison"] == "Lowest" and le["comparison_level"] == "quintile"
+    assert (le["comparison"], le["comparison_label"]) == ("Worse", "Worse (95%)")
+    assert le["comparison_basis"] == "published judgement (OHID Fingertips)" and le["position"] == "Worst fifth"
     assert le["min_of_type"] <= le["value"] <= le["max_of_type"]
-    fuel = got.loc["fuel-poverty-lilee"]  # DESNZ 2021: 18.3% of Manchester households, CI from the counts
-    assert fuel["value"] == pytest.approx(18.28513, abs=1e-5) and fuel["ci_source"].startswith("computed from counts")
-    assert fuel["comparison_label"] == "Worse (99.8%)"
+    fuel = got.loc["fuel-poverty-lilee"]  # DESNZ 2021: 18.3% of Manchester households, a modelled estimate
+    assert fuel["value"] == pytest.approx(18.28513, abs=1e-5)
+    assert pd.isna(fuel["lci95"]) and pd.isna(fuel["ci_source"])  # no Wilson interval on a modelled estimate
+    assert fuel["comparison_label"] == "Not compared" and pd.isna(fuel["comparison_basis"])
+    assert fuel["position"] == "Worst fifth"  # where it stands among districts is still shown
     inactive = got.loc["physically-inactive-adults"]  # published by Fingertips as Worse for 2023/24
     assert (inactive["period"], inactive["comparison"], inactive["ci_source"]) == ("2023/24", "Worse", "published")
+    assert inactive["comparison_basis"] == "published judgement (OHID Fingertips)"
     assert set(got["benchmark_code"]) == {"E92000001"}
 
 
@@ -79,10 +117,11 @@ def test_place_profile_for_a_district_uses_its_county_for_county_level_indicator
 
 def test_place_profile_for_an_icb_and_england(engine):
     icb = analysis.place_profile(engine, NENC).set_index("indicator_id")
-    assert icb.at["fuel-poverty-lilee", "method"] == "recomputed from counts"
+    assert icb.at["fuel-poverty-lilee", "method"] == "counted over LSOAs"
+    assert icb.at["homelessness-owed-duty-per-1000", "method"] == "recomputed from counts"
     assert icb["method"].notna().all()
     eng = analysis.place_profile(engine, "E92000001")
-    assert (eng["comparison"] == "Not compared").all()
+    assert (eng["comparison"] == "Not compared").all() and eng["position"].isna().all()
 
 
 def test_latest_observations_red_red_and_icb_values(engine):
@@ -171,9 +210,9 @@ def test_data_version_changes_when_a_refresh_lands(initialised_engine):
 @pytest.mark.parametrize("any_engine", ["postgres"], indirect=True)
 def test_same_figures_on_postgresql(any_engine):
     """The analysis reads through SQLAlchemy Core only: on PostgreSQL, one source loaded gives the figures checked
-    on SQLite above (NENC fuel poverty recomputed from the DESNZ counts)."""
+    on SQLite above (NENC fuel poverty counted over its LSOAs from the DESNZ LSOA counts)."""
     from pipelines.desnz import FuelPovertySource
-    from tests.test_analysis_icb import _household_shares
+    from tests.test_analysis_icb import _icb_lsoas
     from tracker.catalog import by_source
     from tracker.geography import AreaMapper
     from tracker.refresh import run_source
@@ -183,14 +222,15 @@ def test_same_figures_on_postgresql(any_engine):
     source = FuelPovertySource()
     run = run_source(any_engine, source, by_source(source.name), offline=True, mapper=AreaMapper.from_engine(any_engine))
     assert run.status == "succeeded"
-    shares = _household_shares(NENC)
-    la = pd.read_csv(SNAPSHOT_DIR / "fuel_poverty" / "desnz_sub_regional_fuel_poverty_2021_la.csv").set_index("area_code")
-    expected = (la.loc[shares.index, "fuel_poor_households"] * shares).sum() / (la.loc[shares.index, "households"] * shares).sum()
+    lsoas = _icb_lsoas(NENC)
+    fp = pd.read_csv(SNAPSHOT_DIR / "fuel_poverty" / "desnz_sub_regional_fuel_poverty_2021_lsoa21.csv.gz")
+    fp = fp[fp["LSOA21CD"].isin(lsoas)]
+    expected = fp["fuel_poor_households"].sum() / fp["households"].sum()
     fuel = analysis.icb_figures(any_engine, "fuel-poverty-lilee", NENC).iloc[0]
-    assert fuel["method"] == "recomputed from counts" and fuel["comparison_label"] == "Worse (99.8%)"
+    assert fuel["method"] == "counted over LSOAs" and fuel["comparison_label"] == "Not compared"
     assert fuel["value"] == pytest.approx(expected * 100, rel=1e-9)
     man = analysis.place_profile(any_engine, MANCHESTER).set_index("indicator_id").loc["fuel-poverty-lilee"]
-    assert man["period"] == "2021" and man["comparison_label"] == "Worse (99.8%)"
+    assert man["period"] == "2021" and man["comparison_label"] == "Not compared" and man["position"] == "Worst fifth"
 
 
 def test_department_places_counts_where_its_indicators_are_worse(engine):
@@ -203,6 +243,10 @@ def test_department_places_counts_where_its_indicators_are_worse(engine):
     cat = analysis.indicator_catalog(engine).set_index("id")
     rows = rows[rows["indicator_id"].map(cat["department_slug"]).eq("department-for-work-pensions") & rows["value"].notna()]
     rows = rows.assign(polarity=rows["indicator_id"].map(cat["polarity"]))
-    compared = rows["comparison"].ne("Not compared") & rows["polarity"].ne("no_judgement")
+    compared = (rows["comparison"].ne("Not compared") | rows["position_only"]) & rows["polarity"].ne("no_judgement")
     assert counts.loc["E06000001", "compared"] == compared.sum()
-    assert counts.loc["E06000001", "worse"] == (analysis.is_worse(rows).astype(bool) & compared).sum() > 0
+    worse = analysis.is_worse(rows).astype(bool) & compared
+    assert counts.loc["E06000001", "worse"] == worse.sum() > 0
+    # the two statements kept apart: significantly worse than England, and in the worst fifth (no test possible)
+    assert counts.loc["E06000001", "significantly_worse"] == (worse & (rows["comparison"] == "Worse")).sum()
+    assert counts.loc["E06000001", "worst_fifth"] == (worse & rows["position_only"] & (rows["position"] == "Worst fifth")).sum()

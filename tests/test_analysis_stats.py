@@ -10,8 +10,8 @@ from scipy import stats
 
 from pipelines.fingertips import read_fingertips_csv
 from tracker.analysis.stats import (
-    bh_adjust, byar_ci, compare, exact_poisson_ci, quintile_labels, rate_ci, spearman_ci, weighted_rank_correlation,
-    wilson_ci, worst_quintile,
+    bh_adjust, byar_ci, compare, exact_poisson_ci, position_words, quintile_labels, rate_ci, spearman_ci,
+    weighted_rank_correlation, wilson_ci, worst_quintile,
 )
 from tracker.config import SNAPSHOT_DIR
 
@@ -157,3 +157,13 @@ def test_weighted_rank_correlation_equals_spearman_on_repeated_rows():
     for b in range(3):
         reps = w[b].astype(int)
         assert got[b] == pytest.approx(stats.spearmanr(np.repeat(x, reps), np.repeat(y, reps)).statistic, abs=1e-12)
+
+
+def test_position_words_name_the_fifth_by_polarity():
+    quintile = pd.Series(["Highest", "Lowest", "Middle", None, "High"])
+    assert position_words(quintile, pd.Series(["lower_is_better"] * 5)).tolist() == [
+        "Worst fifth", "Best fifth", "Middle fifth", None, "Second-worst fifth"]
+    assert position_words(quintile, pd.Series(["higher_is_better"] * 5)).tolist() == [
+        "Best fifth", "Worst fifth", "Middle fifth", None, "Second-best fifth"]
+    assert position_words(quintile, pd.Series(["no_judgement"] * 5)).tolist() == [
+        "Highest fifth", "Lowest fifth", "Middle fifth", None, "Second-highest fifth"]

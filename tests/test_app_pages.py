@@ -19,6 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "streamlit_app.py"
 ENGLAND, NENC, HARTLEPOOL = "E92000001", "E54000050", "E06000001"
 NENC_NAME = "NHS North East and North Cumbria Integrated Care Board"
+LIVERPOOL = "E08000012"
+FIFTHS = {"Best fifth", "Second-best fifth", "Middle fifth", "Second-worst fifth", "Worst fifth"}
+SIGNIFICANCE = {"Better", "Similar", "Worse", "Higher", "Lower", "Not compared"}
 
 
 def life_expectancy(code: str, sex: str = "Male", period: str = "2023 - 25") -> float:
@@ -124,11 +127,28 @@ def test_place_shows_published_values_grouped_by_department(open_page):
     assert row["Value"] == f"{claimant_count(HARTLEPOOL):.1f}%"
     assert row["England"] == f"{claimant_count(ENGLAND):.1f}%"
     assert row["Period"] == "2025 · Persons"
-    assert row["Comparison"] in {"Lowest fifth", "Low fifth", "Middle fifth", "High fifth", "Highest fifth"}
+    # no CI to test: significance says so, and the position among areas is its own column
+    assert row["Compared with England"] == "Not compared" and row["Position among areas"] in FIFTHS
     evidence = next(t for t in tables if "rho (aligned)" in t)
-    assert {"Department", "Indicator", "Value", "England", "Comparison", "rho (aligned)"} <= set(evidence)
+    assert {"Department", "Indicator", "Value", "England", "Compared with England", "Position among areas",
+            "rho (aligned)"} <= set(evidence)
+    assert set(evidence["Compared with England"].str.replace(r" \(.*\)$", "", regex=True)) <= SIGNIFICANCE
+    legend = texts(at)
+    assert "**Compared with England** is a test of significance" in legend
+    assert "**Position among areas** is where the value falls among areas of the same type" in legend
     assert len(at.get("plotly_chart")) >= 3  # ranking, flow diagram, the open department's spine chart
     assert "sankey" in at.get("plotly_chart")[1].proto.spec
+
+
+def test_liverpool_shows_fingertips_published_judgement_and_its_position_apart(open_page):
+    """The bundled Fingertips life-expectancy file has no CIs but says Liverpool is "Worse" than England: the card
+    shows that judgement, the fifth beside it under its own name."""
+    at = open_page("place", area=LIVERPOOL, outcome="life-expectancy", sex="Male")
+    shown = texts(at)
+    card = next(m.value for m in at.markdown if "Life expectancy at birth</b>" in m.value)
+    assert ">Worse (95%)</span>" in card and ">Worst fifth</span>" in card
+    assert "fifth</span>" not in card.split(">Worse (95%)</span>")[0]
+    assert "Position among areas" in shown
 
 
 def test_icb_drills_down_to_its_local_authorities(open_page):
@@ -142,6 +162,8 @@ def test_icb_drills_down_to_its_local_authorities(open_page):
     drill = next(d.value for d in at.dataframe if "Local authority" in d.value)
     assert len(drill) == 14
     assert drill.loc[drill["Code"] == HARTLEPOOL, "Share in this ICB"].iloc[0] == "100%"
+    assert set(drill["Compared with England"].str.replace(r" \(.*\)$", "", regex=True)) <= SIGNIFICANCE
+    assert set(drill["Position among areas"]) <= FIFTHS
 
 
 def test_department_lists_its_indicators_and_where_they_are_worst(open_page):
@@ -151,8 +173,10 @@ def test_department_lists_its_indicators_and_where_they_are_worst(open_page):
     assert "Claimant Count, % of residents aged 16 to 64" in set(indicators["Indicator"])
     assert set(indicators["Producer"]) >= {"Office for National Statistics (via ONS Explore Local Statistics)"}
     worst = at.dataframe[1].value
-    assert len(worst) == 15 and (worst["Worse on"] <= worst["Of"]).all()
-    assert worst["Worse on"].is_monotonic_decreasing
+    significant, fifth = worst["Significantly worse"], worst["In worst fifth (no test)"]
+    assert len(worst) == 15 and (significant + fifth <= worst["Of"]).all()
+    assert (significant + fifth).is_monotonic_decreasing
+    assert "a position, not a significance judgement" in texts(at)
     assert len(at.get("plotly_chart")) == 1  # the map
     assert "Association, not causation" in texts(at)
 
@@ -165,6 +189,8 @@ def test_indicator_shows_metadata_series_map_and_scatter(open_page):
     assert "**Licence:** Open Government Licence v3.0" in shown
     assert "**Last refresh:**" in shown and "(offline)" in shown
     assert (f"Latest (2025): {claimant_count(HARTLEPOOL):.1f}%, England {claimant_count(ENGLAND):.1f}%") in shown
+    assert "Compared with England: Not compared. Position among areas: " in shown  # no CI: a position, no test
+    assert "**Confidence intervals:** as published, else computed from counts (Wilson score)" in shown
     assert "Spearman's rho =" in shown and "n = " in shown
     assert "Association, not causation" in shown
     assert len(at.get("plotly_chart")) == 3  # time series, map, scatter

@@ -40,7 +40,7 @@ def _frame(values):
         {"indicator_id": "t-rate", "area_code": code, "period": "2023", "sex": "Persons", "age": "All ages",
          "category_type": "", "category": "", "period_start": date(2023, 1, 1), "period_end": date(2023, 12, 31),
          "value": v, "lci95": None, "uci95": None, "lci998": None, "uci998": None, "count": None,
-         "denominator": None, "note": None if v is not None else "suppressed"}
+         "denominator": None, "note": None if v is not None else "suppressed", "published_comparison": None}
         for code, v in values.items()
     ])
 
@@ -55,7 +55,7 @@ def test_init_twice_is_safe_and_versioned(any_engine):
     upgrade(any_engine)
     upgrade(any_engine)
     assert has_schema(any_engine)
-    assert schema_revision(any_engine) == "0003"
+    assert schema_revision(any_engine) == "0004_i11a"
 
 
 def test_departments_land_with_dhsc_flagged(any_engine):

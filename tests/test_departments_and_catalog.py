@@ -69,6 +69,12 @@ def _write(tmp_path, entries, name="test.yaml"):
         ({"rationale": ""}, "test.yaml: indicator x-rate: missing rationale"),
         ({"domain": "weather"}, "test.yaml: indicator x-rate: unknown domain 'weather'; valid: housing, employment"),
         ({"polarity": "up"}, "test.yaml: indicator x-rate: unknown polarity 'up'"),
+        ({"ci_method": "bootstrap"}, "test.yaml: indicator x-rate: unknown ci_method 'bootstrap'; valid: published, "
+                                     "wilson, byar, none"),
+        ({"ci_method": "none"}, "test.yaml: indicator x-rate: ci_method none needs a ci_reason"),
+        ({"ci_method": "wilson"}, "test.yaml: indicator x-rate: ci_method wilson needs value_type proportion and a "
+                                  "multiplier"),
+        ({"ci_reason": "modelled"}, "test.yaml: indicator x-rate: ci_reason is only for ci_method: none"),
     ],
 )
 def test_catalog_errors_name_file_and_entry(tmp_path, change, message):
@@ -89,3 +95,33 @@ def test_valid_entry_loads(tmp_path):
     _write(tmp_path, [GOOD])
     (spec,) = load_catalog(tmp_path)
     assert spec.id == "x-rate" and spec.area_types == ("ltla",)
+
+
+def test_ci_method_defaults_from_value_type_and_can_be_overridden(tmp_path):
+    rate = {**GOOD, "value_type": "rate", "multiplier": 1000}
+    entries = [
+        {**rate, "id": "counted-rate"},
+        {**rate, "id": "share", "value_type": "proportion", "multiplier": 100},
+        {**rate, "id": "index", "value_type": "score"},
+        {**rate, "id": "mean", "value_type": "mean"},
+        {**rate, "id": "modelled", "value_type": "proportion", "multiplier": 100, "ci_method": "none",
+         "ci_reason": "a modelled estimate"},
+    ]
+    _write(tmp_path, entries)
+    got = {s.id: (s.ci_method, s.ci_reason) for s in load_catalog(tmp_path)}
+    assert got["counted-rate"] == ("byar", None) and got["share"] == ("wilson", None)
+    assert got["index"][0] == "none" and "index or score" in got["index"][1]
+    assert got["mean"] == ("published", None)
+    assert got["modelled"] == ("none", "a modelled estimate")
+
+
+def test_real_catalog_gives_no_ci_to_modelled_estimates_indices_and_money_per_head():
+    specs = {s.id: s for s in load_catalog()}
+    for ind in ("fuel-poverty-lilee", "fuel-poverty-fingertips", "gdhi-per-head", "housing-affordability-ratio",
+                "imd-average-score", "imd-proportion-most-deprived-decile",
+                "hi-household-overcrowding", "crime-severity-score"):
+        assert specs[ind].ci_method == "none" and specs[ind].ci_reason, ind
+    assert all(s.ci_method == "none" for s in specs.values() if s.source == "ons_health_index")
+    assert specs["dfe-infant-mortality"].ci_method == "byar" and specs["dfe-low-birth-weight"].ci_method == "wilson"
+    assert specs["employment-rate-16-64"].ci_method == "published"  # a survey estimate: only the publisher's CIs
+    assert specs["unemployment-rate-modelled"].ci_method == "published"  # ONS publishes the model's own CIs

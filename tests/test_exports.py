@@ -31,10 +31,11 @@ COLUMNS = [
     "Area code", "Area name", "Area type", "Included as", "ICB code", "ICB name", "Share of area in ICB", "ICB split",
     "Indicator ID", "Indicator", "Domain", "Department (abbreviation)", "Department", "Secondary departments",
     "Producer", "Unit", "Polarity", "Period", "Period start", "Period end", "Sex", "Age", "Value", "Lower 95% CI",
-    "Upper 95% CI", "Count", "Denominator", "England value", "Comparison with England", "ICB value", "Trend",
+    "Upper 95% CI", "Count", "Denominator", "England value", "Compared with England", "Comparison basis",
+    "Position among areas", "ICB value", "Trend",
     "Trend method", "Red-red flag", "Aligned rho: life expectancy", "Aligned rho: healthy life expectancy",
     "Aligned rho: preventable mortality under 75", "Aligned rho: inequality in life expectancy", "Figure method",
-    "Approximate", "CI source", "Source URL", "Licence", "Loaded on", "Note",
+    "Approximate", "CI source", "CI method", "Source URL", "Licence", "Loaded on", "Note",
 ]
 
 # Synthetic names (test only) on real London boroughs: each starts with a character OWASP lists.
@@ -48,6 +49,7 @@ INJECTED = {
 }
 INJECTED_TITLE = ("crime-severity-score", "=1+1 Crime severity")
 YNYS_MON = ("E06000046", "Ynys Môn")  # Isle of Wight renamed, for non-ASCII text
+FIFTHS = {"Best fifth", "Second-best fifth", "Middle fifth", "Second-worst fifth", "Worst fifth"}
 
 
 @pytest.fixture(scope="module")
@@ -217,15 +219,18 @@ def test_hartlepool_fuel_poverty_equals_the_desnz_file(nenc):
     assert got["Value"] == desnz.at[HARTLEPOOL, "fuel_poor_pct"]  # 14.308224901516056: full precision
     assert (got["Count"], got["Denominator"]) == (desnz.at[HARTLEPOOL, "fuel_poor_households"], desnz.at[HARTLEPOOL, "households"])
     assert got["England value"] == desnz.at["E92000001", "fuel_poor_pct"]
-    assert got["Lower 95% CI"] < got["Value"] < got["Upper 95% CI"]
-    assert got["CI source"] == "computed from counts (Wilson score)"
+    # a modelled estimate (ci_method none): no interval from its counts, no significance word, its position only
+    assert pd.isna(got["Lower 95% CI"]) and pd.isna(got["Upper 95% CI"]) and pd.isna(got["CI source"])
+    assert got["CI method"].startswith("none: a modelled estimate")
+    assert got["Compared with England"] == "Not compared" and pd.isna(got["Comparison basis"])
+    assert got["Position among areas"] in FIFTHS
     assert (got["Period"], got["Period start"], got["Period end"], got["Age"]) == ("2021", "2021-01-01", "2021-12-31", "All ages")
     assert (got["Department (abbreviation)"], got["Department"]) == ("DESNZ", "Department for Energy Security and Net Zero")
     assert got["Polarity"] == "Lower is better" and got["Licence"] == "Open Government Licence v3.0"
     assert got["Source URL"].startswith("https://www.gov.uk/government/statistics/sub-regional-fuel-poverty")
     assert (got["Area type"], got["Share of area in ICB"]) == ("Unitary authority", 1.0) and pd.isna(got["ICB split"])
     icb = row(nenc, NENC, "fuel-poverty-lilee")
-    assert got["ICB value"] == icb["Value"] and icb["Figure method"] == "recomputed from counts"
+    assert got["ICB value"] == icb["Value"] and icb["Figure method"] == "counted over LSOAs"
     assert icb["Loaded on"] == got["Loaded on"]  # built from the authorities' figures: their run's date
     assert icb["Approximate"] == "No" and pd.isna(icb["ICB value"])
     # the aligned rhos are the indicator's, the same on every area's row
@@ -242,7 +247,9 @@ def test_hartlepool_claimant_count_equals_the_ons_file(engine, nenc):
     with engine.connect() as conn:
         loaded = conn.execute(text("SELECT max(finished_at) FROM run WHERE source = 'ons_els'")).scalar()
     assert got["Department (abbreviation)"] == "DWP" and got["Loaded on"] == str(loaded)[:10]
-    assert pd.isna(got["Lower 95% CI"]) and got["Comparison with England"] in ("Lowest", "Low", "Middle", "High", "Highest")
+    # no CI published and none computed (ci_method published): not tested; its position is a separate column
+    assert pd.isna(got["Lower 95% CI"]) and got["Compared with England"] == "Not compared"
+    assert got["Position among areas"] in FIFTHS
 
 
 def test_split_local_authority_says_which_icbs_and_the_share(engine, nenc):
@@ -346,7 +353,7 @@ def test_xlsx_has_frozen_header_filter_numbers_and_the_dictionary(nenc_xlsx, nen
     book = openpyxl.load_workbook(io.BytesIO(nenc_xlsx))
     assert book.sheetnames == ["Data", "Dictionary", "About"]
     data = book["Data"]
-    assert data.freeze_panes == "A2" and data.auto_filter.ref == f"A1:AR{len(nenc) + 1}"
+    assert data.freeze_panes == "A2" and data.auto_filter.ref == f"A1:AU{len(nenc) + 1}"
     assert [c.value for c in data[1]] == COLUMNS and data.max_row == len(nenc) + 1
     header = {c.value: i for i, c in enumerate(data[1])}
     fuel = next(r for r in data.iter_rows(min_row=2, values_only=True)
@@ -433,3 +440,42 @@ def test_usage_errors_are_one_line_and_exit_2(pack_db, capsys, tmp_path, monkeyp
     assert code == 2 and out == "" and err.count("\n") == 1
     assert err.startswith("tracker: error: ") and message in err
     assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def test_cheshire_and_merseyside_pack_keeps_significance_and_position_apart(engine):
+    """The issue's E54000008 pack: "Compared with England" held a fifth in 1,058 of its 1,240 rows. Now it holds only
+    significance words (the publisher's where published), "Position among areas" holds the fifth of every row with
+    a value, no indicator whose figure supports no CI is tested, and the ICB's share of LSOAs in the most deprived
+    10% is the count over its LSOAs (322 of 1,601)."""
+    pack = pd.read_csv(io.BytesIO(exports.export_bytes(engine, ["E54000008"])), encoding="utf-8-sig", dtype={"Period": str})
+    assert len(pack) == 1240
+    significance = {"Better", "Similar", "Worse", "Higher", "Lower"}
+    words = pack["Compared with England"].str.replace(r" \((95|99\.8)%\)$", "", regex=True)
+    assert set(words) <= significance | {"Not compared"}
+    assert not pack["Compared with England"].str.contains("fifth|^Lowest$|^Highest$", regex=True).any()
+    with_value = pack["Value"].notna() & (pack["Area code"] != "E92000001")
+    assert pack.loc[with_value, "Position among areas"].notna().all()
+    assert set(pack["Position among areas"].dropna()) <= FIFTHS | {
+        "Highest fifth", "Second-highest fifth", "Middle fifth", "Second-lowest fifth", "Lowest fifth"}
+    none = pack["CI method"].str.startswith("none")
+    assert none.any() and (pack.loc[none, "Compared with England"] == "Not compared").all()
+    assert not pack.loc[none, "CI source"].fillna("").str.startswith("computed").any()
+    assert pack.loc[none & (pack["Area type"] != "Integrated care board"), "Lower 95% CI"].isna().all()
+    # Liverpool's life expectancy: the bundled Fingertips file says "Worse"
+    le = pack[(pack["Area code"] == "E08000012") & (pack["Indicator ID"] == "life-expectancy")]
+    assert len(le) == 2 and (le["Compared with England"] == "Worse (95%)").all()
+    assert (le["Comparison basis"] == "published judgement (OHID Fingertips)").all()
+    imd = pack[(pack["Area code"] == "E54000008") & (pack["Indicator ID"] == "imd-proportion-most-deprived-decile")].iloc[0]
+    assert (imd["Count"], imd["Denominator"], round(imd["Value"], 4)) == (322, 1601, 0.2011)
+    assert imd["Figure method"] == "counted over LSOAs"
+
+
+def test_dictionary_explains_the_comparison_columns_apart():
+    meaning = {c.name: c.meaning for c in exports.DATA_DICTIONARY}
+    assert "A significance judgement only" in meaning["Compared with England"]
+    assert "Never a position" in meaning["Compared with England"]
+    assert "A position, not a test" in meaning["Position among areas"]
+    assert "published judgement" in meaning["Comparison basis"]
+    assert "counted over LSOAs" in meaning["Figure method"]
+    docs = (SNAPSHOT_DIR.parents[2] / "docs" / "export-columns.md").read_text()
+    assert all(f"| {name} |" in docs for name in ("Compared with England", "Comparison basis", "Position among areas", "CI method"))

@@ -67,10 +67,14 @@ def test_recorded_response_with_england_parent_dedupes_england():
         "period_start": date(2023, 4, 1), "period_end": date(2024, 3, 31), "sex": "Persons", "age": "<15 yrs",
         "category_type": "", "category": "", "value": "72.71223", "lci95": "72.18314", "uci95": "73.24423",
         "lci998": "71.87939", "uci998": "73.55181", "count": "72293", "denominator": "9942344", "note": None,
+        "published_comparison": None,  # "Not compared" (England is the benchmark) is not a judgement
     }
     hartlepool = one(frame, area_code="E06000001")
     assert (hartlepool["value"], hartlepool["lci95"], hartlepool["uci95"], hartlepool["count"], hartlepool["denominator"]) == (
         "77.47318", "65.27247", "92.64065", "130", "16780")
+    # Fingertips' own comparison with England is kept as published
+    assert hartlepool["published_comparison"] == "Similar"
+    assert one(frame, area_code="E06000002")["published_comparison"] == "Worse"
 
 
 def test_recorded_response_keeps_categories_notes_and_blank_values():
@@ -176,6 +180,24 @@ def test_tidy_life_expectancy_by_sex():
     scilly = one(frame, area_code="E06000053", period="2015 - 17", sex="Male")
     assert scilly["value"] == ""  # published NA: missing, never 0
     assert set(frame["category_type"]) == {""} and set(frame["age"]) == {"All ages"}
+
+
+def test_tidy_extracts_keep_fingertips_judgement_as_published():
+    """compared_to_England (newer extracts) and significance (older ones): Better, Similar, Worse kept; "Not
+    compared" is not a judgement. Liverpool's life expectancy: "Worse" in every sex of 2023-25."""
+    frame = offline_rows("life-expectancy")
+    path = SNAPSHOT_DIR / "outcomes" / "fingertips_90366_life_expectancy_at_birth_lad_2015-17_to_2023-25.csv"
+    published = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert one(frame, area_code="E08000012", period="2023 - 25", sex="Male")["published_comparison"] == "Worse"
+    assert one(frame, area_code="E92000001", period="2023 - 25", sex="Male")["published_comparison"] is None
+    judged = published[published["compared_to_England"].isin(["Better", "Similar", "Worse"])]
+    got = frame.set_index(["area_code", "period", "sex"])["published_comparison"]
+    want = judged.set_index(["area_code", "period", "inequality"])["compared_to_England"]
+    want = want[want.index.isin(got.index)]
+    assert len(want) > 5000 and (got.reindex(want.index) == want).all()
+    older = SOURCE.parse(snapshot_payload("outcomes/fingertips_90362_healthy_life_expectancy_utla_2009-11_to_2016-18.csv",
+                                          source_id="90362"), [CATALOG["healthy-life-expectancy-fingertips-lad"]])
+    assert one(older, area_code="E09000002", period="2009 - 11", sex="Male")["published_comparison"] == "Worse"
 
 
 def test_tidy_preventable_mortality_takes_sex_from_unit():

@@ -34,7 +34,7 @@ AREA_TYPES = ("england", "region", "icb", "utla", "ltla", "lsoa")
 REQUIRED = ("id", "title", "domain", "unit", "value_type", "polarity", "department", "producer", "rationale",
             "definition", "licence", "source", "source_id")
 OPTIONAL = ("secondary_departments", "source_url", "area_types", "headline_outcome", "caveats", "multiplier",
-            "default_sex", "options", "trend_method", "standardised")
+            "default_sex", "options", "trend_method", "standardised", "ci_method", "ci_reason")
 # How the recent trend is tested (docs/methods.md, "Recent trend"), as Fingertips does: "ci_regression" (weighted
 # regression on the 95% CIs with the leave-one-out check), "spc_proportions" (chi-squared test for trend on counts,
 # only for indicators Fingertips compares by "SPC for proportions"), "none" (Fingertips calculates no trend for this
@@ -52,6 +52,18 @@ def default_standardised(entry: dict) -> bool:
     """A rate is directly (age-)standardised when its unit, title or definition says so."""
     text = " ".join(str(entry.get(k) or "") for k in ("unit", "title", "definition")).lower()
     return entry.get("value_type") == "rate" and "standardised" in text
+# How a figure gets a confidence interval (docs/catalog.md, docs/methods.md section 2):
+#   published: only as the publisher gives it; the tracker computes none.
+#   wilson: as published, else the Wilson score interval from count and denominator (a directly counted proportion).
+#   byar: as published, else Byar's method (exact Poisson below 10 events) from count and denominator (a crude rate).
+#   none: the figure supports no CI (a modelled or survey-model estimate, an index, score, rank, count, ratio of
+#         medians, money per head): never computed, never compared with England by significance; needs ci_reason.
+CI_METHODS = ("published", "wilson", "byar", "none")
+DEFAULT_NONE_REASON = {
+    "score": "an index or score: no sampling error the tracker could compute",
+    "rank": "a rank: a position, not an estimate",
+    "count": "a count of the whole area: nothing to sample",
+}
 
 
 class CatalogError(ValueError):
@@ -83,6 +95,22 @@ class IndicatorSpec:
     options: dict = field(default_factory=dict)  # source-specific parsing options
     trend_method: str = "none"  # TREND_METHODS; the default comes from value_type (default_trend_method)
     standardised: bool = False  # a directly standardised rate (DSR): never given a crude rate's CI
+    ci_method: str = "published"  # CI_METHODS; default_ci_method() when the YAML gives none
+    ci_reason: str | None = None  # why ci_method is none (required then)
+
+
+def default_ci_method(value_type: str, multiplier) -> tuple[str, str | None]:
+    """The CI method when the catalog entry names none: a proportion or rate with a multiplier is taken to be a
+    directly counted one (Wilson, Byar), an index, score, rank or count has none, anything else uses only the
+    publisher's CIs. Entries whose figure is modelled, a survey-model estimate, a ratio of medians or money per
+    head say `ci_method: none` in the YAML."""
+    if value_type == "proportion" and multiplier:
+        return "wilson", None
+    if value_type == "rate" and multiplier:
+        return "byar", None
+    if value_type in DEFAULT_NONE_REASON:
+        return "none", DEFAULT_NONE_REASON[value_type]
+    return "published", None
 
 
 def _entry_error(path: Path, entry: dict | None, index: int, message: str) -> CatalogError:
@@ -113,7 +141,22 @@ def _parse_entry(path: Path, entry: dict, index: int) -> IndicatorSpec:
     bad = [a for a in area_types if a not in AREA_TYPES]
     if bad:
         raise _entry_error(path, entry, index, f"unknown area type(s) {', '.join(bad)}; valid: {', '.join(AREA_TYPES)}")
+    # a directly standardised rate's CI is the publisher's (Dobson), never Byar's on its crude count
+    is_dsr = entry.get("standardised", default_standardised(entry)) is True
+    method, reason = ("published", None) if is_dsr else default_ci_method(entry["value_type"], entry.get("multiplier"))
+    if "ci_method" in entry:
+        method, reason = entry["ci_method"], entry.get("ci_reason")
+        if method not in CI_METHODS:
+            raise _entry_error(path, entry, index, f"unknown ci_method {method!r}; valid: {', '.join(CI_METHODS)}")
+        wanted = {"wilson": "proportion", "byar": "rate"}.get(method)
+        if wanted and (entry["value_type"] != wanted or not entry.get("multiplier")):
+            raise _entry_error(path, entry, index, f"ci_method {method} needs value_type {wanted} and a multiplier")
+        if method == "none" and not str(reason or "").strip():
+            raise _entry_error(path, entry, index, "ci_method none needs a ci_reason (why the figure supports no CI)")
+    elif "ci_reason" in entry:
+        raise _entry_error(path, entry, index, "ci_reason is only for ci_method: none")
     values = {k: entry[k] for k in REQUIRED + OPTIONAL if k in entry}
+    values["ci_method"], values["ci_reason"] = method, (str(reason).strip() if method == "none" else None)
     values["secondary_departments"] = tuple(entry.get("secondary_departments", []))
     values["area_types"] = area_types
     values["source_id"] = str(entry["source_id"])
@@ -129,6 +172,8 @@ def _parse_entry(path: Path, entry: dict, index: int) -> IndicatorSpec:
         raise _entry_error(path, entry, index, f"standardised must be true or false, not {standardised!r}")
     if standardised and entry["value_type"] != "rate":
         raise _entry_error(path, entry, index, "standardised: true needs value_type rate")
+    if standardised and method == "byar":
+        raise _entry_error(path, entry, index, "a standardised rate cannot have ci_method byar (its crude count's CI)")
     values["standardised"] = standardised
     return IndicatorSpec(**values)
 

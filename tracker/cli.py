@@ -132,9 +132,11 @@ def indicators(department: str | None, domain: str | None, fmt: str) -> None:
     frame = pd.DataFrame(
         [{"id": s.id, "title": s.title, "domain": s.domain, "department": dept_mod.get(s.department).abbreviation,
           "secondary": ", ".join(dept_mod.get(d).abbreviation for d in s.secondary_departments), "producer": s.producer,
-          "source": s.source, "source_id": s.source_id, "unit": s.unit, "polarity": s.polarity, "rationale": s.rationale}
+          "source": s.source, "source_id": s.source_id, "unit": s.unit, "polarity": s.polarity, "rationale": s.rationale,
+          "ci_method": s.ci_method, "ci_reason": s.ci_reason}
          for s in specs],
-        columns=["id", "title", "domain", "department", "secondary", "producer", "source", "source_id", "unit", "polarity", "rationale"],
+        columns=["id", "title", "domain", "department", "secondary", "producer", "source", "source_id", "unit", "polarity",
+                 "rationale", "ci_method", "ci_reason"],
     )
     if fmt == "table":
         frame = frame[["id", "title", "domain", "department", "source", "rationale"]]

@@ -129,13 +129,25 @@ DATA_DICTIONARY: tuple[Column, ...] = (
            "local authorities (a split authority counting with its share) when the figure is recomputed from counts."),
     Column("Denominator", "number", 12, "The population or base the value is calculated on, where published."),
     Column("England value", "number", 12, "England's figure for the same indicator, period and sex."),
-    Column("Comparison with England", "text", 16, "Fingertips' method. With confidence intervals: \"Better\" or "
-           "\"Worse\" (\"Higher\"/\"Lower\" when there is no polarity) when England's value lies outside the area's "
-           "95% CI, with \"(99.8%)\" added when it also lies outside the 99.8% CI; \"Similar\" when inside. For an "
-           "indicator without confidence intervals, and for an approximate ICB figure: the quintile of the value "
-           "among areas of the same type in the same period (e.g. the 42 ICBs): \"Lowest\", \"Low\", \"Middle\", "
-           "\"High\", \"Highest\", a position, not a test. \"Not compared\" when a value, CI or England value is "
-           "missing, and for England itself."),
+    Column("Compared with England", "text", 16, "A significance judgement only. \"Better\", \"Similar\" or "
+           "\"Worse\" (\"Higher\"/\"Lower\"/\"Similar\" for an indicator with no polarity), with the confidence "
+           "level: \"(95%)\" when England's value lies outside the area's 95% CI (at least at 95%), \"(99.8%)\" "
+           "when it also lies outside the 99.8% CI. Where the publisher gives its own judgement (OHID Fingertips) it "
+           "is shown as published; otherwise Fingertips' method on the CIs. \"Not compared\" when there is no CI to "
+           "test (many ONS and DfE series, an approximate ICB figure), when the indicator's figure supports no CI "
+           "(a modelled estimate, an index, a ratio of medians, money per head: see docs/catalog.md, ci_method), "
+           "when a value or England value is missing, and for England itself. Never a position: see Position "
+           "among areas."),
+    Column("Comparison basis", "text", 24, "What Compared with England rests on: \"published judgement "
+           "(<producer>)\", \"published CI\", \"CI computed from counts (Wilson score)\" or \"(Byar / exact "
+           "Poisson)\", or \"CI computed from summed counts\" (an ICB figure recomputed from counts). Empty when "
+           "not compared."),
+    Column("Position among areas", "text", 16, "Where the value lies among areas of the same type in the same "
+           "period and sex (districts and unitaries, counties and unitaries, or the 42 ICBs), in fifths: \"Best "
+           "fifth\", \"Second-best fifth\", \"Middle fifth\", \"Second-worst fifth\", \"Worst fifth\" by the "
+           "indicator's polarity, or \"Highest fifth\" ... \"Lowest fifth\" when it has none. A position, not a "
+           "test: the worst fifth is not \"Worse\" than England. Given for every row with a value except "
+           "England."),
     Column("ICB value", "number", 12, "For a local authority: the figure of the ICB in ICB code for the same "
            "indicator, period and sex (how ICB figures are made: Figure method, docs/methods.md). Empty otherwise."),
     Column("Trend", "text", 26, "Recent trend of the area's series over its last five points, in Fingertips' words "
@@ -149,7 +161,11 @@ DATA_DICTIONARY: tuple[Column, ...] = (
            "periods' rows)."),
     *(Column(name, "number", 11, _RHO.format(outcome=name.split(": ", 1)[1])) for name in HEADLINE_OUTCOMES.values()),
     Column("Figure method", "text", 24, "How the figure was made. \"published\": as the publisher gives it (every "
-           "area other than an ICB, and an ICB the source publishes). For an ICB the source does not publish: "
+           "area other than an ICB, and an ICB the source publishes). \"counted over LSOAs\": a measure built from "
+           "LSOAs (the shares of LSOAs in the most deprived 10% on the IoD 2025, fuel poverty) counted over the "
+           "area's own LSOAs (an ICB, a county or a region the source does not publish; a local authority split "
+           "between ICBs is split by its LSOAs), as MHCLG's File 13 does for ICBs; Note gives the number of LSOAs. "
+           "For an ICB the source does not publish, otherwise: "
            "\"recomputed from counts\" (the local authorities' counts and denominators summed, a split authority with "
            "its share, and the value and CI computed again: exact), \"sum of LA values\" (counts), or "
            "\"population-weighted average (approximate)\" (the local authority values weighted by mid-2020 "
@@ -159,7 +175,11 @@ DATA_DICTIONARY: tuple[Column, ...] = (
            "else \"No\". Empty for other areas."),
     Column("CI source", "text", 22, "\"published\", or \"computed from counts (Wilson score)\" for proportions and "
            "\"computed from counts (Byar / exact Poisson)\" for rates, where the publisher gives a count and denominator "
-           "but no CI. Empty when there is no CI, and for ICB rows (Figure method says how an ICB's CI was made)."),
+           "but no CI and the indicator is a directly counted proportion or rate (its catalog ci_method is wilson or "
+           "byar). Empty when there is no CI, and for ICB rows (Figure method says how an ICB's CI was made)."),
+    Column("CI method", "text", 14, "The indicator's catalog ci_method: \"published\" (CIs only as the publisher "
+           "gives them), \"wilson\" or \"byar\" (as published, else computed from counts), or \"none: <reason>\" "
+           "(the figure supports no CI, e.g. a modelled estimate: never tested against England)."),
     Column("Source URL", "text", 40, "The publisher's page for the indicator."),
     Column("Licence", "text", 22, "The licence the figures are published under (Open Government Licence v3.0)."),
     Column("Loaded on", "date", 11, "Date (UTC) the tracker's refresh run that loaded the figure finished. For an "
@@ -177,7 +197,7 @@ CAVEATS: tuple[tuple[str, str], ...] = (
     ("ICB figures", "Where a source does not publish ICB figures, the tracker builds them from the ICB's local "
      "authorities (Figure method says how). A population-weighted average is approximate: it weights local "
      "authority values by mid-2020 population, needs authorities covering at least half the ICB's population, has "
-     "no CI and is placed in a quintile among the 42 ICBs rather than tested against England. A local authority "
+     "no CI and is placed among the 42 ICBs (Position among areas) rather than tested against England. A local authority "
      "split between ICBs counts in each with its share of households."),
     ("Methods", "docs/methods.md in the tracker explains every comparison, trend, confidence interval and "
      "association method in plain English."),
@@ -429,15 +449,18 @@ class _Pack:
             "Count": obs["count"],
             "Denominator": obs["denominator"],
             "England value": obs["england_value"],
-            "Comparison with England": obs["comparison_label"],
+            "Compared with England": obs["comparison_label"],
+            "Comparison basis": obs["comparison_basis"],
+            "Position among areas": obs["position"],
             "ICB value": icb_value.where(code.isin(share), None),
             "Trend": obs["trend"],
             "Trend method": obs["trend_method"],
             "Red-red flag": obs["red_red"].map({True: "Yes", False: "No"}),
             **{column: rho.reindex(by_sex).to_numpy() if len(rho) else None for column, rho in self.rho.items()},
-            "Figure method": obs["icb_method"].where(is_icb, "published"),
+            "Figure method": obs["figure_method"].fillna("published"),
             "Approximate": obs["approximate"].map({True: "Yes", False: "No"}).where(is_icb, None),
             "CI source": obs["ci_source"].where(~is_icb, None),
+            "CI method": meta["ci_method"].where(meta["ci_method"] != "none", "none: " + meta["ci_reason"].fillna("")),
             "Source URL": meta["source_url"],
             "Licence": meta["licence"],
             "Loaded on": self.loaded_on(areas, obs),

@@ -20,7 +20,7 @@ import pandas as pd
 from sqlalchemy import Engine, String, and_, cast, func, select
 
 from db.models import Area, AreaCodeHistory, AreaLink, Department, Indicator, Observation, Run
-from tracker.analysis.stats import NOT_COMPARED, compare, quintile_labels, rate_ci, wilson_ci
+from tracker.analysis.stats import NOT_COMPARED, SIMILAR, compare, position_words, quintile_labels, rate_ci, wilson_ci
 from tracker.catalog import catalog_fields
 from tracker.config import SNAPSHOT_DIR, paths
 
@@ -30,7 +30,7 @@ ENGLAND = "E92000001"
 POPULATION_FILE = SNAPSHOT_DIR / "population" / "ons_mid2020_population_single_year_of_age_lad21.csv"
 POPULATION_NOTE = "ONS mid-2020 population estimates (2021 districts, merged into 2024 local authorities)"
 OBS_COLUMNS = ["indicator_id", "area_code", "period", "period_start", "period_end", "sex", "age", "value", "lci95",
-               "uci95", "lci998", "uci998", "count", "denominator", "note", "run_id"]
+               "uci95", "lci998", "uci998", "count", "denominator", "note", "published_comparison", "run_id"]
 # A saved Store is read back only by the code that wrote it: the key includes a digest of this package's source.
 CODE_DIGEST = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(Path(__file__).parent.glob("*.py")))).hexdigest()[:12]
 NOT_SAVED = {("by_indicator",), ("obs_by_area",)}  # memoised results cheaper to rebuild than to save and read back
@@ -220,7 +220,7 @@ def _read_saved(engine: Engine, version: str) -> Store | None:
 
 
 def _typed(obs: pd.DataFrame) -> pd.DataFrame:
-    for c in ("indicator_id", "area_code", "period", "sex", "age", "note", "area_type"):
+    for c in ("indicator_id", "area_code", "period", "sex", "age", "note", "published_comparison", "area_type"):
         obs[c] = obs[c].astype(object)  # numpy objects: filtering and merging are much faster than Arrow strings
     for c in ("value", "lci95", "uci95", "lci998", "uci998", "count", "denominator"):
         obs[c] = pd.to_numeric(obs[c], errors="coerce").astype(float)
@@ -252,12 +252,17 @@ def _la_levels(obs: pd.DataFrame, ids) -> pd.Series:
                      dtype=object)
 
 
+CI_COMPUTED = {"wilson": "Wilson score", "byar": "Byar / exact Poisson"}
+
+
 def fill_cis(obs: pd.DataFrame, indicators: pd.DataFrame) -> pd.DataFrame:
-    """Add 95% and 99.8% CIs where a row has a count and denominator but no CI: Wilson for proportions,
-    Byar's method (exact Poisson below 10) for rates. Only when the published value is count/denominator x
-    multiplier (to rounding), so a standardised rate is never given a crude rate's CI. ci_source says which."""
+    """Add 95% and 99.8% CIs where a row has a count and denominator but no CI, only for indicators whose catalog
+    ci_method says the figure is a directly counted proportion (wilson: Wilson score) or crude rate (byar: Byar's
+    method, exact Poisson below 10), and only when the published value is count/denominator x multiplier (to
+    rounding), so a standardised rate is never given a crude rate's CI. ci_source says which."""
     out = obs.copy()
-    vt = out["indicator_id"].map(indicators["value_type"])
+    method = out["indicator_id"].map(indicators["ci_method"])
+    vt = method.map({"wilson": "proportion", "byar": "rate"})  # the only kinds the tracker computes a CI for
     mult = out["indicator_id"].map(indicators["multiplier"]).astype(float)
     out["ci_source"] = np.where(out["lci95"].notna() & out["uci95"].notna(), "published", None)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -340,27 +345,60 @@ def population_weighted_utla(store: Store, frame: pd.DataFrame, keys: list[str])
 # Benchmark comparison of whole frames
 
 
-def judge(frame: pd.DataFrame, store: Store, benchmark: pd.Series, group_keys: list[str],
-          by_row: bool = False) -> pd.DataFrame:
-    """Add comparison, comparison_level and comparison_label to `frame` (rows with indicator_id, value, CIs,
-    area_code and a quintile group given by group_keys), against `benchmark` (aligned with frame's index).
+JUDGEMENT_SOURCES = {"fingertips": "OHID Fingertips"}  # sources that publish their own comparison with England
 
-    An indicator with confidence intervals is compared the Fingertips way (rows lacking a CI are "Not compared");
-    one without any CI gets quintiles among the rows of its group (areas of the same type, period and sex).
-    by_row: decide row by row instead (ICB figures: exact ones have a CI, approximate ones get a quintile)."""
+
+def judge(frame: pd.DataFrame, store: Store, benchmark: pd.Series, group_keys: list[str],
+          by_row: bool = False, published_judgement: bool = True) -> pd.DataFrame:
+    """Add the comparison with `benchmark` (aligned with frame's index) and the position among areas to `frame`
+    (rows with indicator_id, value, CIs, area_code and a group given by group_keys: areas of the same type,
+    period and sex). Two separate statements:
+
+    * comparison, comparison_level, comparison_label, comparison_basis: a significance judgement only. The
+      publisher's own judgement where it gives one and the benchmark is England (`published_judgement`), else by
+      the CIs the Fingertips way, else "Not compared". An indicator whose catalog ci_method is "none" is never
+      compared by significance. comparison_basis says which ("published judgement (OHID)", "published CI",
+      "CI computed from counts (...)"), None when not compared.
+    * quintile (Lowest .. Highest) and position (the same fifth in polarity words: "Best fifth" .. "Worst fifth",
+      "Highest fifth" .. "Lowest fifth" without polarity) for every row with a value, among its group.
+
+    position_only is True where the indicator (by_row: the row) has no CI to be tested on, the rows the department
+    ranking judges by their fifth. by_row: decide by each row's own CI (ICB figures: exact ones have a CI,
+    approximate ones none)."""
     out = frame.copy()
-    polarity = out["indicator_id"].map(store.indicators["polarity"])
+    ind = store.indicators
+    polarity = out["indicator_id"].map(ind["polarity"])
+    no_test = out["indicator_id"].map(ind["ci_method"]).eq("none").to_numpy()
     if by_row:
         has_ci = out["lci95"].notna() & out["uci95"].notna()
     else:
         with_ci = store.derived(("with_ci",), lambda: set(store.obs.loc[store.obs["lci95"].notna(), "indicator_id"].unique()))
         has_ci = out["indicator_id"].isin(with_ci)
     res = compare(out["value"], out["lci95"], out["uci95"], benchmark, polarity, out["lci998"], out["uci998"])
-    out["comparison"], out["comparison_level"], out["comparison_label"] = res["comparison"], res["level"], res["label"]
-    no_ci = out[~has_ci]
-    if not no_ci.empty:
-        q = quintile_labels(no_ci["value"], [no_ci[k] for k in group_keys])
-        out.loc[q.index, "comparison"] = q
-        out.loc[q.index, "comparison_label"] = q
-        out.loc[q.index, "comparison_level"] = np.where(q == NOT_COMPARED, None, "quintile")
+    comparison, level, label = (res[c].to_numpy(dtype=object, copy=True) for c in ("comparison", "level", "label"))
+    ci_source = out["ci_source"] if "ci_source" in out else pd.Series(None, index=out.index, dtype=object)
+    basis = np.where(comparison != NOT_COMPARED,
+                     np.where(ci_source.fillna("").str.startswith("computed"), "CI " + ci_source.fillna("").astype(str),
+                              "published CI"), None).astype(object)
+    if "method" in out:  # ICB figures: the CI was computed from the summed counts
+        basis = np.where((comparison != NOT_COMPARED) & (out["method"] == "recomputed from counts"),
+                         "CI computed from summed counts", basis).astype(object)
+    published = out["published_comparison"] if (published_judgement and "published_comparison" in out) else None
+    if published is not None:
+        # the publisher's word as published; a difference Fingertips reports is at least a 95% one (it tests at
+        # 95% or 99.8%), so Better/Worse/Higher/Lower read "(95%)", "at least at 95%"
+        use = published.notna().to_numpy() & ~no_test
+        word = published.to_numpy(dtype=object)
+        publisher = out["indicator_id"].map(ind["source"]).map(lambda x: JUDGEMENT_SOURCES.get(x, x)).to_numpy(dtype=object)
+        comparison[use] = word[use]
+        level[use] = np.where(word[use] == SIMILAR, None, "95%")
+        label[use] = np.where(word[use] == SIMILAR, word[use], word[use].astype(str) + " (95%)")
+        basis[use] = np.array([f"published judgement ({p})" for p in publisher[use]], dtype=object)
+    comparison[no_test], level[no_test], label[no_test], basis[no_test] = NOT_COMPARED, None, NOT_COMPARED, None
+    out["comparison"], out["comparison_level"], out["comparison_label"] = comparison, level, label
+    out["comparison_basis"] = basis
+    q = quintile_labels(out["value"], [out[k] for k in group_keys])
+    out["quintile"] = q.where(q != NOT_COMPARED, None)
+    out["position"] = position_words(out["quintile"], polarity)
+    out["position_only"] = (~has_ci.to_numpy() | no_test) & (out["comparison_basis"].isna().to_numpy())
     return out

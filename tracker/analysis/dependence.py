@@ -17,7 +17,7 @@ from tracker.analysis.data import (
 )
 from tracker.analysis.icb import latest_per_series
 from tracker.analysis.stats import (
-    POLARITY_SIGN, WORSE, bh_adjust, spearman, spearman_ci, weighted_rank_correlation, worst_quintile,
+    POLARITY_SIGN, WORSE, WORST_FIFTH, bh_adjust, spearman, spearman_ci, weighted_rank_correlation,
 )
 
 CAVEAT = (
@@ -311,28 +311,34 @@ def place_evidence(store: Store, outcome_id: str, out_sex: str) -> pd.DataFrame:
 
 
 def is_worse(frame: pd.DataFrame) -> pd.Series:
-    """1.0 where a row (with `comparison`, `comparison_level`, `polarity`) is significantly worse than England (95%
+    """1.0 where a row (with `comparison`, `comparison_level`, `position`, `position_only`) is significantly worse than England (95%
     CI), or -- for an indicator without CIs -- in the worst fifth of areas; else 0.0. The one definition of
     "worse" used by the rankings, the Place page and the Department page."""
     ci_worse = (frame["comparison"] == WORSE) & frame["comparison_level"].isin(["95%", "99.8%"])
-    quint = (frame["comparison_level"] == "quintile") & worst_quintile(frame["comparison"], frame["polarity"])
+    quint = frame["position_only"].fillna(False).astype(bool) & (frame["position"] == WORST_FIFTH)
     return (ci_worse | quint).astype(float)
 
 
 def department_places(engine, department_slug: str, area_codes) -> pd.DataFrame:
     """Per area (of `area_codes`): on how many of the department's indicators (latest period, headline sex) it is
-    worse than England (see is_worse) and on how many it was compared (a direction and a comparison). Columns
-    area_code, area_name, worse, compared; sorted most-worse first, then by name."""
+    worse than England (see is_worse) and on how many it was compared (a direction and a comparison, or a position
+    for an indicator without a test). Columns area_code, area_name, worse (= significantly_worse, a significance
+    judgement, + worst_fifth, a position on indicators that cannot be tested), compared; sorted most-worse first,
+    then by name."""
     from tracker.analysis.place import latest_observations
 
     store = get_store(engine)
     ids = store.indicators.index[store.indicators["department_slug"] == department_slug].tolist()
     rows = latest_observations(engine, area_codes, ids)
     rows = rows[rows["value"].notna()].assign(polarity=lambda f: f["indicator_id"].map(store.indicators["polarity"]))
-    compared = rows["comparison"].ne("Not compared") & rows["polarity"].ne("no_judgement")
-    out = pd.DataFrame({"area_code": rows["area_code"], "area_name": rows["area_name"],
-                        "worse": is_worse(rows).astype(bool) & compared, "compared": compared})
-    out = out.groupby(["area_code", "area_name"], as_index=False)[["worse", "compared"]].sum()
+    compared = (rows["comparison"].ne("Not compared") | rows["position_only"].fillna(False).astype(bool)) \
+        & rows["polarity"].ne("no_judgement")
+    worse = is_worse(rows).astype(bool) & compared
+    significant = worse & (rows["comparison"] == WORSE)
+    out = pd.DataFrame({"area_code": rows["area_code"], "area_name": rows["area_name"], "worse": worse,
+                        "significantly_worse": significant, "worst_fifth": worse & ~significant, "compared": compared})
+    out = out.groupby(["area_code", "area_name"], as_index=False)[
+        ["worse", "significantly_worse", "worst_fifth", "compared"]].sum()
     return out.sort_values(["worse", "compared", "area_name"], ascending=[False, True, True]).reset_index(drop=True)
 
 
@@ -342,7 +348,7 @@ def _place_evidence(store: Store, outcome_id: str, out_sex: str) -> pd.DataFrame
     table = associations_for(store, outcome_id, out_sex)
     sup = table[table["supports"]][["indicator_id", "sex", "aligned_rho", "q_value"]]
     cols = ["indicator_id", "sex", "area_code", "period", "value", "england_value", "comparison", "comparison_level",
-            "comparison_label"]
+            "comparison_label", "position", "position_only"]
     pol = store.indicators["polarity"]
     rows = judged_rows(store).merge(sup[["indicator_id", "sex"]], on=["indicator_id", "sex"])
     rows = latest_per_series(rows[rows["value"].notna()], ["indicator_id", "area_code", "sex"])[cols + ["area_type"]]
@@ -382,7 +388,7 @@ def _place_evidence(store: Store, outcome_id: str, out_sex: str) -> pd.DataFrame
     ev["title"] = ev["indicator_id"].map(store.indicators["title"])
     ev = ev.rename(columns={"area_code": "value_from"})
     keep = ["place_code", "indicator_id", "title", "sex", "period", "value_from", "value", "england_value",
-            "comparison_label", "worse", "aligned_rho", "q_value"]
+            "comparison_label", "position", "worse", "aligned_rho", "q_value"]
     return ev[keep].sort_values(["place_code", "indicator_id"]).reset_index(drop=True)
 
 

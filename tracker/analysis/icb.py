@@ -6,6 +6,8 @@ How an ICB figure is made (the `method` column; docs/methods.md, "ICB figures"):
   they are summed, an LA split between ICBs counting with its share of households in each, and the value and
   its CI are computed again (Wilson or Byar/exact) -- an exact figure;
 * "sum of LA values": counts (e.g. children in temporary accommodation) are summed the same way;
+* "counted over LSOAs": a measure built from LSOAs (the IoD shares of LSOAs in the most deprived 10%, fuel
+  poverty) is counted again over the ICB's own LSOAs (LSOA_BUILT), as MHCLG's File 13 does;
 * "population-weighted average (approximate)": otherwise, the mean of the LA values weighted by mid-2020
   population x share. For an indicator published only for upper-tier authorities, each district of a county
   takes the county's value. Needs LA values covering at least half the ICB's population.
@@ -34,7 +36,7 @@ WEIGHTED_DSR = "population-weighted average of DSRs (approximate: no age-specifi
 KEYS = ["indicator_id", "period", "sex"]
 ICB_COLUMNS = ["indicator_id", "icb_code", "icb_name", "period", "period_start", "period_end", "sex", "value", "lci95",
                "uci95", "lci998", "uci998", "count", "denominator", "method", "approximate", "n_las", "n_las_with_value",
-               "population_coverage", "note"]
+               "population_coverage", "note", "published_comparison", "n_lsoas"]
 
 
 def _la_values(store: Store) -> pd.DataFrame:
@@ -94,12 +96,15 @@ def _build(store: Store) -> pd.DataFrame:
     g["value"] = np.select([exact, summed], [g["count"] / g["denominator"] * mult, g["sv"]], g["wv"] / g["w"])
     for c in ("lci95", "uci95", "lci998", "uci998"):
         g[c] = np.nan
+    # a CI only where the catalog says the figure is a directly counted proportion (wilson) or rate (byar)
+    ci_method = g["indicator_id"].map(ind["ci_method"])
+    with_ci = exact & ci_method.isin(["wilson", "byar"])
     for conf, lo_col, hi_col in ((0.95, "lci95", "uci95"), (0.998, "lci998", "uci998")):
         w_lo, w_hi = wilson_ci(g["count"], g["denominator"], conf, multiplier=1)
         r_lo, r_hi = rate_ci(g["count"], g["denominator"], multiplier=1, confidence=conf)
-        prop = vt == "proportion"
-        g[lo_col] = np.where(exact, np.where(prop, w_lo, r_lo) * mult, np.nan)
-        g[hi_col] = np.where(exact, np.where(prop, w_hi, r_hi) * mult, np.nan)
+        prop = ci_method == "wilson"
+        g[lo_col] = np.where(with_ci, np.where(prop, w_lo, r_lo) * mult, np.nan)
+        g[hi_col] = np.where(with_ci, np.where(prop, w_hi, r_hi) * mult, np.nan)
     g.loc[~exact, ["count", "denominator"]] = np.nan
     is_dsr = g["indicator_id"].map(catalog_fields()["standardised"]).eq(True)
     g["method"] = np.select([exact, summed, is_dsr], ["recomputed from counts", "sum of LA values", WEIGHTED_DSR], WEIGHTED)
@@ -113,8 +118,16 @@ def _build(store: Store) -> pd.DataFrame:
     g = g.merge(published[KEYS + ["icb_code"]], how="left", indicator=True)
     g = g[g.pop("_merge") == "left_only"]
     out = pd.concat([published, g], ignore_index=True)
+    # measures built from LSOAs: counted over the ICB's own LSOAs (an LA split between ICBs is split by its LSOAs),
+    # as MHCLG's File 13 does for ICBs, instead of any approximation from its local authorities
+    counted = lsoa_built(store, "icb").rename(columns={"area_code": "icb_code"})
+    if not counted.empty:
+        counted = counted.assign(approximate=False, n_las=counted["icb_code"].map(per_icb["n_las"]), n_las_with_value=np.nan,
+                                 population_coverage=np.nan)
+        clash = out.merge(counted[KEYS + ["icb_code"]], how="left", indicator=True)["_merge"] == "both"
+        out = pd.concat([out[~clash.to_numpy()], counted], ignore_index=True)
     out["icb_name"] = out["icb_code"].map(store.areas["name"])
-    out = out[ICB_COLUMNS].sort_values(["indicator_id", "sex", "icb_code", "period_end", "period"], kind="mergesort")
+    out = out.reindex(columns=ICB_COLUMNS)  # n_lsoas is absent when no LSOA-built measure is loaded.sort_values(["indicator_id", "sex", "icb_code", "period_end", "period"], kind="mergesort")
     return out.reset_index(drop=True)
 
 
@@ -156,9 +169,10 @@ def icb_figures(engine, indicator_id: str | None = None, icb_code: str | None = 
     Filters: indicator_id, icb_code (E54 code), sex (default: each indicator's headline sex; "all" for every sex).
     Latest period per ICB, indicator and sex unless all_periods. Columns: icb_code, icb_name, indicator_id, period,
     period_start, period_end, sex, value, england_value, lci95, uci95, lci998, uci998, count, denominator,
-    comparison, comparison_level, comparison_label, method ("published", "recomputed from counts", "sum of LA values",
-    "population-weighted average (approximate)", "population-weighted average of DSRs (approximate: no age-specific
-    counts)"), approximate (bool), n_las, n_las_with_value, population_coverage,
+    comparison, comparison_level, comparison_label, comparison_basis (significance only), position (among the 42
+    ICBs), method ("published", "recomputed from counts", "sum of LA values", "population-weighted average
+    (approximate)", "population-weighted average of DSRs (approximate: no age-specific counts)", "counted over
+    LSOAs"), approximate (bool), n_las, n_las_with_value, population_coverage,
     note (how the figure was made, including the population year)."""
     from tracker.analysis.data import headline_sex
 
@@ -175,8 +189,8 @@ def icb_figures(engine, indicator_id: str | None = None, icb_code: str | None = 
         t = latest_per_series(t, ["indicator_id", "icb_code", "sex"])
     cols = ["icb_code", "icb_name", "indicator_id", "period", "period_start", "period_end", "sex", "value",
             "england_value", "lci95", "uci95", "lci998", "uci998", "count", "denominator", "comparison",
-            "comparison_level", "comparison_label", "method", "approximate", "n_las", "n_las_with_value",
-            "population_coverage", "note"]
+            "comparison_level", "comparison_label", "comparison_basis", "position", "method", "approximate", "n_las",
+            "n_las_with_value", "population_coverage", "note"]
     return t[cols].sort_values(["indicator_id", "icb_code", "sex", "period_end"], kind="mergesort").reset_index(drop=True)
 
 
@@ -253,3 +267,86 @@ def _lsoa_summary(store: Store, decile_id: str, score_id: str | None, parent_typ
     out.insert(1, "area_name", out["area_code"].map(store.areas["name"]))
     out.insert(2, "period", period)
     return out[columns].sort_values("area_code").reset_index(drop=True)
+
+
+# Area measures that are counts over LSOAs, and the LSOA indicator each is counted from: "decile1" = the share of the
+# area's LSOAs in decile 1 (MHCLG's "proportion of LSOAs in most deprived 10% nationally"), "counts" = the sum of the
+# LSOAs' counts over the sum of their denominators (DESNZ fuel-poor households over households).
+LSOA_BUILT = {
+    "imd-proportion-most-deprived-decile": ("imd-decile-lsoa", "decile1"),
+    **{f"iod-{d}-proportion-most-deprived-decile": (f"iod-{d}-decile-lsoa", "decile1")
+       for d in ("income", "employment", "education", "health", "crime", "barriers", "environment")},
+    "fuel-poverty-lilee": ("fuel-poverty-lilee", "counts"),
+}
+LSOA_METHOD = "counted over LSOAs"
+
+
+def _lsoa_rows(store: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(latest-period LSOA rows of the LSOA_BUILT sources, LSOA -> ltla/icb links), read once per data version."""
+    def build():
+        o, lk = Observation.__table__, AreaLink.__table__
+        ids = sorted({src for src, _ in LSOA_BUILT.values()})
+        with store.engine.connect() as conn:
+            rows = conn.execute(select(o.c.indicator_id, o.c.area_code, o.c.period, o.c.period_start, o.c.period_end,
+                                       o.c.sex, o.c.value, o.c.count, o.c.denominator).where(and_(
+                o.c.indicator_id.in_(ids), o.c.category_type == "", o.c.area_code.like("E01%")))).fetchall()
+            links = conn.execute(select(lk.c.child_code, lk.c.parent_code, lk.c.parent_type).where(and_(
+                lk.c.parent_type.in_(["ltla", "icb"]), lk.c.child_code.like("E01%")))).fetchall()
+        obs = pd.DataFrame(rows, columns=["source_id", "lsoa", "period", "period_start", "period_end", "sex", "value",
+                                          "count", "denominator"])
+        for c in ("value", "count", "denominator"):
+            obs[c] = pd.to_numeric(obs[c], errors="coerce").astype(float)
+        for c in ("period_start", "period_end"):
+            obs[c] = pd.to_datetime(obs[c].astype("string").str.slice(0, 10), format="%Y-%m-%d")
+        obs = obs[obs["period_end"] == obs.groupby("source_id")["period_end"].transform("max")]
+        return obs, pd.DataFrame(links, columns=["lsoa", "parent_code", "parent_type"])
+    return store.derived(("lsoa_rows",), build)
+
+
+def lsoa_built(store: Store, parent_type: str) -> pd.DataFrame:
+    """Figures of the LSOA_BUILT measures for every area of parent_type ("icb", "utla" = the 21 counties, "region",
+    "ltla"), counted over the area's LSOAs in the latest LSOA period: indicator_id, area_code, period, period_start,
+    period_end, sex, value, count, denominator, n_lsoas, method ("counted over LSOAs"), note. Memoised."""
+    return store.derived(("lsoa_built", parent_type), lambda: _lsoa_built(store, parent_type))
+
+
+def _lsoa_built(store: Store, parent_type: str) -> pd.DataFrame:
+    columns = ["indicator_id", "area_code", "period", "period_start", "period_end", "sex", "value", "lci95", "uci95",
+               "lci998", "uci998", "count", "denominator", "n_lsoas", "method", "note"]
+    obs, links = _lsoa_rows(store)
+    if obs.empty:
+        return pd.DataFrame(columns=columns)
+    if parent_type == "icb":
+        parent = links[links["parent_type"] == "icb"].set_index("lsoa")["parent_code"]
+    else:
+        to_ltla = links[links["parent_type"] == "ltla"].set_index("lsoa")["parent_code"]
+        parent = to_ltla if parent_type == "ltla" else to_ltla.map(store.parent(parent_type))
+        if parent_type == "utla":  # counties only: a unitary's own figure is its local authority figure
+            parent = parent[parent.isin(store.areas.index[store.areas["type"] == "utla"])]
+    frame = obs.assign(area_code=obs["lsoa"].map(parent)).dropna(subset=["area_code"])
+    parts = []
+    for target, (source, kind) in LSOA_BUILT.items():
+        if target not in store.indicators.index:
+            continue
+        rows = frame[frame["source_id"] == source]
+        if rows.empty:
+            continue
+        if kind == "decile1":
+            rows = rows[rows["value"].notna()].assign(count=(rows["value"] == 1).astype(float), denominator=1.0)
+            mult, what = 1.0, "LSOAs in decile 1 (the most deprived 10% nationally) over all its LSOAs"
+        else:
+            rows = rows[rows["count"].notna() & rows["denominator"].notna()]
+            mult = float(store.indicators.at[target, "multiplier"] or 1)
+            what = "the sum of its LSOAs' counts over the sum of their denominators"
+        g = rows.groupby(["area_code", "period", "period_start", "period_end", "sex"], as_index=False).agg(
+            count=("count", "sum"), denominator=("denominator", "sum"), n_lsoas=("lsoa", "size"))
+        g["value"] = g["count"] / g["denominator"] * mult
+        g["indicator_id"] = target
+        g["note"] = [f"Counted over the area's {n:,} LSOAs (2021): {what}" for n in g["n_lsoas"]]
+        parts.append(g)
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    out = pd.concat(parts, ignore_index=True).assign(method=LSOA_METHOD)
+    for c in ("lci95", "uci95", "lci998", "uci998"):
+        out[c] = np.nan  # a count over every LSOA of the area samples nothing (these measures' ci_method is none)
+    return out[columns].sort_values(["indicator_id", "area_code"], kind="mergesort").reset_index(drop=True)

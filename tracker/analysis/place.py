@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from tracker.analysis.data import ENGLAND, POPULATION_NOTE, Store, get_store, headline_sex, judge, la_rows
-from tracker.analysis.icb import icb_judged, icb_table, latest_per_series
+from tracker.analysis.icb import icb_judged, icb_table, latest_per_series, lsoa_built
 from tracker.analysis.stats import NOT_COMPARED, WORSE
 from tracker.analysis.trends import recent_trends
 from tracker.catalog import catalog_fields
@@ -42,7 +42,7 @@ def judged_rows(store: Store) -> pd.DataFrame:
 
 
 def _judged_rows(store: Store) -> pd.DataFrame:
-    obs = store.obs[store.obs["area_type"] != "icb"]  # ICB figures, published or built, are in icb_rows
+    obs = with_lsoa_built(store, store.obs[store.obs["area_type"] != "icb"])  # ICB figures are in icb_rows
     level = obs["indicator_id"].map(store.indicators["la_level"])
     is_la = obs["area_type"].isin(["ltla", "utla"])
     group = np.where(is_la & (obs["area_type"] == "ltla") & (level == "ltla"), "ltla",
@@ -60,10 +60,22 @@ def _judged_rows(store: Store) -> pd.DataFrame:
     frame = frame[~frame.pop("extra")]
     is_eng = frame["area_code"] == ENGLAND
     frame.loc[is_eng, ["comparison", "comparison_label"]] = NOT_COMPARED
-    frame.loc[is_eng, "comparison_level"] = None
+    frame.loc[is_eng, ["comparison_level", "comparison_basis", "quintile", "position"]] = None  # the benchmark itself
     trends = _trends(store, obs, SERIES, "areas")
     frame = frame.merge(trends, on=SERIES, how="left")
     return _red_red(frame, SERIES).sort_values(SERIES + ["period_end", "period"], kind="mergesort").reset_index(drop=True)
+
+
+def with_lsoa_built(store: Store, obs: pd.DataFrame) -> pd.DataFrame:
+    """obs plus county (E10) and region figures of the measures built from LSOAs, counted over their LSOAs, where
+    the source publishes none for that area and period (figure_method says so on those rows)."""
+    built = pd.concat([lsoa_built(store, t).assign(area_type=t) for t in ("utla", "region")], ignore_index=True)
+    if built.empty:
+        return obs
+    key = KEYS + ["area_code"]
+    have = built.merge(obs[key], how="left", indicator=True)["_merge"] == "both"
+    built = built[~have.to_numpy()].rename(columns={"method": "figure_method"}).drop(columns="n_lsoas")
+    return pd.concat([obs, built.assign(ci_source=None)], ignore_index=True)
 
 
 def _red_red(frame: pd.DataFrame, series: list[str]) -> pd.DataFrame:
@@ -101,8 +113,8 @@ def _sex_filter(store: Store, frame: pd.DataFrame, sex: str | None) -> pd.DataFr
 
 OBS_OUT = ["area_code", "area_name", "area_type", "indicator_id", "period", "period_start", "period_end", "sex", "value",
            "lci95", "uci95", "lci998", "uci998", "count", "denominator", "england_value", "comparison",
-           "comparison_level", "comparison_label", "trend", "trend_method", "red_red", "icb_code", "icb_value",
-           "icb_method", "approximate", "ci_source", "note"]
+           "comparison_level", "comparison_label", "comparison_basis", "position", "position_only", "trend", "trend_method", "red_red", "icb_code", "icb_value",
+           "icb_method", "figure_method", "approximate", "ci_source", "note"]
 
 
 FEW_SERIES = 10  # up to this many indicators, an all-periods request is built for them alone (not memoised)
@@ -115,11 +127,15 @@ def latest_observations(engine, area_codes, indicator_ids=None, all_periods: boo
 
     sex: None = each indicator's headline sex, "Male"/"Female"/"Persons" where published, "all" = every sex.
     Columns (OBS_OUT): the value and CIs, england_value, comparison with England (comparison: Better/Worse/Similar,
-    Higher/Lower, a quintile Lowest..Highest for indicators without CIs, or Not compared; comparison_level "95%",
-    "99.8%" or "quintile"; comparison_label e.g. "Worse (99.8%)"), trend (recent trend of the series, Fingertips'
+    Higher/Lower, or Not compared -- a significance judgement only; comparison_level "95%" or "99.8%";
+    comparison_label e.g. "Worse (99.8%)"; comparison_basis: the publisher's judgement, a published CI or a CI
+    computed from counts), position (among areas of the same type: "Best fifth" .. "Worst fifth", "Highest fifth"
+    .. "Lowest fifth" without polarity; position_only: True where the indicator has no CI to test), trend (recent trend of the series, Fingertips'
     words), red_red (significantly worse than England and getting worse, latest period), icb_code/icb_value (for a
     local authority: its ICB -- the one with the largest share for a split LA -- and the ICB figure for the same
-    period), icb_method (how that ICB figure -- or, for an ICB's own row, its figure -- was made), approximate (ICB
+    period), icb_method (how that ICB figure -- or, for an ICB's own row, its figure -- was made), figure_method (how
+    this row's figure was made: "published", an ICB method, or "counted over LSOAs" for a county's or region's
+    measure built from LSOAs), approximate (ICB
     rows: True for a population-weighted figure), ci_source ("published" or "computed from
     counts (...)"). Sorted by area_code, indicator_id, sex, period_end."""
     store = get_store(engine)
@@ -157,6 +173,8 @@ def _observation_frame(store: Store, all_periods: bool, indicator_ids: list[str]
         out["icb_value"] = np.where(is_la, _bench(icb_index["value"], icb_key, KEYS + ["area_code"]), np.nan)
         la_method = _bench(icb_index["method"], icb_key, KEYS + ["area_code"])
         out["icb_method"] = np.where(is_la, la_method, out["icb_method"])
+        own_method = out["figure_method"] if "figure_method" in out else pd.Series(None, index=out.index, dtype=object)
+        out["figure_method"] = np.where(out["area_type"] == "icb", out["icb_method"], own_method.fillna("published"))
         out["approximate"] = out["approximate"].astype(object).where(out["area_type"] == "icb", None)
         for c in OBS_OUT:
             if c not in out.columns:
@@ -171,7 +189,8 @@ def _observation_frame(store: Store, all_periods: bool, indicator_ids: list[str]
 PROFILE_OUT = ["indicator_id", "title", "domain", "department_slug", "department_name", "department_abbr", "is_dhsc",
                "unit", "value_type", "polarity", "headline_outcome", "area_code", "value_from", "value_from_name",
                "period", "period_end", "sex", "value", "lci95", "uci95", "benchmark", "benchmark_code",
-               "benchmark_value", "england_value", "comparison", "comparison_level", "comparison_label", "min_of_type",
+               "benchmark_value", "england_value", "comparison", "comparison_level", "comparison_label", "comparison_basis",
+               "position", "position_only", "min_of_type",
                "max_of_type", "trend", "trend_method", "red_red", "approximate", "method", "ci_source", "note"]
 
 
@@ -193,7 +212,9 @@ def place_profile(engine, area_code: str, benchmark: str = "england", sex: str |
         rows = rows[rows["area_code"] == area_code].assign(ci_source=None)
     else:
         rows = judged_rows(store)
-        own = rows[rows["area_code"] == area_code].assign(method=None, approximate=None)
+        own = rows[rows["area_code"] == area_code]
+        made = own["figure_method"].astype(object) if "figure_method" in own else pd.Series(None, index=own.index)
+        own = own.assign(method=made.where(made.notna(), None), approximate=None)  # "counted over LSOAs", else None
         parts = [own]
         county = store.parent("utla").get(area_code)
         if atype == "ltla" and county and county != area_code:
@@ -229,35 +250,38 @@ def _against(store: Store, rows: pd.DataFrame, area_code: str, benchmark: str) -
     if code is None:
         rows["benchmark_code"], rows["benchmark_value"] = None, np.nan
         rows[["comparison", "comparison_label"]] = NOT_COMPARED
-        rows["comparison_level"] = None
+        rows[["comparison_level", "comparison_basis"]] = None
         return rows
     values = source[source["area_code"] == code].set_index(KEYS)["value"]
     rows["benchmark_code"] = code
     rows["benchmark_value"] = _bench(values, rows, KEYS)
-    quintile = rows["comparison_level"] == "quintile"
-    again = judge(rows.assign(group="one"), store, rows["benchmark_value"], ["group"])
-    for c in ("comparison", "comparison_level", "comparison_label"):
-        rows[c] = np.where(quintile, rows[c], again[c])  # a quintile is a position among areas, not a benchmark test
+    # the publisher's judgement is against England, so it does not carry over; the position among areas of the
+    # same type does not depend on the benchmark and is kept
+    again = judge(rows.assign(group="one"), store, rows["benchmark_value"], ["group"], published_judgement=False)
+    for c in ("comparison", "comparison_level", "comparison_label", "comparison_basis"):
+        rows[c] = again[c]
     return rows
 
 
 def time_series(engine, indicator_id: str, area_code: str, sex: str | None = None) -> pd.DataFrame:
     """Every period of one indicator for one area with England alongside: period, period_start, period_end, sex,
-    value, lci95, uci95, england_value, comparison, comparison_label, trend (the recent trend, on every row),
+    value, lci95, uci95, england_value, comparison, comparison_label, comparison_basis, position (among areas of the
+    same type), trend (the recent trend, on every row),
     method and approximate (ICB figures). sex as in latest_observations (default the headline sex)."""
     get_store(engine).indicator(indicator_id)
     rows = latest_observations(engine, [area_code], [indicator_id], all_periods=True, sex=sex)
     # how the figure was made: an ICB's own figures vary; a local authority's are as published (its icb_method
     # describes its ICB's figure, which this series does not show)
-    rows["method"] = rows["icb_method"].where(rows["area_type"] == "icb", "published")
+    rows["method"] = rows["figure_method"]
     cols = ["period", "period_start", "period_end", "sex", "value", "lci95", "uci95", "england_value", "comparison",
-            "comparison_label", "trend", "method", "approximate"]
+            "comparison_label", "comparison_basis", "position", "trend", "method", "approximate"]
     return rows[cols].reset_index(drop=True)
 
 
 def indicator_catalog(engine) -> pd.DataFrame:
     """The indicators with their department (policy owner) and what data the tracker holds for each: id, title,
-    domain, unit, value_type, polarity, multiplier, default_sex, headline_outcome, department_slug, department_name,
+    domain, unit, value_type, polarity, multiplier, default_sex, ci_method, ci_reason, headline_outcome,
+    department_slug, department_name,
     department_abbr, is_dhsc, secondary_departments, producer, source, source_id, source_url, definition, rationale,
     caveats, licence, la_level ("ltla", "utla" or None), latest_period, n_periods, n_las_latest (local authorities
     with a figure in the latest period, at la_level: of 296 districts/unitaries or 153 upper-tier), has_ci. Sorted by id."""

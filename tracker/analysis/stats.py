@@ -212,6 +212,27 @@ def quintile_labels(values: pd.Series, groups: list | None = None) -> pd.Series:
     return pd.Series(labels[q.fillna(5).astype(int).to_numpy()], index=values.index, dtype=object)
 
 
+# A quintile in words that say which end is good: position among areas, never a significance judgement.
+BEST_FIFTH, WORST_FIFTH = "Best fifth", "Worst fifth"
+_FIFTHS_GOOD_HIGH = (WORST_FIFTH, "Second-worst fifth", "Middle fifth", "Second-best fifth", BEST_FIFTH)
+POSITION_WORDS = {
+    "higher_is_better": dict(zip(QUINTILES, _FIFTHS_GOOD_HIGH)),
+    "lower_is_better": dict(zip(QUINTILES, _FIFTHS_GOOD_HIGH[::-1])),
+    "no_judgement": dict(zip(QUINTILES, ("Lowest fifth", "Second-lowest fifth", "Middle fifth", "Second-highest fifth",
+                                         "Highest fifth"))),
+}
+
+
+def position_words(quintile: pd.Series, polarity: pd.Series) -> pd.Series:
+    """Quintile ("Lowest" .. "Highest") -> position among areas in polarity words ("Worst fifth" .. "Best fifth";
+    "Lowest fifth" .. "Highest fifth" for an indicator without polarity). None where there is no quintile."""
+    out = pd.Series([None] * len(quintile), index=quintile.index, dtype=object)
+    for pol, words in POSITION_WORDS.items():
+        mine = (polarity == pol) & quintile.notna()
+        out[mine] = quintile[mine].map(words)
+    return out
+
+
 def worst_quintile(label: pd.Series, polarity: pd.Series) -> pd.Series:
     """True where the quintile is the worst fifth by polarity ("Highest" when lower is better)."""
     return ((label == "Highest") & (polarity == "lower_is_better")) | ((label == "Lowest") & (polarity == "higher_is_better"))

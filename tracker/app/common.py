@@ -28,14 +28,26 @@ GEOGRAPHIES = {"ltla": "Districts and unitaries (LTLA)", "utla": "Counties and u
 KIND_BY_PREFIX = {"E92": "country", "E12": "region", "E54": "ICB", "E10": "county", "E06": "unitary authority",
                   "E07": "district", "E08": "metropolitan borough", "E09": "London borough"}
 
-# Comparison colours: Fingertips' colour-blind-safe scheme (blue better / orange worse) and a purple ramp for
-# quintiles, which carry no judgement. The word is always shown too.
+# Comparison colours: Fingertips' colour-blind-safe scheme (blue better / orange worse) for significance, and a
+# grey-purple ramp for the position among areas (fifths), which is not a judgement against England. The word is
+# always shown too.
 COMPARISON_COLOURS = {
     "Better": "#0072B2", "Similar": "#F0E442", "Worse": "#D55E00", "Higher": "#56B4E9", "Lower": "#CC79A7",
-    "Lowest": "#f2f0f7", "Low": "#cbc9e2", "Middle": "#9e9ac8", "High": "#756bb1", "Highest": "#54278f",
     "Not compared": "#DDDDDD",
 }
-DARK_TEXT = {"Similar", "Lowest", "Low", "Middle", "Not compared", "Higher"}
+POSITION_COLOURS = {
+    "Best fifth": "#f2f0f7", "Second-best fifth": "#cbc9e2", "Middle fifth": "#9e9ac8", "Second-worst fifth": "#756bb1",
+    "Worst fifth": "#54278f", "Lowest fifth": "#f2f0f7", "Second-lowest fifth": "#cbc9e2",
+    "Second-highest fifth": "#756bb1", "Highest fifth": "#54278f",
+}
+DARK_TEXT = {"Similar", "Not compared", "Higher", "Best fifth", "Second-best fifth", "Middle fifth", "Lowest fifth",
+             "Second-lowest fifth"}
+LEGEND = ("**Compared with England** is a test of significance: Better, Similar or Worse than England at 95% (or "
+          "99.8%) confidence, Higher / Lower / Similar where higher is neither better nor worse, or Not compared "
+          "(no confidence interval to test, or a figure that supports none, such as a modelled estimate). Where the "
+          "publisher (OHID Fingertips) gives its own judgement, it is shown as published. **Position among areas** "
+          "is where the value falls among areas of the same type, in fifths (Best fifth … Worst fifth): a position, "
+          "not a test — the worst fifth is not necessarily worse than England.")
 DHSC_COLOUR, OTHER_COLOUR = "#CC79A7", "#0072B2"  # Okabe-Ito: DHSC stands apart from the other departments
 # Plotly's geo charts fetch a world topojson from cdn.plot.ly even when the base map is hidden, and draw nothing if
 # that fails (as it does offline). The maps use only the bundled boundaries, so point it at an empty topology held
@@ -267,14 +279,20 @@ def with_unit(value, unit: str | None, digits: int | None = None) -> str:
 
 
 def comparison_word(label) -> str:
-    """The comparison in words: "Worse (99.8%)", "Highest fifth", "Not compared"."""
+    """The comparison with England in words: "Worse (99.8%)", "Similar", "Not compared"."""
     if not isinstance(label, str) or not label:
         return "Not compared"
-    return f"{label} fifth" if label in ("Lowest", "Low", "Middle", "High", "Highest") else label
+    return label
+
+
+def position_word(position) -> str:
+    """The position among areas in words: "Worst fifth" ... "Best fifth", or "–" where there is none."""
+    return position if isinstance(position, str) and position else "–"
 
 
 def comparison_colour(comparison) -> str:
-    return COMPARISON_COLOURS.get(comparison if isinstance(comparison, str) else "", COMPARISON_COLOURS["Not compared"])
+    key = comparison if isinstance(comparison, str) else ""
+    return COMPARISON_COLOURS.get(key) or POSITION_COLOURS.get(key) or COMPARISON_COLOURS["Not compared"]
 
 
 def style_comparison(frame: pd.DataFrame, column: str, comparisons: pd.Series):
@@ -282,7 +300,7 @@ def style_comparison(frame: pd.DataFrame, column: str, comparisons: pd.Series):
     comps = comparisons.reindex(frame.index)
 
     def colour(col):
-        return [f"background-color: {comparison_colour(c)}; color: {'#000' if c in DARK_TEXT or c not in COMPARISON_COLOURS else '#fff'}"
+        return [f"background-color: {comparison_colour(c)}; color: {'#000' if c in DARK_TEXT or c not in COMPARISON_COLOURS | POSITION_COLOURS else '#fff'}"
                 for c in comps]
     return frame.style.apply(colour, subset=[column])
 
@@ -290,7 +308,7 @@ def style_comparison(frame: pd.DataFrame, column: str, comparisons: pd.Series):
 def badge(comparison, label) -> str:
     """The comparison as a coloured word (HTML), for markdown with unsafe_allow_html."""
     word = comparison_word(label)
-    dark = comparison in DARK_TEXT or comparison not in COMPARISON_COLOURS
+    dark = comparison in DARK_TEXT or comparison not in COMPARISON_COLOURS | POSITION_COLOURS
     return (f"<span style='background:{comparison_colour(comparison)};color:{'#000' if dark else '#fff'};"
             f"padding:1px 7px;border-radius:4px;font-size:0.85em'>{word}</span>")
 
@@ -386,7 +404,8 @@ def department_bars(frame: pd.DataFrame, value: str, title: str, axis: str, *, l
 def spine(rows: pd.DataFrame, place_name: str, title: str) -> go.Figure:
     """Fingertips-style spine chart: per indicator a grey bar for the range across areas of the same type (worst
     end on the left where the indicator has a polarity, else lowest), England as a black tick (not for counts, whose
-    England figure is a total) and the place as a dot coloured by its comparison, with the comparison in words. The
+    England figure is a total) and the place as a dot coloured by its comparison with England, with that comparison
+    and the position among areas in words. The
     position along the bar is only the value's place between the two ends. (numpy, not pandas: one chart per
     department is drawn on every view of a place.)"""
     lo, hi = rows["min_of_type"].to_numpy(float), rows["max_of_type"].to_numpy(float)
@@ -400,7 +419,9 @@ def spine(rows: pd.DataFrame, place_name: str, title: str) -> go.Figure:
 
         dot = position(rows["value"])
         eng = position(rows["england_value"].where(rows["value_type"] != "count"))
-    units, words = rows["unit"].tolist(), [comparison_word(x) for x in rows["comparison_label"]]
+    units = rows["unit"].tolist()
+    words = [comparison_word(x) + (f" · {p}" if isinstance(p, str) else "")
+             for x, p in zip(rows["comparison_label"], rows["position"])]
     y = list(range(len(rows)))  # positions, not titles: two indicators may share a shortened title
     england = [with_unit(v, u) for v, u in zip(rows["england_value"], units)]
     hover = [f"{place_name}: {with_unit(v, u)} ({p})<br>England: {e}<br>Range across areas: {number(a)} to {number(b)}<br>{w}"
@@ -415,7 +436,7 @@ def spine(rows: pd.DataFrame, place_name: str, title: str) -> go.Figure:
         go.Scatter(x=[1.03] * len(y), y=y, mode="text", text=words, textposition="middle right", hoverinfo="skip"),
     ], layout={"title": {"text": wrap(title, 90), "font": {"size": 14}}, "height": 70 + 26 * len(y),
                "margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "barmode": "overlay",
-               "showlegend": False, "xaxis": {"range": [-0.02, 1.4], "visible": False},
+               "showlegend": False, "xaxis": {"range": [-0.02, 1.75], "visible": False},
                "yaxis": {"autorange": "reversed", "automargin": True, "tickvals": y,
                          "ticktext": [t if len(t) <= 58 else t[:56] + "…" for t in rows["title"]]}})
     return fig

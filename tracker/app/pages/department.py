@@ -67,14 +67,17 @@ def render() -> None:
     with left:
         worst = counts.head(15)
         st.dataframe(pd.DataFrame({"Area": worst["area_name"], "Code": worst["area_code"],
-                                   "Worse on": worst["worse"], "Of": worst["compared"],
+                                   "Significantly worse": worst["significantly_worse"],
+                                   "In worst fifth (no test)": worst["worst_fifth"], "Of": worst["compared"],
                                    "Open": [f"place?area={a}" for a in worst["area_code"]]}),
                      hide_index=True, width="stretch",
                      column_config={"Open": st.column_config.LinkColumn(display_text="place ↗")})
-        st.caption("The 15 areas worse than England on most of the department's indicators (Worse on … Of the "
-                   "indicators compared): significantly worse "
-                   "(95% confidence) where the indicator has confidence intervals, otherwise in the worst fifth of "
-                   "areas. Latest period of each indicator.")
+        st.caption("The 15 areas that fare worst on most of the department's indicators (of the indicators "
+                   "with a direction): **Significantly worse** counts the indicators on which the area is worse "
+                   "than England at 95% confidence (Compared with England); **In worst fifth (no test)** counts those "
+                   "that cannot be tested (no confidence interval) on which it is in the worst fifth of areas "
+                   "(Position among areas), a position, not a significance judgement. Latest period of each "
+                   "indicator.")
     with right:
         frame = counts.assign(value=counts["worse"], period="latest periods",
                               comparison_label=[f"worse on {w} of {n} indicators" for w, n in zip(counts["worse"], counts["compared"])])

@@ -35,10 +35,14 @@ def render() -> None:
     else:
         st.plotly_chart(_series_chart(series, meta, place), width="stretch", config=c.PLOT_CONFIG)
         last = series.iloc[-1]
+        st.caption(c.LEGEND)
         st.caption(f"{meta['title']} for {place} and England, {series['sex'].iloc[0].lower()}, every period held. "
                    + ("Bars: 95% confidence intervals. " if series["lci95"].notna().any() else "No confidence intervals are published. ")
                    + f"Latest ({last['period']}): {c.with_unit(last['value'], meta['unit'])}, England "
-                     f"{c.with_unit(last['england_value'], meta['unit'])}, {c.comparison_word(last['comparison_label'])}. "
+                     f"{c.with_unit(last['england_value'], meta['unit'])}. Compared with England: "
+                     f"{c.comparison_word(last['comparison_label'])}"
+                   + (f" ({last['comparison_basis']})" if isinstance(last["comparison_basis"], str) else "")
+                   + f". Position among areas: {c.position_word(last['position'])}. "
                    + f"Recent trend: {last['trend'] or 'not calculated'}."
                    + (f" ICB figure: {last['method']}." if area.startswith("E54") and isinstance(last["method"], str) else "")
                    + f" Source: {meta['producer']}.")
@@ -81,10 +85,21 @@ def _metadata(meta: pd.Series) -> None:
             f"- **Source:** [the publisher's page]({meta['source_url']}) (pipeline `{meta['source']}`, id `{meta['source_id']}`)\n"
             f"- **Licence:** {meta['licence']}\n"
             f"- **Unit:** {meta['unit']} · {str(meta['polarity']).replace('_', ' ')}\n"
+            f"- **Confidence intervals:** {_ci_text(meta)}\n"
             f"- **Latest period:** {meta['latest_period']} · {meta['n_periods']} periods held\n"
             f"- **Last refresh:** {refreshed}")
         c.link("department", f"More on {meta['department_abbr']}", icon=":material/account_balance:",
                department=meta["department_slug"])
+
+
+def _ci_text(meta: pd.Series) -> str:
+    method = meta.get("ci_method")
+    if method == "none":
+        return f"none, so never tested against England ({meta.get('ci_reason')})"
+    if method in ("wilson", "byar"):
+        name = "Wilson score" if method == "wilson" else "Byar / exact Poisson"
+        return f"as published, else computed from counts ({name})"
+    return "as published only"
 
 
 def _series_chart(series: pd.DataFrame, meta: pd.Series, place: str) -> go.Figure:
@@ -97,7 +112,8 @@ def _series_chart(series: pd.DataFrame, meta: pd.Series, place: str) -> go.Figur
                              marker={"color": [c.comparison_colour(x) for x in s["comparison"]], "size": 10,
                                      "line": {"width": 1, "color": "#333"}},
                              line={"color": "#0072B2"},
-                             text=[c.comparison_word(x) for x in s["comparison_label"]],
+                             text=[f"Compared with England: {c.comparison_word(x)}<br>Position among areas: "
+                                   f"{c.position_word(p)}" for x, p in zip(s["comparison_label"], s["position"])],
                              hovertemplate="%{x}: %{y:,.2f}<br>%{text}<extra>" + place + "</extra>"))
     fig.add_trace(go.Scatter(x=s["period"], y=s["england_value"], mode="lines+markers", name="England",
                              line={"color": "black", "dash": "dash"}, marker={"symbol": "diamond", "size": 7}))

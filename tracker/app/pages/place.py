@@ -80,7 +80,9 @@ def _headlines(profile: pd.DataFrame, cat: pd.DataFrame) -> None:
         box.markdown(f"<div style='min-height:2.6em;font-size:0.9em'><b>{r['title']}</b></div>"
                      f"<div style='font-size:1.9em;line-height:1.2'>{number} <span style='font-size:0.45em'>{unit}</span></div>"
                      f"<div style='font-size:0.85em;color:#555'>{r['sex']}, {r['period']}{versus}</div>"
-                     + (c.badge(r["comparison"], r["comparison_label"]) if versus else ""), unsafe_allow_html=True)
+                     + (c.badge(r["comparison"], r["comparison_label"]) if versus else "")
+                     + (f" <span style='font-size:0.8em;color:#555'>{r['position']}</span>"
+                        if versus and isinstance(r["position"], str) else ""), unsafe_allow_html=True)
         from_text = f"  \nFigure for {r['value_from_name']}." if r["value_from"] != r["area_code"] else ""
         producer = str(r["producer"]).split(" (")[0].split(",")[0]  # the full name is the link's tooltip
         box.caption(f"Source: [{producer}]({r['source_url']} \"{r['producer']}\"). Department: {r['department_abbr']}.{from_text}"
@@ -126,12 +128,13 @@ def _dependence(deps, cat: pd.DataFrame, name: str, outcome: str, sex: str) -> N
         "Unit": [p[1] for p in parts],
         "Period": ev["period"],
         "England": [c.value_parts(v, u)[0] for v, u in zip(ev["england_value"], ev["unit"])],
-        "Comparison": [c.comparison_word(x) for x in ev["comparison_label"]],
+        "Compared with England": [c.comparison_word(x) for x in ev["comparison_label"]],
+        **({"Position among areas": [c.position_word(x) for x in ev["position"]]} if "position" in ev else {}),
         "rho (aligned)": ev["aligned_rho"].round(2),
         "Contribution": ev["contribution"].round(3),
         "Producer": ev["producer"],
     })
-    st.dataframe(c.style_comparison(table, "Comparison", ev["comparison_label"].str.split(" (", regex=False).str[0]),
+    st.dataframe(c.style_comparison(table, "Compared with England", ev["comparison_label"].str.split(" (", regex=False).str[0]),
                  hide_index=True, width="stretch")
     st.caption("Every indicator that goes significantly with the outcome across local authorities (Benjamini-Hochberg "
                "q < 0.05, in the expected direction), with this place's value. rho: Spearman's rank correlation across "
@@ -173,6 +176,7 @@ def _drilldown(code: str, outcome: str, sex: str, cat: pd.DataFrame) -> None:
         f"{cat.at[outcome, 'title']} ({sex.lower()})": [c.with_unit(values["value"].get(x), unit) for x in las["la_code"]],
         "Period": [values["period"].get(x, "–") for x in las["la_code"]],
         "Compared with England": [c.comparison_word(values["comparison_label"].get(x)) for x in las["la_code"]],
+        "Position among areas": [c.position_word(values["position"].get(x)) for x in las["la_code"]],
     })
     comps = pd.Series([values["comparison"].get(x) for x in las["la_code"]], index=table.index)
     st.dataframe(c.style_comparison(table, "Compared with England", comps), hide_index=True, width="stretch")
@@ -185,9 +189,8 @@ def _drilldown(code: str, outcome: str, sex: str, cat: pd.DataFrame) -> None:
 
 def _indicators(profile: pd.DataFrame, ranking: pd.DataFrame, name: str, code: str) -> None:
     legend = " ".join(c.badge(w, w) for w in ("Better", "Similar", "Worse", "Higher", "Lower", "Not compared"))
-    st.markdown(f"Compared with England (95% / 99.8% confidence): {legend}. Indicators without confidence intervals "
-                "show the fifth of areas the value falls in (Lowest … Highest, shades of purple, no judgement). "
-                "Red-red: significantly worse than England and getting worse.", unsafe_allow_html=True)
+    st.markdown(f"Compared with England: {legend}. {c.LEGEND} Red-red: significantly worse than England and getting "
+                "worse.", unsafe_allow_html=True)
     profile = profile.assign(worse=is_worse(profile).astype(bool).to_numpy())
     order = list(ranking["department_slug"]) + sorted(set(profile["department_slug"]) - set(ranking["department_slug"]))
     for slug in order:
@@ -220,7 +223,8 @@ def _indicator_table(rows: pd.DataFrame, code: str) -> None:
                   zip(parts, rows["value_from"], rows["area_code"], rows["value_from_name"])],
         "Unit": [p[1] for p in parts],
         "England": [c.value_parts(v, u)[0] for v, u in zip(rows["england_value"], rows["unit"])],
-        "Comparison": [c.comparison_word(x) for x in rows["comparison_label"]],
+        "Compared with England": [c.comparison_word(x) for x in rows["comparison_label"]],
+        "Position among areas": [c.position_word(x) for x in rows["position"]],
         "Period": rows["period"] + " · " + rows["sex"],
         "Range across areas": [f"{c.number(lo)} to {c.number(hi)}" for lo, hi in zip(rows["min_of_type"], rows["max_of_type"])],
         "Trend": rows["trend"].fillna("–"),
