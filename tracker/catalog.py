@@ -33,7 +33,11 @@ AREA_TYPES = ("england", "region", "icb", "utla", "ltla", "lsoa")
 REQUIRED = ("id", "title", "domain", "unit", "value_type", "polarity", "department", "producer", "rationale",
             "definition", "licence", "source", "source_id")
 OPTIONAL = ("secondary_departments", "source_url", "area_types", "headline_outcome", "caveats", "multiplier",
-            "default_sex", "options")
+            "default_sex", "options", "decimals")
+# Decimal places the dashboard shows when an indicator has no `decimals` of its own (exports keep full precision):
+# whole numbers for counts, ranks and money, two places for ratios and scores, three for a proportion given as a
+# fraction of 1 (unit "proportion of ..."), one for percentages, rates, means and years.
+DEFAULT_DECIMALS = {"count": 0, "rank": 0, "ratio": 2, "score": 2}
 
 
 class CatalogError(ValueError):
@@ -63,6 +67,21 @@ class IndicatorSpec:
     multiplier: float | None = None  # 100 for a percentage, 1000 for "per 1,000": used for CIs from counts
     default_sex: str = "Persons"  # the sex used for headline comparisons and the analysis
     options: dict = field(default_factory=dict)  # source-specific parsing options
+    decimals: int | None = None  # decimal places shown in the dashboard; None = default_decimals()
+
+    def __post_init__(self):
+        if self.decimals is None:
+            object.__setattr__(self, "decimals", default_decimals(self.value_type, self.unit))
+
+
+def default_decimals(value_type: str, unit: str) -> int:
+    """The decimal places shown for an indicator with no `decimals` field (see DEFAULT_DECIMALS)."""
+    unit = str(unit).strip().lower()
+    if value_type in DEFAULT_DECIMALS:
+        return DEFAULT_DECIMALS[value_type]
+    if unit.startswith("£"):
+        return 0
+    return 3 if unit.startswith("proportion") else 1
 
 
 def _entry_error(path: Path, entry: dict | None, index: int, message: str) -> CatalogError:
@@ -93,6 +112,9 @@ def _parse_entry(path: Path, entry: dict, index: int) -> IndicatorSpec:
     bad = [a for a in area_types if a not in AREA_TYPES]
     if bad:
         raise _entry_error(path, entry, index, f"unknown area type(s) {', '.join(bad)}; valid: {', '.join(AREA_TYPES)}")
+    decimals = entry.get("decimals")
+    if decimals is not None and (isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 6):
+        raise _entry_error(path, entry, index, f"decimals must be a whole number from 0 to 6, not {decimals!r}")
     values = {k: entry[k] for k in REQUIRED + OPTIONAL if k in entry}
     values["secondary_departments"] = tuple(entry.get("secondary_departments", []))
     values["area_types"] = area_types
@@ -124,6 +146,11 @@ def by_source(source: str, specs: list[IndicatorSpec] | None = None) -> list[Ind
     return [s for s in (specs if specs is not None else load_catalog()) if s.source == source]
 
 
+def display_decimals() -> dict[str, int]:
+    """{indicator id: decimal places the dashboard shows} for every catalog entry."""
+    return {s.id: s.decimals for s in load_catalog()}
+
+
 def sync_catalog(engine: Engine, specs: list[IndicatorSpec] | None = None) -> int:
     """Upsert every catalog entry into the indicator table (one transaction). Indicators no longer in the
     catalog are removed when no observation refers to them."""
@@ -137,6 +164,7 @@ def sync_catalog(engine: Engine, specs: list[IndicatorSpec] | None = None) -> in
             row["secondary_departments"] = list(s.secondary_departments)
             row["area_types"] = list(s.area_types)
             row.pop("options")
+            row.pop("decimals")  # display only: read from the catalog files (display_decimals), not the database
             if s.id in existing:
                 conn.execute(table.update().where(table.c.id == s.id).values(**row))
             else:

@@ -153,11 +153,12 @@ DATA_DICTIONARY: tuple[Column, ...] = (
            "its share, and the value and CI computed again: exact), \"sum of LA values\" (counts), or "
            "\"population-weighted average (approximate)\" (the local authority values weighted by mid-2020 "
            "population; see Note)."),
-    Column("Approximate", "text", 9, "For an ICB row: \"Yes\" when Figure method is a population-weighted average, "
-           "else \"No\". Empty for other areas."),
-    Column("CI source", "text", 22, "\"published\", or \"computed from counts (Wilson score)\" for proportions and "
-           "\"computed from counts (Byar / exact Poisson)\" for rates, where the publisher gives a count and denominator "
-           "but no CI. Empty when there is no CI, and for ICB rows (Figure method says how an ICB's CI was made)."),
+    Column("Approximate", "text", 9, "\"Yes\" when the figure is approximate (an ICB figure that is a "
+           "population-weighted average of its local authorities), else \"No\" (every published figure)."),
+    Column("CI source", "text", 22, "Where the 95% CI came from: \"published\" (by the producer), \"computed from "
+           "counts (Wilson score)\" for proportions or \"computed from counts (Byar / exact Poisson)\" for rates "
+           "(computed by the tracker where the publisher gives a count and denominator but no CI, and for an ICB figure "
+           "recomputed from its local authorities' counts), or \"none\" when the row has no CI."),
     Column("Source URL", "text", 40, "The publisher's page for the indicator."),
     Column("Licence", "text", 22, "The licence the figures are published under (Open Government Licence v3.0)."),
     Column("Loaded on", "date", 11, "Date (UTC) the tracker's refresh run that loaded the figure finished. For an "
@@ -374,6 +375,15 @@ class _Pack:
             when[mine] = when[mine].fillna(rebuilt)
         return pd.Series([t.date() if pd.notna(t) else None for t in pd.to_datetime(when)], index=obs.index, dtype=object)
 
+    def ci_source(self, obs: pd.DataFrame, is_icb: pd.Series) -> pd.Series:
+        """Every row says where its CI came from: as the analysis tags it; for an ICB row, published with the ICB
+        figure or computed from the summed counts (Figure method "recomputed from counts"); "none" without a CI."""
+        method = obs["indicator_id"].map(self.meta["value_type"]).map(
+            {"proportion": "computed from counts (Wilson score)"}).fillna("computed from counts (Byar / exact Poisson)")
+        icb = method.where(obs["icb_method"] == "recomputed from counts", "published")
+        has_ci = obs["lci95"].notna() & obs["uci95"].notna()
+        return obs["ci_source"].where(~is_icb, icb).fillna("published").where(has_ci, "none")
+
     def rows(self, areas: list[PackArea]) -> pd.DataFrame:
         """The pack's rows for `areas`, in their order (several at once: pandas' cost is per call, not per row)."""
         obs = latest_observations(self.engine, [a.code for a in areas], self.ids, all_periods=self.all_periods, sex="all")
@@ -434,8 +444,8 @@ class _Pack:
             "Red-red flag": obs["red_red"].map({True: "Yes", False: "No"}),
             **{column: rho.reindex(by_sex).to_numpy() if len(rho) else None for column, rho in self.rho.items()},
             "Figure method": obs["icb_method"].where(is_icb, "published"),
-            "Approximate": obs["approximate"].map({True: "Yes", False: "No"}).where(is_icb, None),
-            "CI source": obs["ci_source"].where(~is_icb, None),
+            "Approximate": obs["approximate"].map({True: "Yes", False: "No"}).where(is_icb, "No").fillna("No"),
+            "CI source": self.ci_source(obs, is_icb),
             "Source URL": meta["source_url"],
             "Licence": meta["licence"],
             "Loaded on": self.loaded_on(areas, obs),

@@ -26,7 +26,7 @@ def render() -> None:
     m1, m2, m3, m4 = st.columns(4)
     if len(england):
         e = england.iloc[0]
-        m1.metric(f"England ({sex.lower()}, {e['period']})", c.with_unit(e["value"], meta["unit"]),
+        m1.metric(f"England ({sex.lower()}, {e['period']})", c.with_unit(e["value"], meta["unit"], meta["decimals"]),
                   help=f"{meta['title']}, {sex.lower()}, {e['period']}. Source: {meta['producer']}.")
     else:
         m1.metric("England", "–")
