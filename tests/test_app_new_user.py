@@ -56,9 +56,9 @@ def test_department_names_the_cli_accepts_open_the_department(open_page, params,
 
 
 def test_department_with_no_indicators_is_not_called_unknown(open_page):
-    at = open_page("department", department="HM Treasury")
+    at = open_page("department", department="MOD")  # a ministerial department that owns no indicator here
     assert not at.warning
-    assert any("holds no indicators owned by HM Treasury" in i.value for i in at.info)
+    assert any("holds no indicators owned by Ministry of Defence (MOD)" in i.value for i in at.info)
 
 
 def test_codes_in_any_case_open_their_page(open_page):
@@ -147,4 +147,16 @@ def test_figures_are_shown_with_the_indicators_own_decimal_places(open_page):
         assert row["Value"].lstrip("£").rstrip("%") == expected, (row["Indicator"], row["Value"], expected)
         checked += 1
     assert checked >= 3
-    assert decimals["housing-affordability-ratio"] == 2  # a ratio: two places, as ONS publishes it
+    # a ratio, shown with two places as ONS publishes it (not rounded to one, nor at full precision)
+    ratio = table[table["Indicator"].str.startswith("Housing affordability ratio")].iloc[0]
+    assert (ratio["Value"], ratio["England"]) == (f"{affordability(HARTLEPOOL):.2f}", f"{affordability(ENGLAND):.2f}")
+    assert ratio["Value"] == "4.86"
+
+
+def affordability(code: str) -> float:
+    """As published: ONS Explore Local Statistics, housing affordability ratio, latest year."""
+    from tracker.config import SNAPSHOT_DIR
+
+    frame = pd.read_csv(SNAPSHOT_DIR / "housing" / "ons_els_housing_affordability_ratio_2002_to_2025.csv.gz",
+                        encoding="utf-8-sig")
+    return float(frame[(frame["areacd"] == code) & (frame["period"] == "2025-04-01")]["observation"].iloc[0])

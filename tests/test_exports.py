@@ -433,3 +433,20 @@ def test_usage_errors_are_one_line_and_exit_2(pack_db, capsys, tmp_path, monkeyp
     assert code == 2 and out == "" and err.count("\n") == 1
     assert err.startswith("tracker: error: ") and message in err
     assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def test_every_row_says_where_its_ci_came_from_and_whether_it_is_approximate(nenc):
+    """No empty provenance cell (issue 14 item 8): an ICB figure recomputed from counts names the CI method, a
+    local authority's row says it is not approximate, and a row without a CI says "none"."""
+    assert nenc["CI source"].notna().all() and nenc["Approximate"].notna().all()
+    assert set(nenc["Approximate"]) <= {"Yes", "No"}
+    has_ci = nenc["Lower 95% CI"].notna() & nenc["Upper 95% CI"].notna()
+    assert (nenc.loc[~has_ci, "CI source"] == "none").all()
+    assert set(nenc.loc[has_ci, "CI source"]) <= {"published", "computed from counts (Wilson score)",
+                                                   "computed from counts (Byar / exact Poisson)"}
+    icb = nenc[(nenc["Area code"] == NENC) & (nenc["Figure method"] == "recomputed from counts")]
+    assert len(icb) and icb["CI source"].str.startswith("computed from counts").all()
+    assert row(nenc, NENC, "fuel-poverty-lilee")["CI source"] == "computed from counts (Wilson score)"
+    assert (nenc.loc[nenc["Area code"] != NENC, "Approximate"] == "No").all()
+    weighted = nenc["Figure method"] == "population-weighted average (approximate)"
+    assert (nenc.loc[weighted, "Approximate"] == "Yes").all() and weighted.any()
