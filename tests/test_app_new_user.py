@@ -121,7 +121,7 @@ def test_chart_titles_wrap_and_tables_lead_with_what_an_analyst_reads(open_page)
     table = next(d.value for d in at.dataframe if "Range across areas" in d.value)
     assert list(table.columns[:4]) == FIRST_COLUMNS
 
-    at = open_page("indicator", indicator="homelessness-owed-duty-rate", area=HARTLEPOOL)
+    at = open_page("indicator", indicator="homelessness-owed-duty-per-1000", area=HARTLEPOOL)
     series = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert series["layout"]["xaxis"]["automargin"] is True  # quarter labels ("2025 Q4") get the room they need
     assert max(len(line) for line in series["layout"]["title"]["text"].split("<br>")) <= 90
