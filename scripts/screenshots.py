@@ -61,10 +61,11 @@ def serve(env: dict | None = None, timeout: float = 120):
 
 def wait_rendered(page, timeout: float = 240_000) -> None:
     """Wait until Streamlit has run the page script to the end: the navigation is drawn, and the "running" status
-    widget and any spinner (a cached call being computed) have gone, and every plotly chart has drawn (checked
+    widget, any spinner (a cached call being computed) and any skeleton placeholder have gone, and every plotly chart has drawn (checked
     three times, as a rerun or a late spinner can start right after a run)."""
     page.wait_for_selector("[data-testid='stSidebarNav']", timeout=timeout)
-    busy = "[data-testid=\"stStatusWidget\"], [data-testid=\"stSpinner\"]"
+    # a skeleton is a placeholder Streamlit draws while a script is still running (e.g. a first view)
+    busy = "[data-testid=\"stStatusWidget\"], [data-testid=\"stSpinner\"], [data-testid=\"stSkeleton\"]"
     for _ in range(3):
         page.wait_for_function(f"() => !document.querySelector('{busy}')", timeout=timeout)
         # every plotly chart on the page drawn (a fast page is done before plotly is)
@@ -89,6 +90,10 @@ def shots(base: str, out: Path, area: str, height: int = 1000) -> list[Path]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": height})
+        # a new server's first view loads the saved analysis while Streamlit already draws placeholders: open it
+        # once before the shots, so the first screenshot is not of a half-drawn page
+        page.goto(base + views["overview"])
+        wait_rendered(page)
         for name, path in views.items():
             page.goto(base + path)
             wait_rendered(page)

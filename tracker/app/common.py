@@ -389,8 +389,9 @@ def choropleth(frame: pd.DataFrame, geography: str, title: str, unit: str, *, hi
                                     colorscale=[[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]], marker_line_color="black",
                                     marker_line_width=2.5, hoverinfo="skip"))
     fig.update_geos(fitbounds="locations", visible=False, projection_type="mercator")
-    fig.update_layout(title={"text": wrap(title), "font": {"size": 15}}, height=620,
-                      margin={"l": 0, "r": 0, "t": 50, "b": 0})
+    title = wrap(title)
+    fig.update_layout(title={"text": title, "font": {"size": 15}}, height=620,
+                      margin={"l": 0, "r": 0, "t": title_room(title), "b": 0})
     return fig
 
 
@@ -398,6 +399,11 @@ def wrap(title: str, width: int = 48) -> str:
     """A chart title broken into lines of at most `width` characters (plotly does not wrap titles, and cuts off what
     does not fit); lines already broken with <br> are each wrapped. 48 characters fit a chart in half the page."""
     return "<br>".join(part for line in title.split("<br>") for part in textwrap.wrap(line, width))
+
+
+def title_room(title: str) -> int:
+    """The top margin (pixels) a chart needs for its title's lines, so a wrapped title never covers the plot."""
+    return 30 + 20 * (title.count("<br>") + 1)
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
@@ -419,8 +425,10 @@ def department_bars(frame: pd.DataFrame, value: str, title: str, axis: str, *, l
                  "arrayminus": (f[value] - f[lci]).tolist(), "color": "#444", "thickness": 1.2, "width": 3}
     fig = go.Figure(go.Bar(x=f[value], y=labels, orientation="h", marker_color=colours, error_x=error,
                            customdata=f["department_name"], hovertemplate="%{customdata}<br>" + axis + ": %{x:.2f}<extra></extra>"))
-    fig.update_layout(title={"text": wrap(title), "font": {"size": 15}}, height=120 + 28 * len(f),
-                      margin={"l": 10, "r": 20, "t": 60, "b": 40}, xaxis_title=axis, yaxis={"automargin": True},
+    title = wrap(title)
+    top = title_room(title)
+    fig.update_layout(title={"text": title, "font": {"size": 15}}, height=60 + top + 28 * len(f),
+                      margin={"l": 10, "r": 20, "t": top, "b": 40}, xaxis_title=axis, yaxis={"automargin": True},
                       showlegend=False)
     return fig
 

@@ -58,7 +58,7 @@ def render() -> None:
         "Details": st.column_config.LinkColumn(display_text="chart ↗"),
         "Source": st.column_config.LinkColumn(display_text="publisher ↗")})
     st.caption("Aligned rho: Spearman's rank correlation across local authorities, signed so that positive means a "
-               "worse value goes with a worse outcome; empty where the indicator is not used as a determinant "
+               "worse value goes with a worse outcome; – where the indicator is not used as a determinant "
                "(health outcomes, counts, ranks, too few areas).")
 
     st.subheader("Where its indicators are worst")

@@ -129,8 +129,9 @@ def _series_chart(series: pd.DataFrame, meta: pd.Series, place: str, is_england:
         fig.add_trace(go.Scatter(x=s["period"], y=s["england_value"], mode="lines+markers", name="England",
                                  line={"color": "black", "dash": "dash"}, marker={"symbol": "diamond", "size": 7}))
     title = f"{meta['title']}: {place}" + ("" if is_england else " and England")
-    fig.update_layout(title={"text": c.wrap(title, 90), "font": {"size": 15}}, showlegend=not is_england,
-                      yaxis_title=str(meta["unit"])[:40], height=440, margin={"l": 10, "r": 10, "t": 70, "b": 40},
+    title = c.wrap(title, 90)
+    fig.update_layout(title={"text": title, "font": {"size": 15}}, showlegend=not is_england,
+                      yaxis_title=str(meta["unit"])[:40], height=440, margin={"l": 10, "r": 10, "t": c.title_room(title), "b": 40},
                       # category axis labels ("2025 Q4") are tilted as needed and given the room they need
                       xaxis={"type": "category", "automargin": True}, legend={"orientation": "h", "y": -0.2, "yanchor": "top"})
     return fig
@@ -157,9 +158,10 @@ def _scatter(indicator: str, outcome: str, sex: str, area: str, cat: pd.DataFram
                                  name=c.areas().at[area, "name"]))
     x_label = f"{cat.at[indicator, 'title']} ({first['determinant_period'] if first is not None else ''})"
     y_label = f"{outcome_title} ({sex.lower()}, {first['outcome_period'] if first is not None else ''})"
-    fig.update_layout(title={"text": f"{outcome_title} against this indicator<br>across local authorities", "font": {"size": 15}},
+    title = c.wrap(f"{outcome_title} against this indicator across local authorities")
+    fig.update_layout(title={"text": title, "font": {"size": 15}},
                       height=500, xaxis_title=x_label[:70], yaxis_title=y_label[:60],
-                      margin={"l": 10, "r": 10, "t": 60, "b": 40}, legend={"orientation": "h", "y": -0.2, "yanchor": "top"})
+                      margin={"l": 10, "r": 10, "t": c.title_room(title), "b": 40}, legend={"orientation": "h", "y": -0.2, "yanchor": "top"})
     st.plotly_chart(fig, width="stretch", config=c.PLOT_CONFIG)
     if row is not None and row["rho"] == row["rho"]:
         st.markdown(f"**Spearman's rho = {row['rho']:.2f}** (95% CI {row['rho_lci']:.2f} to {row['rho_uci']:.2f}), "

@@ -47,7 +47,7 @@ def render() -> None:
         else:
             summary = summary.assign(label=[f"{s}/{n}" for s, n in zip(summary["n_supporting"], summary["n_indicators"])])
             st.plotly_chart(c.department_bars(summary, "median_aligned_rho",
-                                              f"Departments ranked by how closely {meta['title'].lower()}<br>goes with their indicators",
+                                              f"Departments ranked by how closely {meta['title'].lower()} goes with their indicators",
                                               "median aligned Spearman's rho", lci="lci", uci="uci", note="label"),
                             width="stretch", config=c.PLOT_CONFIG)
             st.caption(f"Each bar is the median, over the department's indicators, of how closely places' "
