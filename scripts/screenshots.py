@@ -61,11 +61,10 @@ def serve(env: dict | None = None, timeout: float = 120):
 
 def wait_rendered(page, timeout: float = 240_000) -> None:
     """Wait until Streamlit has run the page script to the end: the navigation is drawn, and the "running" status
-    widget, any spinner (a cached call being computed) and any skeleton placeholder have gone, and every plotly chart has drawn (checked
+    widget and any spinner (a cached call being computed) have gone, and every plotly chart has drawn (checked
     three times, as a rerun or a late spinner can start right after a run)."""
     page.wait_for_selector("[data-testid='stSidebarNav']", timeout=timeout)
-    # a skeleton is a placeholder Streamlit draws while a script is still running (e.g. a first view)
-    busy = "[data-testid=\"stStatusWidget\"], [data-testid=\"stSpinner\"], [data-testid=\"stSkeleton\"]"
+    busy = "[data-testid=\"stStatusWidget\"], [data-testid=\"stSpinner\"]"
     for _ in range(3):
         page.wait_for_function(f"() => !document.querySelector('{busy}')", timeout=timeout)
         # every plotly chart on the page drawn (a fast page is done before plotly is)
