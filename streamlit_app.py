@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tracker.app import ensure_database, navigation
+from tracker.app import FAVICON, ensure_database, navigation
 
-st.set_page_config(page_title="Wider Determinants Tracker", page_icon=":material/health_and_safety:", layout="wide")
+# A favicon from the package, not an icon font or emoji fetched from a CDN: the dashboard works with no network.
+st.set_page_config(page_title="Wider Determinants Tracker", page_icon=str(FAVICON), layout="wide")
 ensure_database()
 navigation().run()

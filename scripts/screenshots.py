@@ -89,6 +89,10 @@ def shots(base: str, out: Path, area: str, height: int = 1000) -> list[Path]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": height})
+        # a new server's first view loads the saved analysis while Streamlit already draws placeholders: open it
+        # once before the shots, so the first screenshot is not of a half-drawn page
+        page.goto(base + views["overview"])
+        wait_rendered(page)
         for name, path in views.items():
             page.goto(base + path)
             wait_rendered(page)

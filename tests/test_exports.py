@@ -479,3 +479,18 @@ def test_dictionary_explains_the_comparison_columns_apart():
     assert "counted over LSOAs" in meaning["Figure method"]
     docs = (SNAPSHOT_DIR.parents[2] / "docs" / "export-columns.md").read_text()
     assert all(f"| {name} |" in docs for name in ("Compared with England", "Comparison basis", "Position among areas", "CI method"))
+def test_every_row_says_where_its_ci_came_from_and_whether_it_is_approximate(nenc):
+    """No empty provenance cell (issue 14 item 8): an ICB figure recomputed from counts names the CI method, a
+    local authority's row says it is not approximate, and a row without a CI says "none"."""
+    assert nenc["CI source"].notna().all() and nenc["Approximate"].notna().all()
+    assert set(nenc["Approximate"]) <= {"Yes", "No"}
+    has_ci = nenc["Lower 95% CI"].notna() & nenc["Upper 95% CI"].notna()
+    assert (nenc.loc[~has_ci, "CI source"] == "none").all()
+    assert set(nenc.loc[has_ci, "CI source"]) <= {"published", "computed from counts (Wilson score)",
+                                                   "computed from counts (Byar / exact Poisson)"}
+    icb = nenc[(nenc["Area code"] == NENC) & (nenc["Figure method"] == "recomputed from counts")]
+    assert len(icb) and icb["CI source"].str.startswith("computed from counts").all()
+    assert row(nenc, NENC, "fuel-poverty-lilee")["CI source"] == "none"  # counted over LSOAs: ci_method none
+    assert (nenc.loc[nenc["Area code"] != NENC, "Approximate"] == "No").all()
+    weighted = nenc["Figure method"] == "population-weighted average (approximate)"
+    assert (nenc.loc[weighted, "Approximate"] == "Yes").all() and weighted.any()

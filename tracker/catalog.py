@@ -34,7 +34,8 @@ AREA_TYPES = ("england", "region", "icb", "utla", "ltla", "lsoa")
 REQUIRED = ("id", "title", "domain", "unit", "value_type", "polarity", "department", "producer", "rationale",
             "definition", "licence", "source", "source_id")
 OPTIONAL = ("secondary_departments", "source_url", "area_types", "headline_outcome", "caveats", "multiplier",
-            "default_sex", "options", "trend_method", "standardised", "ci_method", "ci_reason")
+            "default_sex", "options", "trend_method", "standardised", "ci_method", "ci_reason",
+            "decimals")
 # How the recent trend is tested (docs/methods.md, "Recent trend"), as Fingertips does: "ci_regression" (weighted
 # regression on the 95% CIs with the leave-one-out check), "spc_proportions" (chi-squared test for trend on counts,
 # only for indicators Fingertips compares by "SPC for proportions"), "none" (Fingertips calculates no trend for this
@@ -52,6 +53,8 @@ def default_standardised(entry: dict) -> bool:
     """A rate is directly (age-)standardised when its unit, title or definition says so."""
     text = " ".join(str(entry.get(k) or "") for k in ("unit", "title", "definition")).lower()
     return entry.get("value_type") == "rate" and "standardised" in text
+
+
 # How a figure gets a confidence interval (docs/catalog.md, docs/methods.md section 2):
 #   published: only as the publisher gives it; the tracker computes none.
 #   wilson: as published, else the Wilson score interval from count and denominator (a directly counted proportion).
@@ -64,6 +67,10 @@ DEFAULT_NONE_REASON = {
     "rank": "a rank: a position, not an estimate",
     "count": "a count of the whole area: nothing to sample",
 }
+# Decimal places the dashboard shows when an indicator has no `decimals` of its own (exports keep full precision):
+# whole numbers for counts, ranks and money, two places for ratios and scores, three for a proportion given as a
+# fraction of 1 (unit "proportion of ..."), one for percentages, rates, means and years.
+DEFAULT_DECIMALS = {"count": 0, "rank": 0, "ratio": 2, "score": 2}
 
 
 class CatalogError(ValueError):
@@ -97,6 +104,11 @@ class IndicatorSpec:
     standardised: bool = False  # a directly standardised rate (DSR): never given a crude rate's CI
     ci_method: str = "published"  # CI_METHODS; default_ci_method() when the YAML gives none
     ci_reason: str | None = None  # why ci_method is none (required then)
+    decimals: int | None = None  # decimal places shown in the dashboard; None = default_decimals()
+
+    def __post_init__(self):
+        if self.decimals is None:
+            object.__setattr__(self, "decimals", default_decimals(self.value_type, self.unit))
 
 
 def default_ci_method(value_type: str, multiplier) -> tuple[str, str | None]:
@@ -111,6 +123,16 @@ def default_ci_method(value_type: str, multiplier) -> tuple[str, str | None]:
     if value_type in DEFAULT_NONE_REASON:
         return "none", DEFAULT_NONE_REASON[value_type]
     return "published", None
+
+
+def default_decimals(value_type: str, unit: str) -> int:
+    """The decimal places shown for an indicator with no `decimals` field (see DEFAULT_DECIMALS)."""
+    unit = str(unit).strip().lower()
+    if value_type in DEFAULT_DECIMALS:
+        return DEFAULT_DECIMALS[value_type]
+    if unit.startswith("£"):
+        return 0
+    return 3 if unit.startswith("proportion") else 1
 
 
 def _entry_error(path: Path, entry: dict | None, index: int, message: str) -> CatalogError:
@@ -155,6 +177,9 @@ def _parse_entry(path: Path, entry: dict, index: int) -> IndicatorSpec:
             raise _entry_error(path, entry, index, "ci_method none needs a ci_reason (why the figure supports no CI)")
     elif "ci_reason" in entry:
         raise _entry_error(path, entry, index, "ci_reason is only for ci_method: none")
+    decimals = entry.get("decimals")
+    if decimals is not None and (isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 6):
+        raise _entry_error(path, entry, index, f"decimals must be a whole number from 0 to 6, not {decimals!r}")
     values = {k: entry[k] for k in REQUIRED + OPTIONAL if k in entry}
     values["ci_method"], values["ci_reason"] = method, (str(reason).strip() if method == "none" else None)
     values["secondary_departments"] = tuple(entry.get("secondary_departments", []))
@@ -215,6 +240,11 @@ def by_source(source: str, specs: list[IndicatorSpec] | None = None) -> list[Ind
     return [s for s in (specs if specs is not None else load_catalog()) if s.source == source]
 
 
+def display_decimals() -> dict[str, int]:
+    """{indicator id: decimal places the dashboard shows} for every catalog entry."""
+    return {s.id: s.decimals for s in load_catalog()}
+
+
 def sync_catalog(engine: Engine, specs: list[IndicatorSpec] | None = None) -> int:
     """Upsert every catalog entry into the indicator table (one transaction). Indicators no longer in the
     catalog are removed when no observation refers to them."""
@@ -230,6 +260,7 @@ def sync_catalog(engine: Engine, specs: list[IndicatorSpec] | None = None) -> in
             row.pop("options")
             for name in ("trend_method", "standardised"):  # read from the catalog by the analysis (catalog_fields)
                 row.pop(name)
+            row.pop("decimals")  # display only: read from the catalog files (display_decimals), not the database
             if s.id in existing:
                 conn.execute(table.update().where(table.c.id == s.id).values(**row))
             else:

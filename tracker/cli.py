@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 from datetime import timedelta
@@ -23,6 +24,8 @@ def emit(frame: pd.DataFrame, fmt: str, title: str | None = None) -> None:
         frame.to_csv(sys.stdout, index=False)
     elif fmt == "json":
         click.echo(frame.to_json(orient="records", indent=2, date_format="iso", force_ascii=False))
+    elif not sys.stdout.isatty():
+        _plain_table(frame, title)
     else:
         from rich.console import Console
         from rich.table import Table
@@ -33,6 +36,27 @@ def emit(frame: pd.DataFrame, fmt: str, title: str | None = None) -> None:
         for row in frame.itertuples(index=False):
             table.add_row(*["" if pd.isna(v) else str(v) for v in row])
         Console().print(table)
+
+
+def _plain_table(frame: pd.DataFrame, title: str | None) -> None:
+    """A table for a log or a pipe (stdout is not a terminal): the title, then one line per row, columns padded to
+    their widest cell and never wrapped, so a log line holds a whole row and tools like grep and cut work."""
+    cells = [[str(c) for c in frame.columns]] + [["" if pd.isna(v) else str(v) for v in row]
+                                                 for row in frame.itertuples(index=False)]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(frame.columns))]
+    lines = ([title] if title else []) + ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells]
+    click.echo("\n".join(lines))
+
+
+class _Cli(click.Group):
+    def invoke(self, ctx):
+        """A reader that stops early (`tracker export --output - | head`) closes the pipe: a normal end, so exit 0
+        quietly. Standard output is pointed at /dev/null so the interpreter's last flush does not fail again."""
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
 
 
 def parse_age(text: str) -> timedelta:
@@ -49,7 +73,7 @@ def _engine():
     return get_engine()
 
 
-@click.group(help="The Wider Determinants Tracker: where health in each English place depends on departments outside DHSC.")
+@click.group(cls=_Cli, help="The Wider Determinants Tracker: where health in each English place depends on departments outside DHSC.")
 @click.version_option(package_name="wider-determinants-tracker")
 def cli() -> None:
     pass
@@ -252,7 +276,8 @@ def _print_summaries(summaries, log_format: str) -> None:
               help="Only indicators in this domain (repeatable): " + ", ".join(catalog_mod.DOMAINS))
 @click.option("--all-periods", is_flag=True, help="Every period, not only each indicator's latest.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), help="Default: xlsx when --output ends in .xlsx, else csv.")
-@click.option("--output", metavar="PATH", help="File or folder to write, or - for standard output. Default: pack-<code>-<date>.<format>.")
+@click.option("--output", metavar="PATH", help="File or folder to write, or - for standard output. Default: pack-<code>-<date>.<format> in the current "
+                   "directory (in the data folder's packs/ when run inside the tracker's own folder).")
 def export(area_codes: tuple[str, ...], department_names: tuple[str, ...], domains: tuple[str, ...], all_periods: bool,
            fmt: str | None, output: str | None) -> None:
     from datetime import date
@@ -262,7 +287,7 @@ def export(area_codes: tuple[str, ...], department_names: tuple[str, ...], domai
 
     fmt = fmt or ("xlsx" if (output or "").lower().endswith(".xlsx") else "csv")
     choice = dict(area_codes=area_codes, departments=department_names, domains=domains, all_periods=all_periods, fmt=fmt)
-    target = Path(output or default_filename(area_codes, fmt, date.today()))
+    target = Path(output) if output else default_pack_folder() / default_filename(area_codes, fmt, date.today())
     if target.is_dir():
         target = target / default_filename(area_codes, fmt, date.today())
     engine = _engine()
@@ -282,11 +307,29 @@ def export(area_codes: tuple[str, ...], department_names: tuple[str, ...], domai
             dictionary_path(target).write_bytes(dictionary_bytes())
     except ExportError as exc:
         raise click.UsageError(str(exc)) from exc
+    except BrokenPipeError:
+        raise  # the reader of standard output stopped early: a normal end (_Cli.invoke)
     except OSError as exc:
         raise click.ClickException(f"cannot write {target}: {exc.strerror}") from exc
     where = dictionary_path(target) if fmt == "csv" else "the Dictionary and About sheets"
     areas_text = f"{result.areas} area" + ("" if result.areas == 1 else "s")
     click.echo(f"wrote {result.rows:,} rows for {areas_text} to {target}; column meanings in {where}")
+
+
+def default_pack_folder():
+    """Where a pack goes with no --output: the current directory, where the user runs `tracker export` on
+    purpose; but inside the tracker's own folder (e.g. after `make run`), the data folder's packs/ (var/packs/ by
+    default), so packs never land among the source files as untracked files."""
+    from pathlib import Path
+
+    from tracker.config import PROJECT_ROOT, paths
+
+    here = Path.cwd().resolve()
+    if here == PROJECT_ROOT or PROJECT_ROOT in here.parents:
+        folder = paths().data_dir / "packs"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    return Path(".")
 
 
 @cli.command(help="Parse, validate and load again the archived raw payloads of an earlier run (e.g. after a parser fix), as a new run. Exit 0 on success, 1 on failure.")

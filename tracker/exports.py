@@ -171,12 +171,13 @@ DATA_DICTIONARY: tuple[Column, ...] = (
            "\"population-weighted average (approximate)\" (the local authority values weighted by mid-2020 "
            "population; see Note), or, for a directly standardised rate, \"population-weighted average of DSRs "
            "(approximate: no age-specific counts)\" (no CI: a DSR cannot be recomputed without them)."),
-    Column("Approximate", "text", 9, "For an ICB row: \"Yes\" when Figure method is a population-weighted average, "
-           "else \"No\". Empty for other areas."),
-    Column("CI source", "text", 22, "\"published\", or \"computed from counts (Wilson score)\" for proportions and "
-           "\"computed from counts (Byar / exact Poisson)\" for rates, where the publisher gives a count and denominator "
-           "but no CI and the indicator is a directly counted proportion or rate (its catalog ci_method is wilson or "
-           "byar). Empty when there is no CI, and for ICB rows (Figure method says how an ICB's CI was made)."),
+    Column("Approximate", "text", 9, "\"Yes\" when the figure is approximate (an ICB or county figure that is a "
+           "population-weighted average of its local authorities), else \"No\" (every published figure)."),
+    Column("CI source", "text", 22, "Where the 95% CI came from: \"published\" (by the producer), \"computed from "
+           "counts (Wilson score)\" for proportions or \"computed from counts (Byar / exact Poisson)\" for rates "
+           "(computed by the tracker where the publisher gives a count and denominator but no CI and the indicator's "
+           "CI method is wilson or byar, and for a figure recomputed from its local authorities' counts), or \"none\" "
+           "when the row has no CI."),
     Column("CI method", "text", 14, "The indicator's catalog ci_method: \"published\" (CIs only as the publisher "
            "gives them), \"wilson\" or \"byar\" (as published, else computed from counts), or \"none: <reason>\" "
            "(the figure supports no CI, e.g. a modelled estimate: never tested against England)."),
@@ -396,6 +397,15 @@ class _Pack:
             when[mine] = when[mine].fillna(rebuilt)
         return pd.Series([t.date() if pd.notna(t) else None for t in pd.to_datetime(when)], index=obs.index, dtype=object)
 
+    def ci_source(self, obs: pd.DataFrame) -> pd.Series:
+        """Every row says where its CI came from: as the analysis tags it; for a figure recomputed from its local
+        authorities' counts, the method of the indicator's ci_method; "none" without a CI."""
+        computed = obs["indicator_id"].map(self.meta["ci_method"]).map(
+            {"wilson": "computed from counts (Wilson score)", "byar": "computed from counts (Byar / exact Poisson)"})
+        recomputed = obs["figure_method"].eq("recomputed from counts")
+        has_ci = obs["lci95"].notna() & obs["uci95"].notna()
+        return obs["ci_source"].where(~recomputed, computed).fillna("published").where(has_ci, "none")
+
     def rows(self, areas: list[PackArea]) -> pd.DataFrame:
         """The pack's rows for `areas`, in their order (several at once: pandas' cost is per call, not per row)."""
         obs = latest_observations(self.engine, [a.code for a in areas], self.ids, all_periods=self.all_periods, sex="all")
@@ -458,8 +468,8 @@ class _Pack:
             "Red-red flag": obs["red_red"].map({True: "Yes", False: "No"}),
             **{column: rho.reindex(by_sex).to_numpy() if len(rho) else None for column, rho in self.rho.items()},
             "Figure method": obs["figure_method"].fillna("published"),
-            "Approximate": obs["approximate"].map({True: "Yes", False: "No"}).where(is_icb, None),
-            "CI source": obs["ci_source"].where(~is_icb, None),
+            "Approximate": obs["approximate"].map({True: "Yes", False: "No"}).fillna("No"),
+            "CI source": self.ci_source(obs),
             "CI method": meta["ci_method"].where(meta["ci_method"] != "none", "none: " + meta["ci_reason"].fillna("")),
             "Source URL": meta["source_url"],
             "Licence": meta["licence"],

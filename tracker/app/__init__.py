@@ -6,10 +6,13 @@ render() function that runs when Streamlit executes the file."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from tracker.app.common import PAGE_FILES, ensure_database  # noqa: F401  (re-exported for streamlit_app.py)
 
+FAVICON = Path(__file__).resolve().parent / "static" / "favicon.png"
 PAGES = [
     ("overview", "Overview", ":material/map:"),
     ("place", "Place", ":material/location_on:"),

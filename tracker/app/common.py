@@ -145,7 +145,21 @@ def freshness() -> pd.DataFrame:
 
 
 def catalog() -> pd.DataFrame:
-    return fetch("indicator_catalog").set_index("id", drop=False)
+    """indicator_catalog, plus `decimals`: the decimal places each indicator's figures are shown with."""
+    cat = fetch("indicator_catalog").set_index("id", drop=False)
+    return cat.assign(decimals=cat["id"].map(_decimals()))
+
+
+@st.cache_resource(show_spinner=False)
+def _decimals() -> dict[str, int]:
+    from tracker.catalog import display_decimals
+
+    return display_decimals()
+
+
+def decimals(indicator_id) -> int | None:
+    """The indicator's own decimal places (catalog `decimals`), None for an unknown id."""
+    return _decimals().get(indicator_id)
 
 
 def areas() -> pd.DataFrame:
@@ -179,6 +193,8 @@ def choose(param: str, options: dict[str, str], default: str, label: str, *, whe
     where = where or st
     value = st.query_params.get(param) or st.session_state.get(f"_last_{param}") or default
     if value not in options:
+        value = resolve(param, value, options)
+    if value not in options:
         if strict:
             unknown(param, value, default)
         value = default
@@ -190,6 +206,24 @@ def choose(param: str, options: dict[str, str], default: str, label: str, *, whe
     make(label, list(options), format_func=options.get, key=key, on_change=_to_url, args=(param, key), **extra)
     st.query_params[param] = value
     st.session_state[f"_last_{param}"] = value
+    return value
+
+
+def resolve(param: str, value: str, options) -> str:
+    """The option a value from a link means, accepting what the command line accepts: any letter case for codes
+    and ids (e06000001, Male), and for a department any current or historical name, abbreviation or slug (DLUHC,
+    dclg). Unchanged when nothing matches."""
+    text = str(value).strip()
+    folded = {str(o).casefold(): o for o in options}
+    if text.casefold() in folded:
+        return folded[text.casefold()]
+    if param == "department":
+        from tracker import departments
+
+        try:
+            return departments.resolve(text).slug
+        except ValueError:
+            return value
     return value
 
 
@@ -254,8 +288,9 @@ def number(value, digits: int | None = None) -> str:
     if value is None or pd.isna(value):
         return "–"
     v = float(value)
-    if digits is None:
-        digits = 0 if abs(v) >= 1000 else 1 if abs(v) >= 1 or v == 0 else 3
+    digits = None if digits is None or pd.isna(digits) else int(digits)  # a catalog column may hold floats
+    if digits is None:  # no indicator to take decimal places from (pass decimals(indicator_id) where there is)
+        digits = 0 if abs(v) >= 1000 or v.is_integer() else 1 if abs(v) >= 1 else 3
     return f"{v:,.{digits}f}"
 
 
@@ -355,9 +390,10 @@ def choropleth(frame: pd.DataFrame, geography: str, title: str, unit: str, *, hi
     where there is no figure, hover with name, value, period and comparison; `highlight` outlined in black."""
     url, codes, one = map_shapes(geography)
     have = frame.dropna(subset=["value"])
-    hover = [f"<b>{n}</b> ({c})<br>{with_unit(v, unit)} · {p}<br>{comparison_word(cmp)}"
-             for n, c, v, p, cmp in zip(have["area_name"], have["area_code"], have["value"], have["period"],
-                                        have["comparison_label"])]
+    digits = [decimals(i) for i in have["indicator_id"]] if "indicator_id" in have else [None] * len(have)
+    hover = [f"<b>{n}</b> ({c})<br>{with_unit(v, unit, d)} · {p}<br>{comparison_word(cmp)}"
+             for n, c, v, p, cmp, d in zip(have["area_name"], have["area_code"], have["value"], have["period"],
+                                           have["comparison_label"], digits)]
     fig = go.Figure([
         go.Choropleth(geojson=url, locations=codes, z=[0] * len(codes), showscale=False, hoverinfo="skip",
                       colorscale=[[0, "#eeeeee"], [1, "#eeeeee"]], marker_line_color="#bbbbbb", marker_line_width=0.3),
@@ -371,14 +407,26 @@ def choropleth(frame: pd.DataFrame, geography: str, title: str, unit: str, *, hi
                                     colorscale=[[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]], marker_line_color="black",
                                     marker_line_width=2.5, hoverinfo="skip"))
     fig.update_geos(fitbounds="locations", visible=False, projection_type="mercator")
-    fig.update_layout(title={"text": wrap(title), "font": {"size": 15}}, height=620,
-                      margin={"l": 0, "r": 0, "t": 50, "b": 0})
+    title = wrap(title)
+    fig.update_layout(title={"text": title, "font": {"size": 15}}, height=620,
+                      margin={"l": 0, "r": 0, "t": title_room(title), "b": 0})
     return fig
 
 
-def wrap(title: str, width: int = 60) -> str:
-    """A chart title broken into lines (plotly does not wrap titles)."""
-    return "<br>".join(textwrap.wrap(title, width))
+def wrap(title: str, width: int = 48) -> str:
+    """A chart title broken into lines of at most `width` characters (plotly does not wrap titles, and cuts off what
+    does not fit); lines already broken with <br> are each wrapped. 48 characters fit a chart in half the page."""
+    return "<br>".join(part for line in title.split("<br>") for part in textwrap.wrap(line, width))
+
+
+def title_room(title: str) -> int:
+    """The top margin (pixels) a chart needs for its title's lines, so a wrapped title never covers the plot."""
+    return 30 + 20 * (title.count("<br>") + 1)
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """1 period, 2 periods."""
+    return f"{n:,} {word if n == 1 else many or word + 's'}"
 
 
 def department_bars(frame: pd.DataFrame, value: str, title: str, axis: str, *, lci: str | None = None,
@@ -395,8 +443,10 @@ def department_bars(frame: pd.DataFrame, value: str, title: str, axis: str, *, l
                  "arrayminus": (f[value] - f[lci]).tolist(), "color": "#444", "thickness": 1.2, "width": 3}
     fig = go.Figure(go.Bar(x=f[value], y=labels, orientation="h", marker_color=colours, error_x=error,
                            customdata=f["department_name"], hovertemplate="%{customdata}<br>" + axis + ": %{x:.2f}<extra></extra>"))
-    fig.update_layout(title={"text": title if "<br>" in title else wrap(title), "font": {"size": 15}}, height=120 + 28 * len(f),
-                      margin={"l": 10, "r": 20, "t": 60, "b": 40}, xaxis_title=axis, yaxis={"automargin": True},
+    title = wrap(title)
+    top = title_room(title)
+    fig.update_layout(title={"text": title, "font": {"size": 15}}, height=60 + top + 28 * len(f),
+                      margin={"l": 10, "r": 20, "t": top, "b": 40}, xaxis_title=axis, yaxis={"automargin": True},
                       showlegend=False)
     return fig
 
@@ -422,10 +472,11 @@ def spine(rows: pd.DataFrame, place_name: str, title: str) -> go.Figure:
     units = rows["unit"].tolist()
     words = [comparison_word(x) + (f" · {p}" if isinstance(p, str) else "")
              for x, p in zip(rows["comparison_label"], rows["position"])]
+    digits = [decimals(i) for i in rows["indicator_id"]]
     y = list(range(len(rows)))  # positions, not titles: two indicators may share a shortened title
-    england = [with_unit(v, u) for v, u in zip(rows["england_value"], units)]
-    hover = [f"{place_name}: {with_unit(v, u)} ({p})<br>England: {e}<br>Range across areas: {number(a)} to {number(b)}<br>{w}"
-             for v, u, p, e, a, b, w in zip(rows["value"], units, rows["period"], england, lo, hi, words)]
+    england = [with_unit(v, u, d) for v, u, d in zip(rows["england_value"], units, digits)]
+    hover = [f"{place_name}: {with_unit(v, u, d)} ({p})<br>England: {e}<br>Range across areas: {number(a, d)} to {number(b, d)}<br>{w}"
+             for v, u, p, e, a, b, w, d in zip(rows["value"], units, rows["period"], england, lo, hi, words, digits)]
     fig = go.Figure([
         go.Bar(x=[1] * len(y), y=y, orientation="h", marker_color="#e6e6e6", hoverinfo="skip", width=0.55),
         go.Scatter(x=eng, y=y, mode="markers", customdata=england, hovertemplate="England: %{customdata}<extra></extra>",

@@ -77,17 +77,33 @@ def _freshness() -> None:
                    "Figures from them may be out of date.", icon=":material/schedule:")
     else:
         st.success(f"Every source has been refreshed successfully in the last {days} days.")
-    table = pd.DataFrame({
-        "Source": status["title"], "Last run": status["last_run"], "Status": status["last_status"],
-        "Mode": status["last_mode"], "Last success": status["last_success"], "Rows loaded": status["rows_loaded"],
-        "Latest period": status["latest_period"], "Age (days)": status["age_days"],
-        "Stale": status["stale"].map({True: "stale", False: ""}), "Message": status["last_error"],
+    never = "– where the source has never been loaded (e.g. one with no bundled snapshot before its first live refresh)."
+    table = pd.DataFrame({  # all text: a missing figure shows as a dash (the column's help says why), never "None"
+        "Source": status["title"], "Last run": _when(status["last_run"]), "Status": _text(status["last_status"]),
+        "Mode": _text(status["last_mode"]), "Last success": _when(status["last_success"]),
+        "Rows loaded": [c.number(n, 0) for n in status["rows_loaded"]],
+        "Latest period": _text(status["latest_period"]), "Age (days)": [c.number(a, 1) for a in status["age_days"]],
+        "Stale": status["stale"].map({True: "stale", False: ""}), "Message": _text(status["last_error"], ""),
     })
     st.dataframe(table, hide_index=True, width="stretch", column_config={
-        "Last run": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-        "Last success": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
+        "Last run": st.column_config.TextColumn(help="UTC. " + never),
+        "Status": st.column_config.TextColumn(help=never),
+        "Mode": st.column_config.TextColumn(help=never),
+        "Last success": st.column_config.TextColumn(help="UTC; – where no run of the source has succeeded yet."),
+        "Rows loaded": st.column_config.TextColumn(help="Rows the last run loaded; " + never),
+        "Latest period": st.column_config.TextColumn(help="The latest period held; – where the source has no rows."),
+        "Age (days)": st.column_config.TextColumn(help="Days since the last success; – where there has been none."),
+        "Message": st.column_config.TextColumn(help="The last run's error, if it failed; empty otherwise.")})
     st.caption("From the tracker's run log (`tracker status`). Mode: live = fetched from the publisher's API, "
                "offline = loaded from the bundled snapshot. Times are UTC.")
+
+
+def _text(values: pd.Series, missing: str = "–") -> list[str]:
+    return [missing if v is None or v != v else str(v) for v in values]
+
+
+def _when(values: pd.Series) -> list[str]:
+    return ["–" if pd.isna(t) else f"{pd.Timestamp(t):%Y-%m-%d %H:%M}" for t in values]
 
 
 if __name__ == "__main__":

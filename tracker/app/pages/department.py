@@ -14,6 +14,7 @@ def render() -> None:
     depts = cat.drop_duplicates("department_slug").sort_values(["is_dhsc", "department_name"])
     options = {s: f"{n} ({a})" for s, n, a in zip(depts["department_slug"], depts["department_name"], depts["department_abbr"])}
     top, o1, o2 = st.columns([2, 2, 1])
+    _no_indicators(options)
     slug = c.choose("department", options, "department-for-work-pensions", "Department", where=top)
     outcome, sex = c.choose_outcome(o1, o2)
     mine = cat[cat["department_slug"] == slug]
@@ -42,7 +43,8 @@ def render() -> None:
     st.subheader("Its indicators")
     table = pd.DataFrame({
         "Indicator": mine["title"],
-        f"Aligned rho with {outcome_title.lower()}": [assoc["aligned_rho"].get(i) for i in mine["id"]],
+        # a dash, not a blank or "None", where there is no rho; the column's help says why
+        f"Aligned rho with {outcome_title.lower()}": [c.number(assoc["aligned_rho"].get(i), 2) for i in mine["id"]],
         "Used in the ranking": ["yes" if bool(assoc["supports"].get(i, False)) else "" for i in mine["id"]],
         "Latest period": mine["latest_period"].fillna("–"), "Local authorities": mine["n_las_latest"],
         "Domain": mine["domain"], "Producer": mine["producer"], "Why this department": mine["rationale"],
@@ -50,11 +52,13 @@ def render() -> None:
         "Source": mine["source_url"],
     })
     st.dataframe(table, hide_index=True, width="stretch", column_config={
-        f"Aligned rho with {outcome_title.lower()}": st.column_config.NumberColumn(format="%.2f"),
+        f"Aligned rho with {outcome_title.lower()}": st.column_config.TextColumn(
+            help="– where the indicator is not used as a determinant: health outcomes, counts, ranks, no "
+                 "better/worse direction, or too few local authorities with figures."),
         "Details": st.column_config.LinkColumn(display_text="chart ↗"),
         "Source": st.column_config.LinkColumn(display_text="publisher ↗")})
     st.caption("Aligned rho: Spearman's rank correlation across local authorities, signed so that positive means a "
-               "worse value goes with a worse outcome; empty where the indicator is not used as a determinant "
+               "worse value goes with a worse outcome; – where the indicator is not used as a determinant "
                "(health outcomes, counts, ranks, too few areas).")
 
     st.subheader("Where its indicators are worst")
@@ -85,6 +89,24 @@ def render() -> None:
                                      "indicators", reverse=True),
                         width="stretch", config=c.PLOT_CONFIG)
         st.caption("Darker: worse than England on more of the department's indicators. Grey: no figures.")
+
+
+def _no_indicators(options: dict[str, str]) -> None:
+    """A department the tracker knows (any name the command line accepts) that owns none of its indicators: say
+    so, rather than calling the name unknown."""
+    from tracker import departments
+
+    asked = st.query_params.get("department")
+    if not asked or c.resolve("department", asked, options) in options:
+        return
+    try:
+        dept = departments.resolve(asked)
+    except ValueError:
+        return  # not a department: choose() says the link is unknown
+    st.info(f"The tracker holds no indicators owned by {dept.name} ({dept.abbreviation}), so there is nothing to "
+            "show for it. Another department is shown below instead.")
+    st.query_params.pop("department", None)
+    st.session_state.pop("_last_department", None)
 
 
 if __name__ == "__main__":

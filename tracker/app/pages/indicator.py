@@ -13,8 +13,10 @@ from tracker.app import common as c
 
 def render() -> None:
     cat = c.catalog()
-    usable = cat[cat["n_periods"] > 0].sort_values("title")
-    options = {i: f"{t} ({a})" for i, t, a in zip(usable["id"], usable["title"], usable["department_abbr"])}
+    # every indicator `tracker indicators` lists, those with no figures yet marked as such (and explained below)
+    listed = pd.concat([cat[cat["n_periods"] > 0].sort_values("title"), cat[cat["n_periods"] == 0].sort_values("title")])
+    options = {i: f"{t} ({a})" + ("" if n else " · no figures loaded yet")
+               for i, t, a, n in zip(listed["id"], listed["title"], listed["department_abbr"], listed["n_periods"])}
     left, right = st.columns(2)
     with left:
         indicator = c.choose("indicator", options, "claimant-count-rate-16-64", "Indicator (type to search)")
@@ -25,6 +27,9 @@ def render() -> None:
 
     st.title(meta["title"])
     _metadata(meta)
+    if not meta["n_periods"]:
+        st.info(f"No figures loaded yet for this indicator: {_why_no_figures(meta)}", icon=":material/hourglass_empty:")
+        return
 
     st.subheader(f"{place} over time")
     series = c.fetch("time_series", indicator, area)
@@ -33,16 +38,19 @@ def render() -> None:
         st.info(f"No figures for {place} on this indicator (it is published for {level}, England and some larger "
                 "areas). Choose another place above.")
     else:
-        st.plotly_chart(_series_chart(series, meta, place), width="stretch", config=c.PLOT_CONFIG)
+        st.plotly_chart(_series_chart(series, meta, place, area == c.ENGLAND), width="stretch", config=c.PLOT_CONFIG)
         last = series.iloc[-1]
+        digits = meta["decimals"]
         st.caption(c.LEGEND)
-        st.caption(f"{meta['title']} for {place} and England, {series['sex'].iloc[0].lower()}, every period held. "
+        st.caption(f"{meta['title']} for {place}" + ("" if area == c.ENGLAND else " and England")
+                   + f", {series['sex'].iloc[0].lower()}, every period held. "
                    + ("Bars: 95% confidence intervals. " if series["lci95"].notna().any() else "No confidence intervals are published. ")
-                   + f"Latest ({last['period']}): {c.with_unit(last['value'], meta['unit'])}, England "
-                     f"{c.with_unit(last['england_value'], meta['unit'])}. Compared with England: "
-                     f"{c.comparison_word(last['comparison_label'])}"
-                   + (f" ({last['comparison_basis']})" if isinstance(last["comparison_basis"], str) else "")
-                   + f". Position among areas: {c.position_word(last['position'])}. "
+                   + f"Latest ({last['period']}): {c.with_unit(last['value'], meta['unit'], digits)}"
+                   + ("" if area == c.ENGLAND else
+                      f", England {c.with_unit(last['england_value'], meta['unit'], digits)}. Compared with England: "
+                      f"{c.comparison_word(last['comparison_label'])}"
+                      + (f" ({last['comparison_basis']})" if isinstance(last["comparison_basis"], str) else "")
+                      + f". Position among areas: {c.position_word(last['position'])}") + ". "
                    + f"Recent trend: {last['trend'] or 'not calculated'}."
                    + (f" ICB figure: {last['method']}." if area.startswith("E54") and isinstance(last["method"], str) else "")
                    + f" Source: {meta['producer']}.")
@@ -86,7 +94,8 @@ def _metadata(meta: pd.Series) -> None:
             f"- **Licence:** {meta['licence']}\n"
             f"- **Unit:** {meta['unit']} · {str(meta['polarity']).replace('_', ' ')}\n"
             f"- **Confidence intervals:** {_ci_text(meta)}\n"
-            f"- **Latest period:** {meta['latest_period']} · {meta['n_periods']} periods held\n"
+            f"- **Latest period:** {meta['latest_period'] if meta['n_periods'] else 'none loaded'} · "
+            f"{c.plural(int(meta['n_periods']), 'period')} held\n"
             f"- **Last refresh:** {refreshed}")
         c.link("department", f"More on {meta['department_abbr']}", icon=":material/account_balance:",
                department=meta["department_slug"])
@@ -102,7 +111,24 @@ def _ci_text(meta: pd.Series) -> str:
     return "as published only"
 
 
-def _series_chart(series: pd.DataFrame, meta: pd.Series, place: str) -> go.Figure:
+def _why_no_figures(meta: pd.Series) -> str:
+    """Why an indicator in the catalog has no rows: its source never loaded, it is fetched live only (not in the
+    bundled snapshot), or its source's last load brought no rows for it."""
+    from tracker.catalog import load_catalog
+
+    spec = next((s for s in load_catalog() if s.id == meta["id"]), None)
+    status = c.freshness().set_index("source")
+    source = meta["source"]
+    refresh = f"`tracker refresh --source {source}` fetches it from the publisher"
+    if spec is not None and spec.options.get("live_only"):
+        return f"it is not in the bundled offline snapshot, only in the publisher's live service; {refresh}."
+    if source not in status.index or pd.isna(status.at[source, "last_success"]):
+        return f"its source ({source}) has not been loaded yet; {refresh}."
+    return (f"the last load of its source ({source}, {status.at[source, 'last_mode']}) brought no rows for it; "
+            f"{refresh}.")
+
+
+def _series_chart(series: pd.DataFrame, meta: pd.Series, place: str, is_england: bool = False) -> go.Figure:
     s = series.sort_values("period_end")
     has_ci = s["lci95"].notna().any()
     error = {"type": "data", "symmetric": False, "array": (s["uci95"] - s["value"]).tolist(),
@@ -114,12 +140,16 @@ def _series_chart(series: pd.DataFrame, meta: pd.Series, place: str) -> go.Figur
                              line={"color": "#0072B2"},
                              text=[f"Compared with England: {c.comparison_word(x)}<br>Position among areas: "
                                    f"{c.position_word(p)}" for x, p in zip(s["comparison_label"], s["position"])],
-                             hovertemplate="%{x}: %{y:,.2f}<br>%{text}<extra>" + place + "</extra>"))
-    fig.add_trace(go.Scatter(x=s["period"], y=s["england_value"], mode="lines+markers", name="England",
-                             line={"color": "black", "dash": "dash"}, marker={"symbol": "diamond", "size": 7}))
-    fig.update_layout(title={"text": f"{meta['title']}: {place} and England", "font": {"size": 15}},
-                      yaxis_title=str(meta["unit"])[:40], height=420, margin={"l": 10, "r": 10, "t": 50, "b": 40},
-                      xaxis={"type": "category"}, legend={"orientation": "h", "y": -0.15, "yanchor": "top"})
+                             hovertemplate=f"%{{x}}: %{{y:,.{int(meta['decimals'])}f}}<br>%{{text}}<extra>{place}</extra>"))
+    if not is_england:  # England against itself would be one line drawn twice
+        fig.add_trace(go.Scatter(x=s["period"], y=s["england_value"], mode="lines+markers", name="England",
+                                 line={"color": "black", "dash": "dash"}, marker={"symbol": "diamond", "size": 7}))
+    title = f"{meta['title']}: {place}" + ("" if is_england else " and England")
+    title = c.wrap(title, 90)
+    fig.update_layout(title={"text": title, "font": {"size": 15}}, showlegend=not is_england,
+                      yaxis_title=str(meta["unit"])[:40], height=440, margin={"l": 10, "r": 10, "t": c.title_room(title), "b": 40},
+                      # category axis labels ("2025 Q4") are tilted as needed and given the room they need
+                      xaxis={"type": "category", "automargin": True}, legend={"orientation": "h", "y": -0.2, "yanchor": "top"})
     return fig
 
 
@@ -144,9 +174,10 @@ def _scatter(indicator: str, outcome: str, sex: str, area: str, cat: pd.DataFram
                                  name=c.areas().at[area, "name"]))
     x_label = f"{cat.at[indicator, 'title']} ({first['determinant_period'] if first is not None else ''})"
     y_label = f"{outcome_title} ({sex.lower()}, {first['outcome_period'] if first is not None else ''})"
-    fig.update_layout(title={"text": f"{outcome_title} against this indicator<br>across local authorities", "font": {"size": 15}},
+    title = c.wrap(f"{outcome_title} against this indicator across local authorities")
+    fig.update_layout(title={"text": title, "font": {"size": 15}},
                       height=500, xaxis_title=x_label[:70], yaxis_title=y_label[:60],
-                      margin={"l": 10, "r": 10, "t": 60, "b": 40}, legend={"orientation": "h", "y": -0.2, "yanchor": "top"})
+                      margin={"l": 10, "r": 10, "t": c.title_room(title), "b": 40}, legend={"orientation": "h", "y": -0.2, "yanchor": "top"})
     st.plotly_chart(fig, width="stretch", config=c.PLOT_CONFIG)
     if row is not None and row["rho"] == row["rho"]:
         st.markdown(f"**Spearman's rho = {row['rho']:.2f}** (95% CI {row['rho_lci']:.2f} to {row['rho_uci']:.2f}), "

@@ -26,7 +26,7 @@ def render() -> None:
     m1, m2, m3, m4 = st.columns(4)
     if len(england):
         e = england.iloc[0]
-        m1.metric(f"England ({sex.lower()}, {e['period']})", c.with_unit(e["value"], meta["unit"]),
+        m1.metric(f"England ({sex.lower()}, {e['period']})", c.with_unit(e["value"], meta["unit"], meta["decimals"]),
                   help=f"{meta['title']}, {sex.lower()}, {e['period']}. Source: {meta['producer']}.")
     else:
         m1.metric("England", "–")
@@ -47,7 +47,7 @@ def render() -> None:
         else:
             summary = summary.assign(label=[f"{s}/{n}" for s, n in zip(summary["n_supporting"], summary["n_indicators"])])
             st.plotly_chart(c.department_bars(summary, "median_aligned_rho",
-                                              f"Departments ranked by how closely {meta['title'].lower()}<br>goes with their indicators",
+                                              f"Departments ranked by how closely {meta['title'].lower()} goes with their indicators",
                                               "median aligned Spearman's rho", lci="lci", uci="uci", note="label"),
                             width="stretch", config=c.PLOT_CONFIG)
             st.caption(f"Each bar is the median, over the department's indicators, of how closely places' "
@@ -74,13 +74,17 @@ def render() -> None:
             department=[c.department_label(n, d) for n, d in zip(summary["department_name"], summary["is_dhsc"])],
             strongest=summary["strongest_indicator"].map(cat["title"]),
         )[["department", "n_indicators", "n_supporting", "median_aligned_rho", "lci", "uci", "strongest", "strongest_aligned_rho"]]
+        rhos = ["median_aligned_rho", "lci", "uci", "strongest_aligned_rho"]
+        table[rhos] = table[rhos].map(lambda v: c.number(v, 2))  # a dash, never "None", where there is none
+        table["strongest"] = table["strongest"].fillna("–")
+        none = " – where none of the department's indicators has a rho with the outcome."
         st.dataframe(table, hide_index=True, width="stretch", column_config={
             "department": "Department", "n_indicators": "Indicators", "n_supporting": "Going significantly with the outcome",
-            "median_aligned_rho": st.column_config.NumberColumn("Median aligned rho", format="%.2f"),
-            "lci": st.column_config.NumberColumn("95% interval from", format="%.2f"),
-            "uci": st.column_config.NumberColumn("to", format="%.2f"),
-            "strongest": "Strongest indicator",
-            "strongest_aligned_rho": st.column_config.NumberColumn("Its aligned rho", format="%.2f")})
+            "median_aligned_rho": st.column_config.TextColumn("Median aligned rho", help="Over its indicators." + none),
+            "lci": st.column_config.TextColumn("95% interval from", help="Bootstrap over upper-tier authorities." + none),
+            "uci": st.column_config.TextColumn("to", help="Bootstrap over upper-tier authorities." + none),
+            "strongest": st.column_config.TextColumn("Strongest indicator", help=none.strip()),
+            "strongest_aligned_rho": st.column_config.TextColumn("Its aligned rho", help=none.strip())})
         cols = st.columns(4)
         for i, row in enumerate(summary.itertuples()):
             with cols[i % 4]:

@@ -19,7 +19,8 @@ def render() -> None:
     outcome, sex = c.choose_outcome(mid, right)
     cat = c.catalog()
     info = c.fetch("area_info", code).iloc[0]
-    profile = c.fetch("place_profile", code).join(cat[["producer", "source_url"]], on="indicator_id")
+    # every figure on the page follows the sex chosen, where the indicator is published for it
+    profile = c.fetch("place_profile", code, sex=sex).join(cat[["producer", "source_url", "decimals"]], on="indicator_id")
 
     st.title(info["name"])
     st.caption(_describe(info))
@@ -75,8 +76,8 @@ def _headlines(profile: pd.DataFrame, cat: pd.DataFrame) -> None:
             box.markdown(f"**{cat.at[oid, 'title']}**  \nNot published for this area.")
             continue
         r = rows.loc[oid]
-        number, unit = c.value_parts(r["value"], r["unit"])
-        versus = "" if r["area_code"] == c.ENGLAND else f" · England {c.with_unit(r['england_value'], r['unit'])}"
+        number, unit = c.value_parts(r["value"], r["unit"], r["decimals"])
+        versus = "" if r["area_code"] == c.ENGLAND else f" · England {c.with_unit(r['england_value'], r['unit'], r['decimals'])}"
         box.markdown(f"<div style='min-height:2.6em;font-size:0.9em'><b>{r['title']}</b></div>"
                      f"<div style='font-size:1.9em;line-height:1.2'>{number} <span style='font-size:0.45em'>{unit}</span></div>"
                      f"<div style='font-size:0.85em;color:#555'>{r['sex']}, {r['period']}{versus}</div>"
@@ -118,18 +119,18 @@ def _dependence(deps, cat: pd.DataFrame, name: str, outcome: str, sex: str) -> N
                "(its rho with the outcome across England, where the place is worse than England, shared among the "
                "department's indicators). Only determinants on which the place is worse appear; the 20 largest are shown.")
     st.markdown("**The evidence**")
-    ev = evidence.join(cat[["unit", "department_abbr", "is_dhsc", "producer"]], on="indicator_id")
-    parts = [c.value_parts(v, u) for v, u in zip(ev["value"], ev["unit"])]
-    table = pd.DataFrame({
-        "Department": [c.department_label(a, d) for a, d in zip(ev["department_abbr"], ev["is_dhsc"])],
+    ev = evidence.join(cat[["unit", "department_abbr", "is_dhsc", "producer", "decimals"]], on="indicator_id")
+    parts = [c.value_parts(v, u, d) for v, u, d in zip(ev["value"], ev["unit"], ev["decimals"])]
+    table = pd.DataFrame({  # what an analyst reads first (indicator, value, England, comparison) first
         "Indicator": ev["title"],
         "Value": [p[0] + ("" if f == pc else " (county figure)")
                   for p, f, pc in zip(parts, ev["value_from"], ev["place_code"])],
-        "Unit": [p[1] for p in parts],
-        "Period": ev["period"],
-        "England": [c.value_parts(v, u)[0] for v, u in zip(ev["england_value"], ev["unit"])],
+        "England": [c.value_parts(v, u, d)[0] for v, u, d in zip(ev["england_value"], ev["unit"], ev["decimals"])],
         "Compared with England": [c.comparison_word(x) for x in ev["comparison_label"]],
         **({"Position among areas": [c.position_word(x) for x in ev["position"]]} if "position" in ev else {}),
+        "Unit": [p[1] for p in parts],
+        "Period": ev["period"],
+        "Department": [c.department_label(a, d) for a, d in zip(ev["department_abbr"], ev["is_dhsc"])],
         "rho (aligned)": ev["aligned_rho"].round(2),
         "Contribution": ev["contribution"].round(3),
         "Producer": ev["producer"],
@@ -161,7 +162,7 @@ def _sankey(evidence: pd.DataFrame, ranking: pd.DataFrame, cat: pd.DataFrame, ou
     fig = go.Figure(go.Sankey(node={"label": labels, "color": node_colours, "pad": 12, "thickness": 14},
                               link={"source": src, "target": dst, "value": list(ev["contribution"]) * 2,
                                     "color": link_colours}))
-    fig.update_layout(title=f"Which departments' determinants go with {outcome_title.lower()} here",
+    fig.update_layout(title=c.wrap(f"Which departments' determinants go with {outcome_title.lower()} here", 90),
                       height=max(380, 28 * len(ind_ids) + 80), margin={"l": 10, "r": 10, "t": 50, "b": 10})
     return fig
 
@@ -169,11 +170,11 @@ def _sankey(evidence: pd.DataFrame, ranking: pd.DataFrame, cat: pd.DataFrame, ou
 def _drilldown(code: str, outcome: str, sex: str, cat: pd.DataFrame) -> None:
     las = c.fetch("icb_drilldown", code)
     values = c.fetch("latest_observations", las["la_code"].tolist(), [outcome], sex=sex).set_index("area_code")
-    unit = cat.at[outcome, "unit"]
+    unit, digits = cat.at[outcome, "unit"], cat.at[outcome, "decimals"]
     table = pd.DataFrame({
         "Local authority": las["la_name"], "Code": las["la_code"],
         "Share in this ICB": [f"{s:.0%}" + ("" if b == "whole" else f" (by {b})") for s, b in zip(las["share"], las["share_basis"])],
-        f"{cat.at[outcome, 'title']} ({sex.lower()})": [c.with_unit(values["value"].get(x), unit) for x in las["la_code"]],
+        f"{cat.at[outcome, 'title']} ({sex.lower()})": [c.with_unit(values["value"].get(x), unit, digits) for x in las["la_code"]],
         "Period": [values["period"].get(x, "–") for x in las["la_code"]],
         "Compared with England": [c.comparison_word(values["comparison_label"].get(x)) for x in las["la_code"]],
         "Position among areas": [c.position_word(values["position"].get(x)) for x in las["la_code"]],
@@ -184,7 +185,7 @@ def _drilldown(code: str, outcome: str, sex: str, cat: pd.DataFrame) -> None:
     cols = st.columns(4)
     for i, (la, name) in enumerate(zip(las["la_code"], las["la_name"])):
         with cols[i % 4]:
-            c.link("place", f"{name} · {c.with_unit(values['value'].get(la), unit)}", icon=":material/location_on:", area=la)
+            c.link("place", f"{name} · {c.with_unit(values['value'].get(la), unit, digits)}", icon=":material/location_on:", area=la)
 
 
 def _indicators(profile: pd.DataFrame, ranking: pd.DataFrame, name: str, code: str) -> None:
@@ -216,17 +217,18 @@ def _indicators(profile: pd.DataFrame, ranking: pd.DataFrame, name: str, code: s
 
 
 def _indicator_table(rows: pd.DataFrame, code: str) -> None:
-    parts = [c.value_parts(v, u) for v, u in zip(rows["value"], rows["unit"])]
-    table = pd.DataFrame({
+    parts = [c.value_parts(v, u, d) for v, u, d in zip(rows["value"], rows["unit"], rows["decimals"])]
+    table = pd.DataFrame({  # what an analyst reads first (indicator, value, England, comparison) first
         "Indicator": rows["title"],
         "Value": [p[0] + ("" if f == a else f" ({n})") for p, f, a, n in
                   zip(parts, rows["value_from"], rows["area_code"], rows["value_from_name"])],
-        "Unit": [p[1] for p in parts],
-        "England": [c.value_parts(v, u)[0] for v, u in zip(rows["england_value"], rows["unit"])],
+        "England": [c.value_parts(v, u, d)[0] for v, u, d in zip(rows["england_value"], rows["unit"], rows["decimals"])],
         "Compared with England": [c.comparison_word(x) for x in rows["comparison_label"]],
         "Position among areas": [c.position_word(x) for x in rows["position"]],
+        "Unit": [p[1] for p in parts],
         "Period": rows["period"] + " · " + rows["sex"],
-        "Range across areas": [f"{c.number(lo)} to {c.number(hi)}" for lo, hi in zip(rows["min_of_type"], rows["max_of_type"])],
+        "Range across areas": [f"{c.number(lo, d)} to {c.number(hi, d)}"
+                               for lo, hi, d in zip(rows["min_of_type"], rows["max_of_type"], rows["decimals"])],
         "Trend": rows["trend"].fillna("–"),
         "Red-red": ["worse and getting worse" if bool(x) else "" for x in rows["red_red"].fillna(False)],
         "Details": [f"indicator?indicator={i}&area={code}" for i in rows["indicator_id"]],
