@@ -5,6 +5,8 @@ message naming the file and the entry (see CatalogError). docs/catalog.md descri
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,7 +35,7 @@ AREA_TYPES = ("england", "region", "icb", "utla", "ltla", "lsoa")
 REQUIRED = ("id", "title", "domain", "unit", "value_type", "polarity", "department", "producer", "rationale",
             "definition", "licence", "source", "source_id")
 OPTIONAL = ("secondary_departments", "source_url", "area_types", "headline_outcome", "caveats", "multiplier",
-            "default_sex", "options")
+            "default_sex", "options", "limits")
 
 
 class CatalogError(ValueError):
@@ -63,6 +65,30 @@ class IndicatorSpec:
     multiplier: float | None = None  # 100 for a percentage, 1000 for "per 1,000": used for CIs from counts
     default_sex: str = "Persons"  # the sex used for headline comparisons and the analysis
     options: dict = field(default_factory=dict)  # source-specific parsing options
+    # plausible (low, high) of a value, None where unbounded: from the catalog's `limits`, else default_limits()
+    limits: tuple[float | None, float | None] = (None, None)
+
+
+UNIT_RANGE = re.compile(r"\((-?[\d.]+) to (-?[\d.]+)\)")  # a unit that states its range, e.g. "mean score (0 to 10)"
+
+
+def default_limits(value_type: str, unit: str, multiplier: float | None, allow_negative: bool) -> tuple[float | None, float | None]:
+    """Plausible limits from what the value is: years 0-120, a share 0-1 or 0-100 by its multiplier, a rate,
+    count, mean, median or ratio never negative, a decile 1-10, a stated range "(0 to 10)" in the unit. Scores
+    (e.g. IMD, can be negative) have none. A value outside is rejected at validation."""
+    stated = UNIT_RANGE.search(unit or "")
+    if stated:
+        return float(stated.group(1)), float(stated.group(2))
+    low = None if allow_negative else 0.0
+    if value_type == "years":
+        return (-120.0 if allow_negative else 0.0), 120.0
+    if value_type == "proportion":
+        return low, float(multiplier or 100.0)
+    if value_type == "rank":
+        return (1.0, 10.0) if (unit or "").lower().startswith("decile") else (1.0, None)
+    if value_type == "score":
+        return None, None
+    return low, None  # rate, count, mean, median, ratio
 
 
 def _entry_error(path: Path, entry: dict | None, index: int, message: str) -> CatalogError:
@@ -98,7 +124,23 @@ def _parse_entry(path: Path, entry: dict, index: int) -> IndicatorSpec:
     values["area_types"] = area_types
     values["source_id"] = str(entry["source_id"])
     values["options"] = dict(entry.get("options") or {})
+    values["limits"] = _limits(path, entry, index, values["options"])
     return IndicatorSpec(**values)
+
+
+def _limits(path: Path, entry: dict, index: int, options: dict) -> tuple[float | None, float | None]:
+    if "limits" not in entry:
+        return default_limits(entry["value_type"], str(entry["unit"]), entry.get("multiplier"),
+                              bool(options.get("allow_negative")))
+    given = entry["limits"]
+    try:
+        low, high = [None if v is None else float(v) for v in given]
+    except (TypeError, ValueError):
+        raise _entry_error(path, entry, index, f"limits must be [low, high] numbers (null for unbounded), not {given!r}") from None
+    if any(v is not None and not math.isfinite(v) for v in (low, high)) or (
+            low is not None and high is not None and low >= high):
+        raise _entry_error(path, entry, index, f"limits {given!r}: low must be below high, both finite or null")
+    return low, high
 
 
 def load_catalog(directory: Path = CATALOG_DIR) -> list[IndicatorSpec]:
@@ -137,6 +179,7 @@ def sync_catalog(engine: Engine, specs: list[IndicatorSpec] | None = None) -> in
             row["secondary_departments"] = list(s.secondary_departments)
             row["area_types"] = list(s.area_types)
             row.pop("options")
+            row.pop("limits")
             if s.id in existing:
                 conn.execute(table.update().where(table.c.id == s.id).values(**row))
             else:
