@@ -218,18 +218,11 @@ class HttpClient:
 
     def _connection_message(self, source: str, shown: str, exc: Exception, timeout: float) -> str:
         """Tell apart: the name did not resolve, the connection was refused, TLS failed, it timed out, or the
-        connection broke."""
+        connection broke. In that order: urllib3's NewConnectionError is also a ConnectTimeoutError."""
         host = urlsplit(shown).hostname or shown
         port = urlsplit(shown).port
         where = f"{host}:{port}" if port else host
         chain = list(_chain(exc))
-        if isinstance(exc, requests.exceptions.Timeout) or any(
-                isinstance(e, (urllib3.exceptions.TimeoutError, socket.timeout, TimeoutError)) for e in chain):
-            # once retries are used up, requests reports a read timeout as a ConnectionError: name it a timeout
-            if self._deadlines.get(source, float("inf")) <= time.monotonic():
-                return self._deadline_message(source, shown)
-            return (f"{source}: {shown} timed out after {timeout:g} s ({self.retries} retries); "
-                    "try later or raise TRACKER_HTTP_TIMEOUT")
         if any(isinstance(e, socket.gaierror) for e in chain) or any(
                 type(e).__name__ == "NameResolutionError" for e in chain):
             return (f"{source}: cannot resolve {host}: no network, or no DNS? (fetching {shown}); "
@@ -240,6 +233,13 @@ class HttpClient:
         if isinstance(exc, requests.exceptions.SSLError) or any(isinstance(e, ssl.SSLError) for e in chain):
             return (f"{source}: TLS failed with {host} (fetching {shown}: {_root_cause(exc)}); a proxy or firewall "
                     "intercepting HTTPS, or an out-of-date certificate store?")
+        if isinstance(exc, requests.exceptions.Timeout) or any(
+                isinstance(e, (urllib3.exceptions.TimeoutError, socket.timeout, TimeoutError)) for e in chain):
+            # once retries are used up, requests reports a read timeout as a ConnectionError: name it a timeout
+            if self._deadlines.get(source, float("inf")) <= time.monotonic():
+                return self._deadline_message(source, shown)
+            return (f"{source}: {shown} timed out after {timeout:g} s ({self.retries} retries); "
+                    "try later or raise TRACKER_HTTP_TIMEOUT")
         return (f"{source}: could not connect to {shown} after {self.retries} retries "
                 f"({_root_cause(exc)}); check the network or the base URL setting")
 
@@ -274,12 +274,12 @@ def _chain(exc: BaseException):
     todo = [exc]
     while todo:
         e = todo.pop()
-        if e is None or id(e) in seen:
+        if id(e) in seen:
             continue
         seen.add(id(e))
         yield e
-        todo += [e.__cause__, e.__context__, getattr(e, "reason", None)]
-        todo += [a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]
+        todo += [a for a in (e.__cause__, e.__context__, getattr(e, "reason", None), *getattr(e, "args", ()))
+                 if isinstance(a, BaseException)]
 
 
 def _short_cause(error) -> str:
