@@ -368,19 +368,23 @@ def _environment_problem(exc: BaseException) -> str | None:
     from sqlalchemy.exc import OperationalError
 
     from tracker.config import paths
+    from tracker.refresh import nearly_full as _nearly_full
 
     text = str(getattr(exc, "orig", None) or exc)
     folder = paths().data_dir
-    if getattr(exc, "errno", None) == errno.ENOSPC or "disk is full" in text:
+    if getattr(exc, "errno", None) == errno.ENOSPC or "disk is full" in text or (
+            "disk I/O error" in text and _nearly_full(folder)):  # SQLite's WAL reports a full disk so
         return f"the disk is full (writing in {folder}); free some space and try again"
     if isinstance(exc, OperationalError) and ("readonly" in text or "unable to open database file" in text):
-        return (f"cannot write the database in {folder} (a read-only or someone else's folder): {text}. Read-only "
+        return (f"cannot write in {folder}: the database says {text!r}: a read-only or someone else's folder. Read-only "
                 "commands (status, areas, export) and the dashboard work there; run init, prepare and refresh as "
                 "the folder's owner")
     if isinstance(exc, OperationalError):
         return f"the database could not be used: {text}"
-    if isinstance(exc, PermissionError):
-        return f"permission denied: {exc.filename or folder}; run as the owner of the data folder"
+    if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (f"cannot write in {exc.filename or folder} ({exc.strerror}): a read-only or someone else's folder. "
+                "Read-only commands (status, areas, export) and the dashboard work there; run init, prepare and "
+                "refresh as the folder's owner")
     return None
 
 

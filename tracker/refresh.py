@@ -13,6 +13,7 @@ import gzip
 import json
 import logging
 import os
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -245,13 +246,22 @@ class _Skip(Exception):
     pass
 
 
+def nearly_full(folder) -> bool:
+    """Less than 8 MB free where `folder` is: SQLite then reports a failed write as a 'disk I/O error'."""
+    try:
+        return shutil.disk_usage(folder).free < 8 * 1024 * 1024
+    except OSError:
+        return False
+
+
 def _failure_message(source: Source, exc: Exception) -> str:
     """One line for failures that are not the source's own (SourceError): a full disk, a read-only folder."""
     text = str(exc)
     root = exc
     while root.__cause__ or root.__context__:
         root = root.__cause__ or root.__context__
-    if getattr(root, "errno", None) in (errno.ENOSPC, errno.EFBIG) or "disk is full" in text or "too large" in text:
+    if getattr(root, "errno", None) in (errno.ENOSPC, errno.EFBIG) or "disk is full" in text or (
+            "disk I/O error" in text and nearly_full(paths().data_dir)):  # SQLite's WAL reports a full disk so
         return (f"{source.title}: the disk is full (writing in {paths().data_dir}); nothing of this source was "
                 "changed; free some space and run the refresh again")
     if getattr(root, "errno", None) in (errno.EROFS, errno.EACCES) or "readonly database" in text:
