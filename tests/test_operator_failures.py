@@ -321,3 +321,24 @@ def test_pages_degrade_on_thin_data_and_never_render_data_labels_as_markdown(thi
     assert not at.exception, [e.message for e in at.exception]
     sexes = at.radio(key="_widget_sex")
     assert "\\[click\\]\\(http\\://example\\.com\\)" in sexes.options  # shown as written, not as a link
+
+
+def test_a_failed_excel_export_says_why_on_the_page(prepared_db, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    target = tmp_path / "inf.sqlite"
+    shutil.copy(prepared_db, target)
+    engine = make_engine(f"sqlite:///{target}")
+    with engine.begin() as conn:  # as a database loaded before non-finite values were refused could hold
+        conn.execute(text("UPDATE observation SET value = 9e999 WHERE area_code = 'E06000001'"))
+    engine.dispose()
+    monkeypatch.setenv("TRACKER_DATABASE_URL", f"sqlite:///{target}")
+    at = AppTest.from_file(str(PROJECT_ROOT / "streamlit_app.py"), default_timeout=300)
+    at.query_params.update({"area": "E06000001"})
+    at.run()
+    at.switch_page("tracker/app/pages/data.py")
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert [b.label for b in at.get("download_button")] == ["Download CSV", "Data dictionary (CSV)"]
+    (error,) = [e.value for e in at.error]
+    assert error.startswith("The Excel file could not be made: ") and "NAN/INF" in error
