@@ -137,11 +137,6 @@ def load_observations(
         conn.execute(text("DROP TABLE IF EXISTS stage_observation"))
         conn.execute(text("CREATE TEMP TABLE stage_observation (LIKE observation) ON COMMIT DROP"))
     conn.execute(text(f"CREATE UNIQUE INDEX stage_observation_key ON stage_observation ({key})"))
-    before = {}
-    if guard is not None and not guard.allow:  # stored rows per indicator, for the shrink guard's share
-        before = dict(conn.execute(text(
-            f"SELECT indicator_id, COUNT(*) FROM observation WHERE indicator_id IN ({in_list}) GROUP BY indicator_id"
-        ), params).all())
     staged = 0
     for frame in frames:
         for count, rows in _rows(frame, run_id, sqlite):
@@ -168,7 +163,7 @@ def load_observations(
         kept = conn.execute(text(f"SELECT COUNT(*) FROM observation WHERE {gone} AND {kept_rule}")).scalar()
         gone += f" AND NOT {kept_rule}"
     if guard is not None and not guard.allow:
-        _check_shrink(conn, gone, guard, before)
+        _check_shrink(conn, gone, guard)
     deleted = conn.execute(text(f"DELETE FROM observation WHERE {gone}")).rowcount
     conn.execute(text("DROP TABLE IF EXISTS stage_observation"))
     conn.execute(text("DROP TABLE IF EXISTS stage_keep"))
@@ -193,14 +188,16 @@ def _stage_keys(conn: Connection, keys: pd.DataFrame, sqlite: bool) -> None:
     insert_rows(conn, "stage_keep", OBSERVATION_KEY, zip(*columns))
 
 
-def _check_shrink(conn: Connection, gone: str, guard: ShrinkGuard, before: dict[str, int]) -> None:
+def _check_shrink(conn: Connection, gone: str, guard: ShrinkGuard) -> None:
     """Refuse a load that removes more than guard.max_share of the loaded indicators' stored rows, or every row of
-    an area type an indicator had (a reply holding only England, a publisher dropping districts)."""
+    an area type an indicator had (a reply holding only England, a publisher dropping districts). Asked only when
+    something would be removed, so a repeated refresh pays nothing for it."""
     removing = conn.execute(text(f"SELECT COUNT(*) FROM observation WHERE {gone}")).scalar()
     if not removing:
         return
-    loaded = set(conn.execute(text("SELECT DISTINCT indicator_id FROM stage_observation")).scalars())
-    stored = sum(n for i, n in before.items() if i in loaded)
+    stored = conn.execute(text(  # the loaded indicators' rows, as stored before this load's deletions
+        "SELECT COUNT(*) FROM observation WHERE indicator_id IN (SELECT DISTINCT indicator_id FROM stage_observation)"
+    )).scalar()
     share = removing / stored if stored else 0.0
     lost = conn.execute(text(
         "SELECT DISTINCT o.indicator_id, a.type FROM observation o JOIN area a ON a.code = o.area_code "
