@@ -66,7 +66,12 @@ class IndicatorSpec:
     default_sex: str = "Persons"  # the sex used for headline comparisons and the analysis
     options: dict = field(default_factory=dict)  # source-specific parsing options
     # plausible (low, high) of a value, None where unbounded: from the catalog's `limits`, else default_limits()
-    limits: tuple[float | None, float | None] = (None, None)
+    limits: tuple[float | None, float | None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.limits is None:
+            object.__setattr__(self, "limits", default_limits(self.value_type, self.unit, self.multiplier,
+                                                              bool(self.options.get("allow_negative"))))
 
 
 UNIT_RANGE = re.compile(r"\((-?[\d.]+) to (-?[\d.]+)\)")  # a unit that states its range, e.g. "mean score (0 to 10)"
@@ -128,10 +133,9 @@ def _parse_entry(path: Path, entry: dict, index: int) -> IndicatorSpec:
     return IndicatorSpec(**values)
 
 
-def _limits(path: Path, entry: dict, index: int, options: dict) -> tuple[float | None, float | None]:
+def _limits(path: Path, entry: dict, index: int, options: dict) -> tuple[float | None, float | None] | None:
     if "limits" not in entry:
-        return default_limits(entry["value_type"], str(entry["unit"]), entry.get("multiplier"),
-                              bool(options.get("allow_negative")))
+        return None  # IndicatorSpec works out the default
     given = entry["limits"]
     try:
         low, high = [None if v is None else float(v) for v in given]
