@@ -3,18 +3,42 @@ TRACKER_DATABASE_URL. Schema changes go through Alembic migrations (db/migration
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event, inspect
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
+def read_only_file(path: Path) -> bool:
+    """A SQLite database this process cannot write: the file or its folder (where WAL keeps its -shm and -wal
+    files) is read-only, immutable or someone else's."""
+    return path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+
+
+def _read_only_engine(path: Path) -> Engine:
+    """Open a read-only copy read-only. `immutable` when no write-ahead log is pending (nothing can change it and
+    SQLite needs no -shm file); else plain read-only, which reads the log."""
+    wal = Path(f"{path}-wal")
+    flags = "mode=ro" if wal.exists() and wal.stat().st_size else "mode=ro&immutable=1"
+    engine = create_engine(f"sqlite:///file:{quote(str(path))}?{flags}&uri=true", connect_args={"timeout": 60})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn, _record):
+        dbapi_conn.execute("PRAGMA query_only=ON")
+
+    return engine
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
+        if path and path != ":memory:" and not path.startswith("file:"):
+            if read_only_file(Path(path)):
+                return _read_only_engine(Path(path))
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 60})
 

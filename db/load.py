@@ -3,7 +3,10 @@
 First load of a source's indicators: rows go straight into the table. Later loads: rows go in chunks into
 a temporary staging table, then one INSERT .. ON CONFLICT DO UPDATE writes only rows that are new or whose
 values changed (an unchanged row keeps the run that first loaded it, so a repeated refresh changes
-nothing), and one DELETE removes rows of the loaded indicators that the source no longer publishes.
+nothing), and one DELETE removes rows of the loaded indicators that the source no longer publishes, except
+keys whose new row validation rejected (their stored value is kept, counted in `kept`). Before that DELETE, the
+shrink guard: a load that would remove more than a set share of the indicators' rows, or every row of an area
+type an indicator had, raises ShrinkRefused (the caller's transaction rolls back) unless allowed.
 A key repeated across chunks keeps its first row (counted in `repeated`). Works the same on SQLite
 (3.39+) and PostgreSQL."""
 
@@ -26,12 +29,23 @@ NUMBER_COLUMNS = tuple(c.name for c in Observation.__table__.columns if isinstan
 CHUNK_ROWS = 50_000
 
 
+class ShrinkRefused(Exception):
+    """The load would remove more of the stored rows than the shrink guard allows."""
+
+
+@dataclass
+class ShrinkGuard:
+    max_share: float  # the largest share (0-1) of the loaded indicators' stored rows a load may remove
+    allow: bool = False  # the operator's override (--allow-shrink)
+
+
 @dataclass
 class LoadResult:
     written: int  # inserted or changed
     deleted: int
     total: int  # rows offered
     repeated: int  # rows whose key an earlier chunk already had (first kept)
+    kept: int = 0  # stored rows kept because the new row for their key was rejected
 
 
 DATE_COLUMNS = ("period_start", "period_end")
@@ -89,12 +103,15 @@ def insert_rows(conn: Connection, table: str, columns, rows: Iterable[tuple], su
 
 
 def load_observations(
-    conn: Connection, frames: Iterable[pd.DataFrame] | pd.DataFrame, run_id: int, indicator_ids: Iterable[str]
+    conn: Connection, frames: Iterable[pd.DataFrame] | pd.DataFrame, run_id: int, indicator_ids: Iterable[str],
+    keep: list[pd.DataFrame] | None = None, guard: ShrinkGuard | None = None,
 ) -> LoadResult:
     """Make the stored observations equal to the rows given, for every indicator that has rows among them.
     `frames`: one frame or an iterable of frames (db.models columns), consumed chunk by chunk so memory stays
-    bounded. `indicator_ids`: the source's indicators (decides the first-load fast path). Call inside a
-    transaction; nothing is committed here."""
+    bounded. `indicator_ids`: the source's indicators (decides the first-load fast path). `keep`: frames of
+    OBSERVATION_KEY columns whose stored rows stay although absent from `frames` (their new row was rejected);
+    read after `frames` is consumed, so the caller may fill it meanwhile. `guard`: the shrink guard. Call inside
+    a transaction; nothing is committed here."""
     frames = [frames] if isinstance(frames, pd.DataFrame) else frames
     sqlite = conn.dialect.name == "sqlite"
     ids = sorted(set(indicator_ids))
@@ -136,14 +153,71 @@ def load_observations(
         )
     ).rowcount
     match = " AND ".join(f"s.{c} = observation.{c}" for c in OBSERVATION_KEY)
-    deleted = conn.execute(
-        text(
-            "DELETE FROM observation WHERE indicator_id IN (SELECT DISTINCT indicator_id FROM stage_observation) "
-            f"AND NOT EXISTS (SELECT 1 FROM stage_observation s WHERE {match})"
-        )
-    ).rowcount
+    gone = ("observation.indicator_id IN (SELECT DISTINCT indicator_id FROM stage_observation) "
+            f"AND NOT EXISTS (SELECT 1 FROM stage_observation s WHERE {match})")
+    kept = 0
+    keys = [k for k in (keep or []) if len(k)]
+    if keys:
+        _stage_keys(conn, pd.concat(keys, ignore_index=True), sqlite)
+        kept_rule = f"EXISTS (SELECT 1 FROM stage_keep s WHERE {match})"
+        kept = conn.execute(text(f"SELECT COUNT(*) FROM observation WHERE {gone} AND {kept_rule}")).scalar()
+        gone += f" AND NOT {kept_rule}"
+    if guard is not None and not guard.allow:
+        _check_shrink(conn, gone, guard)
+    deleted = conn.execute(text(f"DELETE FROM observation WHERE {gone}")).rowcount
     conn.execute(text("DROP TABLE IF EXISTS stage_observation"))
-    return LoadResult(written=written, deleted=deleted, total=total, repeated=total - staged)
+    conn.execute(text("DROP TABLE IF EXISTS stage_keep"))
+    return LoadResult(written=written, deleted=deleted, total=total, repeated=total - staged, kept=kept)
+
+
+def _stage_keys(conn: Connection, keys: pd.DataFrame, sqlite: bool) -> None:
+    """The keys whose stored rows must stay, in a temporary table beside the staged rows."""
+    key = ", ".join(OBSERVATION_KEY)
+    if sqlite:
+        conn.execute(text("DROP TABLE IF EXISTS temp.stage_keep"))
+        conn.execute(text(f"CREATE TEMP TABLE stage_keep AS SELECT {key} FROM observation WHERE 0"))
+    else:
+        conn.execute(text("DROP TABLE IF EXISTS stage_keep"))
+        conn.execute(text(f"CREATE TEMP TABLE stage_keep AS SELECT {key} FROM observation WITH NO DATA"))
+        conn.execute(text("ALTER TABLE stage_keep ALTER COLUMN area_code TYPE text, ALTER COLUMN sex TYPE text, "
+                          "ALTER COLUMN age TYPE text, ALTER COLUMN category_type TYPE text, "
+                          "ALTER COLUMN category TYPE text, ALTER COLUMN period TYPE text"))
+    conn.execute(text(f"CREATE INDEX stage_keep_key ON stage_keep ({key})"))
+    keys = keys.drop_duplicates()
+    columns = [per_distinct(keys[c].astype(str), list).tolist() for c in OBSERVATION_KEY]
+    insert_rows(conn, "stage_keep", OBSERVATION_KEY, zip(*columns))
+
+
+def _check_shrink(conn: Connection, gone: str, guard: ShrinkGuard) -> None:
+    """Refuse a load that removes more than guard.max_share of the loaded indicators' stored rows, or every row of
+    an area type an indicator had (a reply holding only England, a publisher dropping districts). Asked only when
+    something would be removed, so a repeated refresh pays nothing for it."""
+    removing = conn.execute(text(f"SELECT COUNT(*) FROM observation WHERE {gone}")).scalar()
+    if not removing:
+        return
+    stored = conn.execute(text(  # the loaded indicators' rows, as stored before this load's deletions
+        "SELECT COUNT(*) FROM observation WHERE indicator_id IN (SELECT DISTINCT indicator_id FROM stage_observation)"
+    )).scalar()
+    share = removing / stored if stored else 0.0
+    lost = conn.execute(text(
+        "SELECT DISTINCT o.indicator_id, a.type FROM observation o JOIN area a ON a.code = o.area_code "
+        f"WHERE {gone.replace('observation.', 'o.')} AND NOT EXISTS ("
+        "SELECT 1 FROM stage_observation s JOIN area b ON b.code = s.area_code "
+        "WHERE s.indicator_id = o.indicator_id AND b.type = a.type) ORDER BY 1, 2"
+    )).all()
+    if share <= guard.max_share and not lost:
+        return
+    why = []
+    if share > guard.max_share:
+        why.append(f"would remove {removing:,} of {stored:,} stored rows ({share:.1%}, more than the "
+                   f"{guard.max_share:.0%} allowed)")
+    if lost:
+        pairs = ", ".join(f"{i} {t}" for i, t in lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
+        why.append(f"would lose every row of an area type ({pairs})")
+    raise ShrinkRefused(
+        " and ".join(why) + "; nothing was changed. If the publisher really withdrew these figures, run again with "
+        "--allow-shrink (or raise TRACKER_SHRINK_LIMIT)"
+    )
 
 
 @contextmanager

@@ -10,6 +10,7 @@ import csv
 import gzip
 import hashlib
 import io
+import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -59,8 +60,41 @@ class Payload:
     def text(self) -> str:
         data = self.content
         if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
-        return data.decode("utf-8-sig")
+            data = gunzip_bounded(data, self.location)
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise SourceFormatError(
+                f"{self.location} is not UTF-8 text (byte 0x{data[exc.start]:02x} at position {exc.start:,}); the "
+                "publisher may have changed the file's encoding or sent a binary file"
+            ) from None
+
+
+def gunzip_bounded(data: bytes, location: str) -> bytes:
+    """gzip.decompress that stops at TRACKER_HTTP_MAX_MB (a few KB of nested gzip can unpack to gigabytes)."""
+    from tracker.config import setting
+
+    limit = int(float(setting("TRACKER_HTTP_MAX_MB")) * 1024 * 1024)
+    out, rest = [], data
+    size = 0
+    while rest:
+        unpack = zlib.decompressobj(wbits=31)
+        try:
+            while True:
+                piece = unpack.decompress(rest, limit + 1 - size)
+                size += len(piece)
+                out.append(piece)
+                if size > limit:
+                    raise SourceFormatError(
+                        f"{location} unpacks to more than the {limit / 1048576:g} MB cap (TRACKER_HTTP_MAX_MB); "
+                        "stopped. If the file really is that big, raise the setting")
+                rest = unpack.unconsumed_tail
+                if unpack.eof or not rest:
+                    break
+        except zlib.error as exc:
+            raise SourceFormatError(f"{location} is a damaged gzip file ({exc})") from None
+        rest = unpack.unused_data if unpack.eof else b""  # concatenated gzip members, as gzip.decompress reads
+    return b"".join(out)
 
 
 class Source(ABC):

@@ -26,6 +26,7 @@ from pipelines.base import (
     Payload, Source, SourceFormatError, SourceSkipped, empty_tidy, read_csv_strict, snapshot_payload,
     tidy,
 )
+from pipelines.http import check_page
 from tracker.catalog import IndicatorSpec
 from tracker.config import setting
 
@@ -131,6 +132,7 @@ class DfeSource(Source):
                 body = _query_body(spec, meta, dataset)
                 page, pages = 1, 1
                 while page <= pages:
+                    check_page(self.name, page, f"{base}data-sets/{dataset}/query")
                     p = http.post_json(
                         self.name, f"{base}data-sets/{dataset}/query", {**body, "page": page},
                         indicator_id=spec.id, ees_meta=meta,

@@ -20,7 +20,7 @@ from datetime import date
 import pandas as pd
 
 from pipelines.base import Payload, Source, SourceError, SourceFormatError, empty_tidy, read_csv_strict, tidy
-from pipelines.http import redact_url
+from pipelines.http import check_page, redact_url
 from tracker.catalog import IndicatorSpec
 from tracker.config import setting
 
@@ -59,13 +59,13 @@ class NomisSource(Source):
                 params["uid"] = uid
             offset, pages = 0, []
             while True:
+                check_page(self.name, len(pages) + 1, f"{url_base}dataset/{dataset}.data.csv")
                 page = http.get(self.name, f"{url_base}dataset/{dataset}.data.csv", {**params, "recordOffset": offset})
                 frame = self._read(page)
                 pages.append(page)
                 if frame.empty:
                     break
-                total = int(frame["RECORD_COUNT"].iloc[-1])
-                following = int(frame["RECORD_OFFSET"].iloc[-1]) + 1
+                total, following = _record_number(page, frame, "RECORD_COUNT"), _record_number(page, frame, "RECORD_OFFSET") + 1
                 if following >= total:
                     break
                 if following <= offset:
@@ -114,6 +114,17 @@ class NomisSource(Source):
         out = out.rename(columns={"GEOGRAPHY_CODE": "area_code"}).drop(columns=["DATE", "ci"])
         out["indicator_id"] = spec.id
         return tidy(out)
+
+
+def _record_number(page: Payload, frame: pd.DataFrame, column: str) -> int:
+    value = frame[column].iloc[-1]
+    try:
+        return int(value)
+    except ValueError:
+        raise SourceFormatError(
+            f"nomis: {page.location}: {column} is {value!r}, not a whole number, so the pages cannot be followed; "
+            "the API's response format may have changed"
+        ) from None
 
 
 def _join(pages: list[Payload], indicator_id: str) -> Payload:

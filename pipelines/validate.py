@@ -24,11 +24,14 @@ class Problems:
     rejected: dict[str, dict] = field(default_factory=dict)
     unmapped: dict[str, dict] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)  # left out by rule, not an error: reason -> count
+    keys: list[pd.DataFrame] = field(default_factory=list)  # KEY columns of every rejected or unmapped row
 
-    def add(self, kind: str, reason: str, rows: pd.DataFrame) -> None:
-        """Count `rows` under `reason`; the first few become examples ("indicator area period")."""
+    def add(self, kind: str, reason: str, rows: pd.DataFrame, keys: pd.DataFrame | None = None) -> None:
+        """Count `rows` under `reason`; the first few become examples ("indicator area period"). `keys`: the rows
+        as they were, where `rows` were decorated for the examples."""
         if rows.empty:
             return
+        self.keys.append((rows if keys is None else keys)[[c for c in KEY if c in rows.columns]])
         bucket = getattr(self, kind).setdefault(reason, {"count": 0, "examples": []})
         bucket["count"] += len(rows)
         room = EXAMPLES - len(bucket["examples"])
@@ -82,12 +85,11 @@ def to_numbers(frame: pd.DataFrame, markers: dict[str, str], problems: Problems)
     numeric_markers = [k for k in markers if pd.notna(pd.to_numeric(k.strip(), errors="coerce"))]
     for col in NUMERIC_COLUMNS:
         raw = out[col]
-        if pd.api.types.is_numeric_dtype(raw):
-            out[col] = raw.astype(float)
-            continue
         present = raw.notna().to_numpy()
-        bulk = _plain_numbers(raw)
-        if bulk is None:
+        bulk = None if pd.api.types.is_numeric_dtype(raw) else _plain_numbers(raw)
+        if pd.api.types.is_numeric_dtype(raw):
+            numbers, careful = raw.to_numpy(dtype=float, na_value=np.nan).copy(), np.zeros(len(raw), dtype=bool)
+        elif bulk is None:
             numbers, careful = np.full(len(raw), np.nan), present
         else:
             numbers, done = bulk
@@ -96,28 +98,48 @@ def to_numbers(frame: pd.DataFrame, markers: dict[str, str], problems: Problems)
                 careful |= raw.isin(numeric_markers).to_numpy()
         if careful.any():
             odd = raw[careful]
-            text = odd.astype(str).str.strip().str.replace(",", "", regex=False)
+            text = odd.astype(str).str.strip()
+            # a comma only as a thousands separator ("1,234.5"); "12,5" or "1,2,3" is ambiguous, never guessed
+            thousands = text.str.fullmatch(THOUSANDS).to_numpy(dtype=bool)
+            text = text.where(~thousands, text.str.replace(",", "", regex=False))
             lower = text.str.lower()
             is_marker = lower.isin(lower_markers).to_numpy()
-            parsed = pd.to_numeric(text.where(~is_marker), errors="coerce").astype(float).to_numpy()
+            parsed = pd.to_numeric(text.where(~is_marker & ~text.str.contains(",", regex=False)), errors="coerce")
+            parsed = parsed.astype(float).to_numpy()
             numbers[careful] = parsed
             if col == "value" and is_marker.any():
                 at = careful.nonzero()[0][is_marker]
                 marker_note = lower[is_marker].map(lower_markers)
                 notes[at] = [f"{n}; {m}" if n else m for n, m in zip(notes[at], marker_note)]
-            unknown = np.isnan(parsed) & text.ne("").to_numpy() & ~is_marker & ~lower.isin({"nan", "na"}).to_numpy()
-            if unknown.any():
-                rows = np.zeros(len(raw), dtype=bool)
-                rows[careful.nonzero()[0][unknown]] = True
-                bad |= rows
-                problems.add(
-                    "rejected",
-                    f"non-numeric {col}",
-                    out[rows].assign(area_code=out.loc[rows, "area_code"] + " (" + raw[rows].astype(str) + ")"),
-                )
+            unknown = np.isnan(parsed) & text.ne("").to_numpy() & ~is_marker
+            comma = text.str.contains(",", regex=False).to_numpy()
+            nan_text = lower.isin({"nan", "-nan", "+nan"}).to_numpy()  # NaN spelt out is not a number nor a marker
+            for reason, which in ((f"ambiguous separator in {col} (a comma that is not a thousands separator)", unknown & comma),
+                                  (f"non-finite {col} (NaN)", unknown & nan_text),
+                                  (f"non-numeric {col}", unknown & ~comma & ~nan_text)):
+                if which.any():
+                    rows = np.zeros(len(raw), dtype=bool)
+                    rows[careful.nonzero()[0][which]] = True
+                    bad |= rows
+                    _reject_with_cell(problems, reason, out, raw, rows)
+        # 1e309, inf, Infinity: parse to ±inf, which no statistic can use (and Excel cannot hold)
+        infinite = np.isinf(numbers)
+        if infinite.any():
+            bad |= infinite
+            _reject_with_cell(problems, f"non-finite {col} (infinity or overflow)", out, raw, infinite)
         out[col] = numbers
     out["note"] = pd.Series(notes, index=out.index, dtype=object)  # None, not NaN, where no note
     return out[~bad]
+
+
+THOUSANDS = r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?"
+
+
+def _reject_with_cell(problems: Problems, reason: str, frame: pd.DataFrame, raw: pd.Series, rows: np.ndarray) -> None:
+    """Reject `rows`, the offending cell shown in each example."""
+    problems.add("rejected", reason,
+                 frame[rows].assign(area_code=frame.loc[rows, "area_code"] + " (" + raw[rows].astype(str) + ")"),
+                 keys=frame[rows])
 
 
 def harmonise_areas(frame: pd.DataFrame, mapper, problems: Problems) -> pd.DataFrame:
@@ -148,21 +170,22 @@ def harmonise_areas(frame: pd.DataFrame, mapper, problems: Problems) -> pd.DataF
 
 
 def check_values(frame: pd.DataFrame, specs: dict[str, IndicatorSpec], problems: Problems) -> pd.DataFrame:
-    """Reject impossible values (a negative rate, a percentage over 100) and duplicated keys."""
+    """Reject implausible values (outside the indicator's catalog `limits`: a negative rate, a percentage over 100,
+    a life expectancy of 300 years) and duplicated keys."""
     v = frame["value"].to_numpy(dtype=float, na_value=np.nan)
     # each row's limits from its indicator's spec: worked out per indicator, compared in bulk
     positions, ids = pd.factorize(frame["indicator_id"])
-    top = np.array([(specs[i].multiplier or 100.0) if specs[i].value_type == "proportion" else np.inf for i in ids])
-    no_negative = np.array([specs[i].value_type != "score" and not specs[i].options.get("allow_negative") for i in ids])
-    over = v > top[positions] if len(ids) else np.zeros(len(v), dtype=bool)
-    negative = no_negative[positions] & (v < 0) if len(ids) else np.zeros(len(v), dtype=bool)
-    if over.any():
-        for indicator_id, rows in frame[over].groupby("indicator_id"):
-            problems.add("rejected", f"percentage over {specs[indicator_id].multiplier or 100.0:g}", rows)
-    if negative.any():
-        for indicator_id, rows in frame[negative].groupby("indicator_id"):
-            problems.add("rejected", f"negative {specs[indicator_id].value_type}", rows)
-    bad = over | negative
+    low = np.array([-np.inf if specs[i].limits[0] is None else specs[i].limits[0] for i in ids], dtype=float)
+    high = np.array([np.inf if specs[i].limits[1] is None else specs[i].limits[1] for i in ids], dtype=float)
+    over = v > high[positions] if len(ids) else np.zeros(len(v), dtype=bool)
+    under = v < low[positions] if len(ids) else np.zeros(len(v), dtype=bool)
+    for which, word in ((over, "above"), (under, "below")):
+        if which.any():
+            for indicator_id, rows in frame[which].groupby("indicator_id"):
+                spec = specs[indicator_id]
+                limit = spec.limits[1] if word == "above" else spec.limits[0]
+                problems.add("rejected", f"{spec.value_type} {word} its plausible limit {limit:g} ({spec.unit})", rows)
+    bad = over | under
     ci_wrong = ((frame["lci95"] > frame["value"] + 1e-9) | (frame["uci95"] < frame["value"] - 1e-9)).to_numpy()
     problems.add("rejected", "value outside its own 95% confidence interval", frame[ci_wrong & ~bad])
     bad |= ci_wrong
@@ -185,6 +208,35 @@ def _dates(values: pd.Series) -> pd.Series:
     return pd.Series(pd.to_datetime(parsed), index=values.index)
 
 
+KNOWN_SEXES = ("Persons", "Male", "Female")
+# the longest text each key column holds (db.models): checked here so SQLite and PostgreSQL refuse the same rows
+TEXT_LIMITS = {"period": 40, "sex": 20, "age": 40, "category_type": 120, "category": 200}
+# text that is markup or a spreadsheet formula, not a label a publisher writes: an HTML tag, a markdown link,
+# a leading =, @ or control character
+NOT_A_LABEL = r"<\s*[A-Za-z/!]|\]\(|^[=@]|[\x00-\x08\x0b-\x1f\x7f]"
+
+
+def check_labels(frame: pd.DataFrame, problems: Problems) -> pd.DataFrame:
+    """Only known sexes, and ages, periods and categories that are plain labels of a length both databases hold;
+    anything else is rejected with the reason (it would become a page option, an export cell, a key)."""
+    bad = ~frame["sex"].isin(KNOWN_SEXES).to_numpy()
+    if bad.any():
+        _reject_with_cell(problems, f"unknown sex (valid: {', '.join(KNOWN_SEXES)})", frame, frame["sex"], bad)
+    for col, longest in TEXT_LIMITS.items():
+        values = frame[col].astype(str)
+        too_long = per_distinct(values, lambda d: pd.Series(d, dtype=object).str.len().to_numpy() > longest, False)
+        too_long = np.asarray(too_long, dtype=bool) & ~bad
+        if too_long.any():
+            _reject_with_cell(problems, f"{col} longer than {longest} characters", frame, values.str[:40] + "…", too_long)
+        bad |= too_long
+        odd = per_distinct(values, lambda d: pd.Series(d, dtype=object).str.contains(NOT_A_LABEL, regex=True).to_numpy(), False)
+        odd = np.asarray(odd, dtype=bool) & ~bad
+        if odd.any():
+            _reject_with_cell(problems, f"{col} is markup or a formula, not a label", frame, values, odd)
+        bad |= odd
+    return frame[~bad]
+
+
 def prepare(frame: pd.DataFrame, specs: list[IndicatorSpec], markers: dict[str, str], mapper) -> tuple[pd.DataFrame, Problems]:
     """Parsed tidy frame -> rows ready to load, and the problems found on the way."""
     missing = [c for c in TIDY_COLUMNS if c not in frame.columns]
@@ -199,8 +251,20 @@ def prepare(frame: pd.DataFrame, specs: list[IndicatorSpec], markers: dict[str, 
     out = harmonise_areas(out, mapper, problems)
     for col in ("sex", "age", "category_type", "category"):
         out[col] = out[col].fillna("").astype(str)
+    out = check_labels(out, problems)
     # dates as datetime64 and missing numbers as NaN: db.load turns them into what the database stores
     out["period_start"] = _dates(out["period_start"])
     out["period_end"] = _dates(out["period_end"])
     out = check_values(out, by_id, problems)
+    problems.keys = [_stored_keys(problems.keys, mapper)] if problems.keys else []
     return out.reset_index(drop=True), problems
+
+
+def _stored_keys(keys: list[pd.DataFrame], mapper) -> pd.DataFrame:
+    """Rejected rows' keys as the database stores them (current area codes, text labels): the loader keeps the
+    stored value of each."""
+    out = pd.concat(keys, ignore_index=True)
+    out["area_code"] = mapper.map_series(out["area_code"]).fillna(out["area_code"]).astype(str)
+    for col in ("period", "sex", "age", "category_type", "category"):
+        out[col] = out[col].fillna("").astype(str)
+    return out.drop_duplicates()

@@ -114,15 +114,20 @@ def test_bad_rows_are_rejected_with_reasons_and_markers_become_null(engine):
     rows[by_code["E06000003"]] = with_value(rows[by_code["E06000003"]], "130.0")  # a percentage over 100
     rows[by_code["E06000004"]] = with_value(rows[by_code["E06000004"]], "-2")  # negative
     rows.append(with_value(rows[by_code["E06000005"]], "99.0"))  # same key, different value
+    before = _stored(engine).set_index("area_code")
     summary = _run(engine, "\n".join([header, *rows]) + "\n")
     assert summary.status == "succeeded"
     stored = _stored(engine).set_index("area_code")
     assert pd.isna(stored.loc["E06000001", "value"]) and stored.loc["E06000001", "note"] == "suppressed"
     for code in ("E06000002", "E06000003", "E06000004", "E06000005"):
-        assert code not in stored.index
+        if code in before.index:  # a rejected row never replaces nor deletes the stored value of its key
+            assert stored.loc[code, "value"] == before.loc[code, "value"]
+        else:
+            assert code not in stored.index
     with engine.connect() as conn:
         problems = conn.execute(select(Run.problems).where(Run.id == summary.run_id)).scalar_one()["rejected"]
-    assert set(problems) >= {"non-numeric value", "percentage over 100", "negative proportion", "duplicated key with different values"}
+    assert set(problems) >= {"non-numeric value", "proportion above its plausible limit 100 (%)",
+                             "proportion below its plausible limit 0 (%)", "duplicated key with different values"}
     assert problems["duplicated key with different values"]["count"] == 2
 
 

@@ -298,10 +298,10 @@ from db.engine import make_engine
 
 real_load = refresh_module.load_observations
 
-def load_then_hang(conn, frames, run_id, ids):
+def load_then_hang(conn, frames, run_id, ids, **options):
     frames = [frames] if isinstance(frames, pd.DataFrame) else frames
     doubled = (f.assign(value=pd.to_numeric(f["value"], errors="coerce") * 2) for f in frames)  # every value changes
-    result = real_load(conn, doubled, run_id, ids)
+    result = real_load(conn, doubled, run_id, ids, **options)
     print("LOADED", flush=True)  # inside the transaction, not committed
     time.sleep(120)
     return result

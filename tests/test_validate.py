@@ -23,16 +23,17 @@ def test_cells_as_publishers_write_them():
     cells = ["12.5", "1,234", " 7 ", "", "x", "X ", "-3", "1e3", ".5", "nan", "-1"]
     problems = Problems()
     out = to_numbers(_frame(cells), MARKERS, problems)
-    got = dict(zip(cells, out["value"]))
+    got = {cells[i]: v for i, v in out["value"].items()}  # by row: a rejected row is left out
     assert got["12.5"] == 12.5 and got["1,234"] == 1234 and got[" 7 "] == 7 and got["-3"] == -3
     assert got["1e3"] == 1000 and got[".5"] == 0.5
-    for blank in ("", "nan", "x", "X ", "-1"):
+    for blank in ("", "x", "X ", "-1"):
         assert math.isnan(got[blank]), blank
-    notes = dict(zip(cells, out["note"]))
+    notes = {cells[i]: v for i, v in out["note"].items()}
     assert notes["x"] == notes["X "] == "suppressed"
     assert notes["-1"] == "not collected (numeric-looking marker)"  # never read as the number -1
     assert notes["12.5"] is None and notes[""] is None
-    assert problems.rejected_count == 0
+    assert "nan" not in got  # "NaN" spelt out is rejected with its reason, never stored as an empty value
+    assert problems.rejected == {"non-finite value (NaN)": {"count": 1, "examples": ["i E06000009 (nan) 2024"]}}
 
 
 def test_unknown_text_rejects_the_row_with_its_reason_and_keeps_a_source_note():

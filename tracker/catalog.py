@@ -6,6 +6,8 @@ message naming the file and the entry (see CatalogError). docs/catalog.md descri
 from __future__ import annotations
 
 import functools
+import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -35,7 +37,7 @@ REQUIRED = ("id", "title", "domain", "unit", "value_type", "polarity", "departme
             "definition", "licence", "source", "source_id")
 OPTIONAL = ("secondary_departments", "source_url", "area_types", "headline_outcome", "caveats", "multiplier",
             "default_sex", "options", "trend_method", "standardised", "ci_method", "ci_reason",
-            "decimals")
+            "decimals", "limits")
 # How the recent trend is tested (docs/methods.md, "Recent trend"), as Fingertips does: "ci_regression" (weighted
 # regression on the 95% CIs with the leave-one-out check), "spc_proportions" (chi-squared test for trend on counts,
 # only for indicators Fingertips compares by "SPC for proportions"), "none" (Fingertips calculates no trend for this
@@ -105,10 +107,15 @@ class IndicatorSpec:
     ci_method: str = "published"  # CI_METHODS; default_ci_method() when the YAML gives none
     ci_reason: str | None = None  # why ci_method is none (required then)
     decimals: int | None = None  # decimal places shown in the dashboard; None = default_decimals()
+    # plausible (low, high) of a value, None where unbounded: from the catalog's `limits`, else default_limits()
+    limits: tuple[float | None, float | None] | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.decimals is None:
             object.__setattr__(self, "decimals", default_decimals(self.value_type, self.unit))
+        if self.limits is None:
+            object.__setattr__(self, "limits", default_limits(self.value_type, self.unit, self.multiplier,
+                                                              bool(self.options.get("allow_negative"))))
 
 
 def default_ci_method(value_type: str, multiplier) -> tuple[str, str | None]:
@@ -133,6 +140,28 @@ def default_decimals(value_type: str, unit: str) -> int:
     if unit.startswith("£"):
         return 0
     return 3 if unit.startswith("proportion") else 1
+
+
+UNIT_RANGE = re.compile(r"\((-?[\d.]+) to (-?[\d.]+)\)")  # a unit that states its range, e.g. "mean score (0 to 10)"
+
+
+def default_limits(value_type: str, unit: str, multiplier: float | None, allow_negative: bool) -> tuple[float | None, float | None]:
+    """Plausible limits from what the value is: years 0-120, a share 0-1 or 0-100 by its multiplier, a rate,
+    count, mean, median or ratio never negative, a decile 1-10, a stated range "(0 to 10)" in the unit. Scores
+    (e.g. IMD, can be negative) have none. A value outside is rejected at validation."""
+    stated = UNIT_RANGE.search(unit or "")
+    if stated:
+        return float(stated.group(1)), float(stated.group(2))
+    low = None if allow_negative else 0.0
+    if value_type == "years":
+        return (-120.0 if allow_negative else 0.0), 120.0
+    if value_type == "proportion":
+        return low, float(multiplier or 100.0)
+    if value_type == "rank":
+        return (1.0, 10.0) if (unit or "").lower().startswith("decile") else (1.0, None)
+    if value_type == "score":
+        return None, None
+    return low, None  # rate, count, mean, median, ratio
 
 
 def _entry_error(path: Path, entry: dict | None, index: int, message: str) -> CatalogError:
@@ -200,7 +229,22 @@ def _parse_entry(path: Path, entry: dict, index: int) -> IndicatorSpec:
     if standardised and method == "byar":
         raise _entry_error(path, entry, index, "a standardised rate cannot have ci_method byar (its crude count's CI)")
     values["standardised"] = standardised
+    values["limits"] = _limits(path, entry, index, values["options"])
     return IndicatorSpec(**values)
+
+
+def _limits(path: Path, entry: dict, index: int, options: dict) -> tuple[float | None, float | None] | None:
+    if "limits" not in entry:
+        return None  # IndicatorSpec works out the default
+    given = entry["limits"]
+    try:
+        low, high = [None if v is None else float(v) for v in given]
+    except (TypeError, ValueError):
+        raise _entry_error(path, entry, index, f"limits must be [low, high] numbers (null for unbounded), not {given!r}") from None
+    if any(v is not None and not math.isfinite(v) for v in (low, high)) or (
+            low is not None and high is not None and low >= high):
+        raise _entry_error(path, entry, index, f"limits {given!r}: low must be below high, both finite or null")
+    return low, high
 
 
 def load_catalog(directory: Path = CATALOG_DIR) -> list[IndicatorSpec]:
@@ -261,6 +305,7 @@ def sync_catalog(engine: Engine, specs: list[IndicatorSpec] | None = None) -> in
             for name in ("trend_method", "standardised"):  # read from the catalog by the analysis (catalog_fields)
                 row.pop(name)
             row.pop("decimals")  # display only: read from the catalog files (display_decimals), not the database
+            row.pop("limits")
             if s.id in existing:
                 conn.execute(table.update().where(table.c.id == s.id).values(**row))
             else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -96,7 +97,7 @@ def prepare() -> None:
 
     summaries = prepare_db(_engine(), progress=lambda s, m: click.echo(f"  {s}: {m}", err=True))
     if not summaries:
-        click.echo("database already holds data; nothing to do (use `tracker refresh` to update it)")
+        click.echo("every source is already loaded; nothing to do (use `tracker refresh` to update them)")
     else:
         _print_summaries(summaries, "table")
     sys.exit(1 if any(s.status == "failed" for s in summaries) else 0)
@@ -173,7 +174,7 @@ def indicators(department: str | None, domain: str | None, fmt: str) -> None:
 def areas(area_type: str, fmt: str) -> None:
     from tracker.geography import list_areas
 
-    frame = list_areas(_engine(), area_type)
+    frame = list_areas(_readable_engine(), area_type)
     emit(frame, fmt, f"{len(frame)} areas of type {area_type}")
 
 
@@ -183,11 +184,13 @@ def areas(area_type: str, fmt: str) -> None:
 @click.option("--if-older-than", "older", metavar="AGE", help="Only sources whose last success is older than AGE (e.g. 7d, 12h).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True, help="json: one JSON object per line, for schedulers.")
 @click.option("--wait", type=float, default=0, metavar="SECONDS", help="If another refresh is running, wait this long for it.")
-def refresh(sources: tuple[str, ...], offline: bool, older: str | None, log_format: str, wait: float) -> None:
+@click.option("--allow-shrink", is_flag=True, help="Let a source remove more of its stored rows than TRACKER_SHRINK_LIMIT "
+              "allows (default 10%), or every row of an area type: only when the publisher really withdrew them.")
+def refresh(sources: tuple[str, ...], offline: bool, older: str | None, log_format: str, wait: float,
+            allow_shrink: bool) -> None:
     from pipelines.registry import all_sources
     from tracker.refresh import RefreshLocked
     from tracker.refresh import refresh as run_refresh
-    from tracker.store import initialise
 
     known = list(all_sources())
     unknown = [s for s in sources if s not in known]
@@ -195,7 +198,7 @@ def refresh(sources: tuple[str, ...], offline: bool, older: str | None, log_form
         raise click.UsageError(f"unknown source {unknown[0]!r}; valid: {', '.join(known)}")
     age = parse_age(older) if older else None
     engine = _engine()
-    initialise(engine)
+    run_refresh = functools.partial(run_refresh, allow_shrink=allow_shrink, initialise_first=True)  # lock first
     try:
         summaries = _refresh_with_progress(engine, list(sources) or None, offline, age, log_format, wait, run_refresh)
     except RefreshLocked as exc:
@@ -251,17 +254,19 @@ def _stderr_console():
 def _print_summaries(summaries, log_format: str) -> None:
     rows = [
         {"source": s.source, "status": s.status, "read": s.rows_read, "loaded": s.rows_loaded, "changed": s.rows_changed,
-         "rejected": s.rows_rejected, "unmapped": s.rows_unmapped, "seconds": round(s.seconds, 1), "error": s.error or ""}
+         "removed": s.rows_removed, "kept": s.rows_kept, "rejected": s.rows_rejected, "unmapped": s.rows_unmapped, "seconds": round(s.seconds, 1), "error": s.error or "", "note": s.note or ""}
         for s in summaries
     ]
     if log_format == "json":
         for r in rows:
             click.echo(json.dumps({"event": "result", **r}))
         return
-    emit(pd.DataFrame(rows).drop(columns="error"), "table", "Refresh summary")
+    emit(pd.DataFrame(rows).drop(columns=["error", "note"]), "table", "Refresh summary")
     for r in rows:  # messages in full below the table, where they do not wrap into a narrow column
         if r["error"]:
             click.echo(f"{r['source']} {r['status']}: {r['error']}")
+        if r["note"]:
+            click.echo(f"{r['source']}: {r['note']}")
 
 
 @cli.command(help="Export an evidence pack: every indicator's figures for the areas chosen (latest period unless "
@@ -290,7 +295,7 @@ def export(area_codes: tuple[str, ...], department_names: tuple[str, ...], domai
     target = Path(output) if output else default_pack_folder() / default_filename(area_codes, fmt, date.today())
     if target.is_dir():
         target = target / default_filename(area_codes, fmt, date.today())
-    engine = _engine()
+    engine = _readable_engine()
     try:
         if output == "-":
             write_export(engine, sys.stdout.buffer, **choice)
@@ -335,16 +340,15 @@ def default_pack_folder():
 @cli.command(help="Parse, validate and load again the archived raw payloads of an earlier run (e.g. after a parser fix), as a new run. Exit 0 on success, 1 on failure.")
 @click.argument("run_id", type=int)
 @click.option("--wait", type=float, default=0, metavar="SECONDS", help="If a refresh is running, wait this long for it.")
-def replay(run_id: int, wait: float) -> None:
+@click.option("--allow-shrink", is_flag=True, help="Let the replay remove more stored rows than TRACKER_SHRINK_LIMIT allows.")
+def replay(run_id: int, wait: float, allow_shrink: bool) -> None:
     from pipelines.base import SourceError
     from tracker.refresh import RefreshLocked
     from tracker.refresh import replay as replay_run
-    from tracker.store import initialise
 
     engine = _engine()
-    initialise(engine)
     try:
-        summary = replay_run(engine, run_id, wait=wait)
+        summary = replay_run(engine, run_id, wait=wait, allow_shrink=allow_shrink, initialise_first=True)
     except SourceError as exc:
         raise click.UsageError(str(exc)) from exc
     except RefreshLocked as exc:
@@ -358,12 +362,24 @@ def replay(run_id: int, wait: float) -> None:
 @cli.command(help="Per source: the last run, its status, rows, latest period and age.")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 def status(fmt: str) -> None:
-    from db.engine import upgrade
     from tracker.status import source_status
 
-    engine = _engine()
-    upgrade(engine)
+    engine = _readable_engine()
     emit(source_status(engine), fmt, "Sources")
+
+
+def _readable_engine():
+    """The database for a read command, which never writes: it must exist and be at this version's schema."""
+    from db.engine import has_schema, is_current
+
+    engine = _engine()
+    where = engine.url.render_as_string(hide_password=True)
+    if not has_schema(engine):
+        raise click.ClickException(f"the database at {where} is not set up yet; run `tracker prepare` first")
+    if not is_current(engine):
+        raise click.ClickException(f"the database at {where} is from an older version of the tracker; "
+                                   "run `tracker init` to upgrade it")
+    return engine
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -382,6 +398,39 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         click.echo(f"tracker: error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - the database or the disk: one line saying what to do
+        message = _environment_problem(exc)
+        if message is None:
+            raise
+        click.echo(f"tracker: error: {message}", err=True)
+        sys.exit(1)
+
+
+def _environment_problem(exc: BaseException) -> str | None:
+    """A one-line explanation for failures of the machine rather than the tracker, else None."""
+    import errno
+
+    from sqlalchemy.exc import OperationalError
+
+    from tracker.config import paths
+    from tracker.refresh import nearly_full as _nearly_full
+
+    text = str(getattr(exc, "orig", None) or exc)
+    folder = paths().data_dir
+    if getattr(exc, "errno", None) == errno.ENOSPC or "disk is full" in text or (
+            "disk I/O error" in text and _nearly_full(folder)):  # SQLite's WAL reports a full disk so
+        return f"the disk is full (writing in {folder}); free some space and try again"
+    if isinstance(exc, OperationalError) and ("readonly" in text or "unable to open database file" in text):
+        return (f"cannot write in {folder}: the database says {text!r}: a read-only or someone else's folder. Read-only "
+                "commands (status, areas, export) and the dashboard work there; run init, prepare and refresh as "
+                "the folder's owner")
+    if isinstance(exc, OperationalError):
+        return f"the database could not be used: {text}"
+    if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (f"cannot write in {exc.filename or folder} ({exc.strerror}): a read-only or someone else's folder. "
+                "Read-only commands (status, areas, export) and the dashboard work there; run init, prepare and "
+                "refresh as the folder's owner")
+    return None
 
 
 if __name__ == "__main__":

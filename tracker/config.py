@@ -43,6 +43,11 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "TRACKER_HTTP_TIMEOUT": ("30", "Seconds before an HTTP request times out."),
     "TRACKER_HTTP_RETRIES": ("4", "Retries on 5xx, 429 and connection errors (with backoff, honouring Retry-After)."),
     "TRACKER_HTTP_BACKOFF": ("1.0", "Backoff factor in seconds between retries (doubles each time)."),
+    "TRACKER_SHRINK_LIMIT": ("10", "A refresh that would remove more than this percentage of a source's stored rows "
+                             "(or every row of an area type) is refused unless run with --allow-shrink."),
+    "TRACKER_HTTP_MAX_MB": ("512", "Largest response accepted, in MB after decompression; a bigger one fails the source."),
+    "TRACKER_SOURCE_DEADLINE": ("1800", "Seconds one source's fetches may take in all (retries and waits included)."),
+    "TRACKER_MAX_PAGES": ("200", "Most pages a paged API (NOMIS, DfE EES) is asked for per data set."),
     "TRACKER_STALE_DAYS": ("35", "A source whose last successful run is older than this is shown as stale."),
 }
 

@@ -7,9 +7,13 @@ and is recorded; the other sources go on. A file lock stops two refreshes writin
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import gzip
 import json
 import logging
+import os
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,12 +24,12 @@ import pandas as pd
 from filelock import FileLock, Timeout
 from sqlalchemy import Engine, func, insert, select, update
 
-from db.load import load_observations
+from db.load import ShrinkGuard, ShrinkRefused, load_observations
 from db.models import Observation, Run
 from pipelines.base import Payload, Source, SourceError, SourceSkipped
 from pipelines.validate import prepare
 from tracker.catalog import IndicatorSpec, load_catalog
-from tracker.config import paths
+from tracker.config import paths, setting
 
 log = logging.getLogger("tracker.refresh")
 
@@ -46,9 +50,21 @@ class RunSummary:
     rows_changed: int = 0
     rows_rejected: int = 0
     rows_unmapped: int = 0
+    rows_removed: int = 0  # stored rows the publisher no longer publishes, deleted
+    rows_kept: int = 0  # stored rows kept because their new row was rejected or unmapped
     seconds: float = 0.0
     error: str | None = None
+    note: str | None = None  # e.g. how often its requests were retried, and why (urllib3's warnings, folded)
     stages: dict[str, float] = field(default_factory=dict)
+
+
+def shrink_limit() -> float:
+    """TRACKER_SHRINK_LIMIT (a percentage) as a share."""
+    try:
+        value = float(setting("TRACKER_SHRINK_LIMIT"))
+    except ValueError:
+        raise SourceError(f"TRACKER_SHRINK_LIMIT must be a percentage, e.g. 10, not {setting('TRACKER_SHRINK_LIMIT')!r}") from None
+    return max(0.0, value) / 100.0
 
 
 def utcnow() -> datetime:
@@ -61,8 +77,11 @@ def archive(payload: Payload) -> None:
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".tmp")
-        tmp.write_bytes(gzip.compress(payload.content, compresslevel=1))  # fast; the archive is for replay, not space
-        tmp.replace(target)
+        try:
+            tmp.write_bytes(gzip.compress(payload.content, compresslevel=1))  # fast; the archive is for replay, not space
+            tmp.replace(target)
+        finally:
+            tmp.unlink(missing_ok=True)  # a full disk leaves no partial file
 
 
 def last_success(engine: Engine, source: str) -> datetime | None:
@@ -91,9 +110,11 @@ def run_source(
     http=None,
     progress: Progress | None = None,
     replay: tuple[int, list[Payload]] | None = None,
+    allow_shrink: bool = False,
 ) -> RunSummary:
     """One run of one source (see the module docstring). `replay`: (run id, its archived payloads) to parse,
-    validate and load again instead of fetching."""
+    validate and load again instead of fetching. `allow_shrink`: let this run remove more stored rows than the
+    shrink guard (TRACKER_SHRINK_LIMIT) allows."""
     say = progress or (lambda _s, _m: None)
     mode = "replay" if replay else "offline" if offline else "live"
     started = utcnow()
@@ -119,9 +140,12 @@ def run_source(
                 from pipelines.http import HttpClient
 
                 http = HttpClient()
+            if hasattr(http, "begin"):
+                http.begin(source.name)  # the source's deadline starts now
             payloads = source.fetch(http, specs)
         say(source.name, "reading snapshot" if offline else "fetching")
         stats = _ChunkStats()
+        keep: list[pd.DataFrame] = []
 
         def prepared_chunks():
             # payload by payload, so memory stays bounded however large the source
@@ -150,6 +174,7 @@ def run_source(
                 clean, problems = prepare(frame, specs, source.markers, mapper)
                 summary.stages["validate"] = summary.stages.get("validate", 0.0) + time.perf_counter() - t
                 stats.add(frame, clean, problems)
+                keep.extend(problems.keys)  # the loader keeps the stored rows of these keys
                 del frame, problems
                 say(source.name, f"loading {stats.read:,} rows read so far")
                 yield clean
@@ -157,7 +182,11 @@ def run_source(
 
         t_load = time.perf_counter()
         with engine.begin() as conn:
-            result = load_observations(conn, prepared_chunks(), run_id, [s.id for s in specs])
+            guard = ShrinkGuard(max_share=shrink_limit(), allow=allow_shrink)
+            try:
+                result = load_observations(conn, prepared_chunks(), run_id, [s.id for s in specs], keep=keep, guard=guard)
+            except ShrinkRefused as exc:
+                raise SourceError(f"{source.title}: refused: the new data {exc}") from None
             if stats.read == 0:
                 raise SourceError(
                     f"{source.title}: no rows for any catalog indicator in {', '.join(locations) or 'nothing fetched'}"
@@ -170,6 +199,14 @@ def run_source(
             summary.rows_rejected = stats.rejected + result.repeated
             summary.rows_unmapped = stats.unmapped
             summary.rows_changed = result.written + result.deleted
+            summary.rows_removed, summary.rows_kept = result.deleted, result.kept
+            if result.kept:
+                stats.problems["kept"] = {
+                    "count": result.kept,
+                    "reason": "stored value kept: the new row for its key was rejected or unmapped"}
+            if result.deleted:
+                stats.problems["removed"] = {"count": result.deleted,
+                                             "reason": "no longer published by the source: removed"}
             conn.execute(
                 update(Run)
                 .where(Run.id == run_id)
@@ -191,10 +228,15 @@ def run_source(
         summary.error = str(skip)
         _finish(engine, run_id, "skipped", str(skip), locations, checksums, metas)
     except Exception as exc:  # one failing source never stops the others
-        message = str(exc) if isinstance(exc, SourceError) else f"{source.title}: {exc.__class__.__name__}: {exc}"
-        log.exception("source %s failed", source.name) if not isinstance(exc, SourceError) else None
+        # the load was rolled back: nothing was changed, whatever the counts said before the failure
+        summary.rows_loaded = summary.rows_changed = summary.rows_removed = summary.rows_kept = 0
+        message = str(exc) if isinstance(exc, SourceError) else _failure_message(source, exc)
+        if not isinstance(exc, SourceError) and message.endswith(f"{exc.__class__.__name__}: {exc}"):
+            log.exception("source %s failed", source.name)  # unforeseen: the traceback helps whoever reports it
         summary.error = message
         _finish(engine, run_id, "failed", message, locations, checksums, metas)
+    if http is not None and hasattr(http, "retry_note"):
+        summary.note = http.retry_note(source.name)
     summary.seconds = time.perf_counter() - t0
     say(source.name, summary.status)
     return summary
@@ -202,6 +244,30 @@ def run_source(
 
 class _Skip(Exception):
     pass
+
+
+def nearly_full(folder) -> bool:
+    """Less than 8 MB free where `folder` is: SQLite then reports a failed write as a 'disk I/O error'."""
+    try:
+        return shutil.disk_usage(folder).free < 8 * 1024 * 1024
+    except OSError:
+        return False
+
+
+def _failure_message(source: Source, exc: Exception) -> str:
+    """One line for failures that are not the source's own (SourceError): a full disk, a read-only folder."""
+    text = str(exc)
+    root = exc
+    while root.__cause__ or root.__context__:
+        root = root.__cause__ or root.__context__
+    if getattr(root, "errno", None) in (errno.ENOSPC, errno.EFBIG) or "disk is full" in text or (
+            "disk I/O error" in text and nearly_full(paths().data_dir)):  # SQLite's WAL reports a full disk so
+        return (f"{source.title}: the disk is full (writing in {paths().data_dir}); nothing of this source was "
+                "changed; free some space and run the refresh again")
+    if getattr(root, "errno", None) in (errno.EROFS, errno.EACCES) or "readonly database" in text:
+        return (f"{source.title}: cannot write in {paths().data_dir} (read-only or not yours); run the refresh as "
+                "the user who owns the data folder")
+    return f"{source.title}: {exc.__class__.__name__}: {exc}"
 
 
 class _ChunkStats:
@@ -250,6 +316,25 @@ def _finish(engine: Engine, run_id: int, status: str, error: str, locations, che
         )
 
 
+def lock_held() -> bool:
+    """Whether a refresh holds the lock now, asked without writing anything (the lock file is opened read-only
+    and never created): a run shown as running is only really running while its refresh holds the lock."""
+    lock_path = paths().lock_file
+    try:
+        fd = os.open(lock_path, os.O_RDONLY)
+    except OSError:
+        return False  # no lock file: no refresh ever ran here
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # filelock takes an exclusive flock on the same file
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def refresh_lock(wait: float = 0):
     """One writer at a time, across processes. Raises RefreshLocked when another holds the lock for longer
@@ -277,9 +362,12 @@ def refresh(
     progress: Progress | None = None,
     wait: float = 0,
     http=None,
+    allow_shrink: bool = False,
+    initialise_first: bool = False,
 ) -> list[RunSummary]:
     """Run the named sources (all by default) under the refresh lock. Raises RefreshLocked when another
-    refresh holds the lock for longer than `wait` seconds."""
+    refresh holds the lock for longer than `wait` seconds (checked before anything is written).
+    `initialise_first`: create or upgrade the database (tracker.store.initialise) once the lock is held."""
     from pipelines.registry import all_sources
     from tracker.geography import AreaMapper
 
@@ -287,6 +375,10 @@ def refresh(
     names = source_names or list(sources)
     specs = load_catalog()
     with refresh_lock(wait):
+        if initialise_first:
+            from tracker.store import initialise
+
+            initialise(engine)
         mark_interrupted(engine)
         mapper = AreaMapper.from_engine(engine)
         summaries = []
@@ -298,7 +390,8 @@ def refresh(
                     summaries.append(RunSummary(source=name, status="skipped", error=f"refreshed {last:%Y-%m-%d %H:%M} UTC, within --if-older-than"))
                     continue
             source_specs = [s for s in specs if s.source == name]
-            summaries.append(run_source(engine, source, source_specs, offline, mapper, http=http, progress=progress))
+            summaries.append(run_source(engine, source, source_specs, offline, mapper, http=http, progress=progress,
+                                        allow_shrink=allow_shrink))
         return summaries
 
 
@@ -310,6 +403,11 @@ def archived_payloads(engine: Engine, run_id: int) -> tuple[str, list[Payload]]:
         raise SourceError(f"there is no run {run_id}; see `tracker status` or the dashboard's Data page")
     if not run.locations:
         raise SourceError(f"run {run_id} ({run.source}, {run.status}) read no payload, so there is nothing to replay")
+    if run.payload_meta is None:  # recorded before migration 0003: a parse needs what the fetch knew besides the bytes
+        raise SourceError(
+            f"run {run_id} ({run.source}) was recorded before the tracker kept payload details (migration 0003), so "
+            f"its archive lacks what replay needs and a replay would load only part of it; refresh {run.source} instead"
+        )
     payloads = []
     for location in run.locations:
         checksum = run.checksums[location]
@@ -321,19 +419,24 @@ def archived_payloads(engine: Engine, run_id: int) -> tuple[str, list[Payload]]:
     return run.source, payloads
 
 
-def replay(engine: Engine, run_id: int, progress: Progress | None = None, wait: float = 0) -> RunSummary:
+def replay(engine: Engine, run_id: int, progress: Progress | None = None, wait: float = 0,
+           allow_shrink: bool = False, initialise_first: bool = False) -> RunSummary:
     """Parse, validate and load again the archived raw payloads of run `run_id` (for instance after a parser fix),
     under the refresh lock, as a new run with mode "replay"."""
     from pipelines.registry import all_sources
     from tracker.geography import AreaMapper
 
-    name, payloads = archived_payloads(engine, run_id)
-    source = all_sources()[name]
-    specs = [s for s in load_catalog() if s.source == name]
     with refresh_lock(wait):
+        if initialise_first:
+            from tracker.store import initialise
+
+            initialise(engine)
+        name, payloads = archived_payloads(engine, run_id)
+        source = all_sources()[name]
+        specs = [s for s in load_catalog() if s.source == name]
         mark_interrupted(engine)
         return run_source(engine, source, specs, offline=True, mapper=AreaMapper.from_engine(engine),
-                          progress=progress, replay=(run_id, payloads))
+                          progress=progress, replay=(run_id, payloads), allow_shrink=allow_shrink)
 
 
 def has_observations(engine: Engine) -> bool:

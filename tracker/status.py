@@ -7,7 +7,7 @@ from sqlalchemy import Engine, select
 
 from db.models import Run
 from tracker.config import setting
-from tracker.refresh import utcnow
+from tracker.refresh import lock_held, utcnow
 
 
 def source_status(engine: Engine) -> pd.DataFrame:
@@ -18,6 +18,7 @@ def source_status(engine: Engine) -> pd.DataFrame:
         runs = pd.read_sql(select(Run).order_by(Run.id), conn)
     stale_days = float(setting("TRACKER_STALE_DAYS"))
     now = utcnow()
+    running = lock_held()  # else a run left "running" was interrupted (killed) and no refresh has run since
     rows = []
     for name, source in all_sources().items():
         mine = runs[runs["source"] == name]
@@ -30,9 +31,9 @@ def source_status(engine: Engine) -> pd.DataFrame:
                 "source": name,
                 "title": source.title,
                 "last_run": last["started_at"] if last is not None else None,
-                "last_status": last["status"] if last is not None else "never run",
+                "last_status": _shown_status(last["status"], running) if last is not None else "never run",
                 "last_mode": last["mode"] if last is not None else None,
-                "last_error": (last["error"] or "") if last is not None else "",
+                "last_error": _shown_error(last, running),
                 "last_success": good["finished_at"] if good is not None else None,
                 "rows_loaded": int(good["rows_loaded"]) if good is not None else 0,
                 "latest_period": good["period_max"] if good is not None else None,
@@ -41,3 +42,15 @@ def source_status(engine: Engine) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def _shown_status(status: str, running: bool) -> str:
+    return "interrupted" if status == "running" and not running else status
+
+
+def _shown_error(last, running: bool) -> str:
+    if last is None:
+        return ""
+    if last["status"] == "running" and not running:
+        return "the refresh process stopped before it finished (killed?); the previous data is kept"
+    return last["error"] or ""

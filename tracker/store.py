@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import Engine, delete, func, insert, select
 
 from db.engine import engine_for, upgrade
-from db.models import Area, Meta
+from db.models import Area, Meta, Run
 from tracker.config import GEOGRAPHY_DIR, database_url
 
 log = logging.getLogger("tracker.store")
@@ -54,15 +54,23 @@ def initialise(engine: Engine) -> dict[str, int]:
 
 
 def prepare(engine: Engine, progress=None) -> list:
-    """initialise(), then load the bundled snapshot if the database holds no observations yet."""
+    """initialise(), then load from the bundled snapshot every source that has never loaded successfully (all of
+    them on a new database; after a prepare that was killed or ran out of disk, the ones it did not finish)."""
+    from contextlib import nullcontext
+
     from db.load import indexes_built_after
+    from pipelines.registry import all_sources
     from tracker.refresh import has_observations, refresh
 
     initialise(engine)
-    if has_observations(engine):
+    with engine.connect() as conn:
+        loaded = set(conn.execute(select(Run.source).where(Run.status == "succeeded").distinct()).scalars())
+    todo = [name for name, source in all_sources().items() if source.has_offline and name not in loaded]
+    if not todo:
         return []
-    with indexes_built_after(engine):  # a bulk build into an empty table
-        summaries = refresh(engine, offline=True, progress=progress, wait=600)
+    # a bulk build into an empty table: indexes built once at the end
+    with indexes_built_after(engine) if not has_observations(engine) else nullcontext():
+        summaries = refresh(engine, todo, offline=True, progress=progress, wait=600)
     warm_analysis(engine, progress)
     return summaries
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import pickle
 import threading
 from collections import OrderedDict
@@ -146,6 +147,8 @@ def _saved_path(engine: Engine, version: str) -> Path:
     data folder under a digest of the database URL."""
     name = f"{version}-{CODE_DIGEST}.pickle"
     database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+    if database and database.startswith("file:"):  # a read-only copy opened by URI (db.engine)
+        database = database[len("file:"):]
     if database and database != ":memory:":
         return Path(f"{database}-analysis") / name
     url = engine.url.render_as_string(hide_password=True)
@@ -160,14 +163,37 @@ def save_store(store: Store) -> Path:
         state = {f.name: getattr(store, f.name) for f in fields(store) if f.name not in ("engine", "lock", "memo")}
         state["memo"] = {k: v for k, v in store.memo.items() if k not in NOT_SAVED}
         state = _each_frame(state, _compact)
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("wb") as handle:
-            pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp.replace(path)
+        _remove_leftovers(path.parent)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")  # its writer's pid: see _remove_leftovers
+        try:
+            with tmp.open("wb") as handle:
+                pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)  # a full disk or an error leaves no partial file
     for old in path.parent.glob("*.pickle"):
         if old != path:
             old.unlink(missing_ok=True)
     return path
+
+
+def _remove_leftovers(folder: Path) -> None:
+    """Partial saves (`*.tmp`) of processes that were killed while writing: their writer is gone."""
+    for tmp in folder.glob("*.tmp"):
+        pid = tmp.stem.rsplit(".", 1)[-1]
+        if pid.isdigit() and _alive(int(pid)) and int(pid) != os.getpid():
+            continue  # another process is writing it now
+        tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 TEXT_COLUMNS = "_saved_text_columns"

@@ -95,9 +95,7 @@ def association_pairs(store: Store, outcome_id: str, sex: str | None = None) -> 
 
 def _pairs(store: Store, outcome_id: str, out_sex: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     ind = store.indicators
-    o_level = ind.at[outcome_id, "la_level"]
-    if o_level is None:
-        raise ValueError(f"{outcome_id} has no local authority figures")
+    o_level = ind.at[outcome_id, "la_level"] if outcome_id in ind.index else None
     reasons = _excluded(ind)
     dets = [d for d in ind.index[reasons == ""] if d != outcome_id]
     level = {d: "ltla" if (o_level == "ltla" and ind.at[d, "la_level"] == "ltla") else "utla" for d in dets}
@@ -110,19 +108,27 @@ def _pairs(store: Store, outcome_id: str, out_sex: str) -> tuple[pd.DataFrame, p
         d_sex[d] = next((c for c in (out_sex, headline_sex(store, d)) if c in have), min(have) if have else None)
     values = _la_values(store, rows[rows["sex"] == rows["indicator_id"].map(d_sex)], level)
 
+    choices = pd.DataFrame({"indicator_id": dets, "sex": [d_sex[d] for d in dets], "level": [level[d] for d in dets]})
     o_rows = indicator_rows(store, outcome_id)
     o_rows = o_rows[(o_rows["sex"] == out_sex) & o_rows["area_type"].isin(["ltla", "utla"])]
-    outcome = pd.concat([_la_values(store, o_rows, {outcome_id: lv}) for lv in sorted(set(level.values()))],
-                        ignore_index=True)
-    o_periods = _usable_periods(outcome).sort_values(["level", "period_end", "period"])
+    levels = sorted(set(level.values())) if o_level is not None else []
+    outcome = [_la_values(store, o_rows, {outcome_id: lv}) for lv in levels]
+    o_periods = _usable_periods(pd.concat(outcome, ignore_index=True)) if outcome else pd.DataFrame()
+    if o_periods.empty:  # thin data: too few areas with the outcome for any association; say so, never fail
+        choices = choices.assign(period=None, outcome_sex=out_sex, outcome_period=None,
+                                 note=f"too few areas: fewer than {MIN_AREAS} local authorities have the outcome")
+        empty = pd.DataFrame({"indicator_id": pd.Series(dtype=object), "area_code": pd.Series(dtype=object),
+                              "x": pd.Series(dtype=float), "y": pd.Series(dtype=float), "cluster": pd.Series(dtype=object)})
+        return empty, choices.sort_values("indicator_id").reset_index(drop=True)
+    outcome = pd.concat(outcome, ignore_index=True)
+    o_periods = o_periods.sort_values(["level", "period_end", "period"])
     o_periods = o_periods.drop_duplicates("level", keep="last").set_index("level")  # the outcome's latest period
     periods = _usable_periods(values)
     periods = periods[periods["level"].isin(o_periods.index)].copy()
-    periods["gap"] = (periods["period_end"] - periods["level"].map(o_periods["period_end"])).abs()
+    periods["gap"] = (periods["period_end"] - pd.to_datetime(periods["level"].map(o_periods["period_end"]))).abs()
     chosen = periods.sort_values(["indicator_id", "gap", "period_end", "period"], ascending=[True, True, False, False])
     chosen = chosen.drop_duplicates("indicator_id").set_index("indicator_id")["period"]  # the nearest period
 
-    choices = pd.DataFrame({"indicator_id": dets, "sex": [d_sex[d] for d in dets], "level": [level[d] for d in dets]})
     choices["period"] = choices["indicator_id"].map(chosen)
     choices["outcome_sex"] = out_sex
     choices["outcome_period"] = choices["level"].map(o_periods["period"])
@@ -223,7 +229,8 @@ def summarise_departments(pairs: pd.DataFrame, table: pd.DataFrame, meta: pd.Dat
     pairs = pairs[pairs["indicator_id"].isin(used["indicator_id"])].sort_values(["indicator_id", "area_code"])
     clusters = np.sort(pairs["cluster"].unique())
     rng = np.random.default_rng(seed)
-    draws = rng.multinomial(len(clusters), np.full(len(clusters), 1 / len(clusters)), size=n_boot)  # B x clusters
+    draws = (rng.multinomial(len(clusters), np.full(len(clusters), 1 / len(clusters)), size=n_boot)  # B x clusters
+             if len(clusters) else np.zeros((n_boot, 0), dtype=int))  # thin data: no pairs, no departments
     position = pd.Series(np.arange(len(clusters)), index=clusters)
     boot = {}
     for det, g in pairs.groupby("indicator_id", sort=True):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -203,7 +204,8 @@ def choose(param: str, options: dict[str, str], default: str, label: str, *, whe
         st.session_state[key] = value
     make = where.radio if widget == "radio" else where.selectbox
     extra = {"horizontal": True} if widget == "radio" else {}
-    make(label, list(options), format_func=options.get, key=key, on_change=_to_url, args=(param, key), **extra)
+    shown = (lambda v: plain(options.get(v))) if widget == "radio" else options.get  # radio labels are markdown
+    make(label, list(options), format_func=shown, key=key, on_change=_to_url, args=(param, key), **extra)
     st.query_params[param] = value
     st.session_state[f"_last_{param}"] = value
     return value
@@ -225,6 +227,14 @@ def resolve(param: str, value: str, options) -> str:
         except ValueError:
             return value
     return value
+
+
+MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~=:$])")
+
+
+def plain(text) -> str:
+    """Text from the data, escaped so Streamlit's markdown shows it as written (never a link, an image or HTML)."""
+    return MARKDOWN.sub(r"\\\1", str(text))
 
 
 def _to_url(param: str, key: str) -> None:

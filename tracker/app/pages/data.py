@@ -23,6 +23,11 @@ def pack(area: str, fmt: str, departments: tuple[str, ...], all_periods: bool) -
     return export_bytes(c.engine(), [area], departments=list(departments) or None, all_periods=all_periods, fmt=fmt)
 
 
+@st.cache_data(show_spinner="Making the Excel file…", max_entries=16)
+def _workbook(_version: str, area: str, departments: tuple[str, ...], all_periods: bool) -> bytes:
+    return pack(area, "xlsx", departments, all_periods)
+
+
 def render() -> None:
     st.title("Data and methods")
     area = c.choose_area()
@@ -42,10 +47,16 @@ def render() -> None:
     b1.download_button("Download CSV", data=lambda: pack(choice[0], "csv", choice[1], choice[2]),
                        file_name=default_filename([area], "csv", date.today()), mime="text/csv", type="primary",
                        icon=":material/download:", on_click="ignore")
-    b2.download_button("Download Excel (xlsx)", data=lambda: pack(choice[0], "xlsx", choice[1], choice[2]),
-                       file_name=default_filename([area], "xlsx", date.today()),
-                       mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                       icon=":material/table_view:", on_click="ignore")
+    try:  # made now (a second or so, cached), so a failure is said here rather than a button that does nothing
+        workbook = _workbook(c.version(), *choice)
+    except Exception as exc:  # noqa: BLE001 - whatever it is, the user must see why there is no file
+        b2.error(f"The Excel file could not be made: {exc}. The CSV download holds the same figures.",
+                 icon=":material/error:")
+    else:
+        b2.download_button("Download Excel (xlsx)", data=workbook,
+                           file_name=default_filename([area], "xlsx", date.today()),
+                           mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                           icon=":material/table_view:", on_click="ignore")
     b3.download_button("Data dictionary (CSV)", data=dictionary_bytes(), file_name="pack-dictionary.csv",
                        mime="text/csv", icon=":material/menu_book:", on_click="ignore")
     kind = c.areas().at[area, "kind"]
