@@ -49,8 +49,9 @@ class HttpClient:
     def get(self, source: str, url: str, params: dict | None = None, **meta) -> Payload:
         return self._send(source, "GET", url, params=params, meta=meta)
 
-    def post_json(self, source: str, url: str, body: dict, **meta) -> Payload:
-        return self._send(source, "POST", url, json=body, meta=meta)
+    def post_json(self, source: str, url: str, body: dict, headers: dict | None = None, **meta) -> Payload:
+        """`headers`: e.g. an API key (Stat-Xplore's APIKey): sent, never recorded in the payload's location or meta."""
+        return self._send(source, "POST", url, json=body, headers=headers, meta=meta)
 
     def _send(self, source: str, method: str, url: str, meta: dict, **kwargs) -> Payload:
         shown = redact_url(url)
@@ -79,6 +80,8 @@ class HttpClient:
                 f"{source}: {full_url} answered HTTP {response.status_code} {response.reason}"
                 f"{' after ' + str(self.retries) + ' retries' if response.status_code in (429, 500, 502, 503, 504) else ''}"
             )
+        if response.headers.get("Last-Modified"):  # when the publisher last changed it: its release date (status)
+            meta = {**meta, "last_modified": response.headers["Last-Modified"]}
         return Payload(location=full_url, content=response.content, meta=meta)
 
 

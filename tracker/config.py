@@ -23,6 +23,8 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "TRACKER_NOMIS_BASE_URL": ("https://www.nomisweb.co.uk/api/v01/", "NOMIS API (ONS labour market)."),
     "TRACKER_NOMIS_UID": ("", "Optional NOMIS API key (raises the row limit from 25,000)."),
     "TRACKER_EES_BASE_URL": ("https://api.education.gov.uk/statistics/v1/", "DfE Explore Education Statistics API."),
+    "TRACKER_STATXPLORE_BASE_URL": ("https://stat-xplore.dwp.gov.uk/webapi/rest/v1/", "DWP Stat-Xplore Open Data API."),
+    "TRACKER_STATXPLORE_API_KEY": ("", "DWP Stat-Xplore API key (free registration); without it DWP is not fetched live."),
     "TRACKER_ELS_BASE_URL": (
         "https://raw.githubusercontent.com/ONSdigital/explore-local-statistics-data/main/",
         "ONS Explore Local Statistics published data files.",
@@ -43,7 +45,6 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "TRACKER_HTTP_TIMEOUT": ("30", "Seconds before an HTTP request times out."),
     "TRACKER_HTTP_RETRIES": ("4", "Retries on 5xx, 429 and connection errors (with backoff, honouring Retry-After)."),
     "TRACKER_HTTP_BACKOFF": ("1.0", "Backoff factor in seconds between retries (doubles each time)."),
-    "TRACKER_STALE_DAYS": ("35", "A source whose last successful run is older than this is shown as stale."),
 }
 
 
