@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from tracker.app import common as c
-from tracker.config import PROJECT_ROOT, setting
+from tracker.config import PROJECT_ROOT
 
 METHODS_FILE = PROJECT_ROOT / "docs" / "methods.md"
 
@@ -68,26 +68,29 @@ def render() -> None:
 
 def _freshness() -> None:
     status = c.freshness()
-    stale = status[status["stale"]]
-    days = setting("TRACKER_STALE_DAYS")
-    if len(stale):
-        names = "; ".join(f"{t} ({'never loaded' if s is None or s != s else f'{a:.0f} days ago'})"
-                          for t, s, a in zip(stale["title"], stale["last_success"], stale["age_days"]))
-        st.warning(f"Stale data: {len(stale)} source(s) have had no successful refresh in the last {days} days: {names}. "
-                   "Figures from them may be out of date.", icon=":material/schedule:")
+    overdue = status[status["overdue"]]
+    if len(overdue):
+        names = "; ".join(f"{t} (latest {p}; expected by {d:%d %b %Y})"
+                          for t, p, d in zip(overdue["title"], overdue["latest_period"], overdue["next_release_due"]))
+        st.warning(f"A newer release is overdue for {len(overdue)} source(s): {names}. The figures are the latest the "
+                   "tracker holds; `tracker refresh` fetches newer ones where the publisher has released them.",
+                   icon=":material/schedule:")
     else:
-        st.success(f"Every source has been refreshed successfully in the last {days} days.")
+        st.success("No source is overdue for a newer release.")
     table = pd.DataFrame({
-        "Source": status["title"], "Last run": status["last_run"], "Status": status["last_status"],
-        "Mode": status["last_mode"], "Last success": status["last_success"], "Rows loaded": status["rows_loaded"],
-        "Latest period": status["latest_period"], "Age (days)": status["age_days"],
-        "Stale": status["stale"].map({True: "stale", False: ""}), "Message": status["last_error"],
+        "Source": status["title"], "Latest period": status["latest_period"],
+        "Released by the publisher": status["released"], "Cadence": status["cadence"],
+        "Freshness": status["freshness"], "Last checked": status["last_checked"], "Last run": status["last_status"],
+        "Mode": status["last_mode"], "Rows loaded": status["rows_loaded"], "Message": status["last_error"],
     })
     st.dataframe(table, hide_index=True, width="stretch", column_config={
-        "Last run": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-        "Last success": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
-    st.caption("From the tracker's run log (`tracker status`). Mode: live = fetched from the publisher's API, "
-               "offline = loaded from the bundled snapshot. Times are UTC.")
+        "Released by the publisher": st.column_config.DateColumn(format="YYYY-MM-DD"),
+        "Last checked": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
+    st.caption("Freshness is the age of the figures, not when they were loaded: a newer release is overdue when the "
+               "end of the latest period held, plus the publisher's release cadence, plus its usual publication delay "
+               "(tracker/data/releases.yaml) has passed. Released: the date the publisher gave, where known. Last "
+               "checked: the last successful run (`tracker status`). Mode: live = fetched from the publisher, offline "
+               "= the bundled snapshot. Times are UTC.")
 
 
 if __name__ == "__main__":
