@@ -66,7 +66,8 @@ class ChildrenLowIncomeSource(Source):
         try:
             doc = json.loads(payload.text())
         except ValueError as exc:
-            raise SourceFormatError(f"{self.name}: {payload.location} is not JSON: {payload.text()[:80]!r}") from exc
+            raise SourceFormatError(f"{self.name}: {payload.location} is not the JSON Stat-Xplore returns (an HTML page, "
+                                    f"or a response cut short?): {payload.text()[:80]!r}") from exc
         cells = cube_rows(doc, payload.location)
         for field in (options["geography_field"], options["date_field"]):
             if field not in cells.columns:
@@ -86,7 +87,7 @@ class ChildrenLowIncomeSource(Source):
         return self._tidy_counts([(spec, frame)])
 
     def parse(self, payload: Payload, specs: list[IndicatorSpec]) -> pd.DataFrame:
-        if payload.text().lstrip().startswith("{"):
+        if payload.meta.get("indicator_id"):  # a Stat-Xplore response (the bundled export is a CSV)
             return self._parse_table(payload, specs)
         df = read_csv_strict(payload, [*COLUMNS, *dict.fromkeys(s.source_id for s in specs)], self.name)
         years = df["financial_year"].str.extract(r"^(\d{4})/(\d{2})$")

@@ -374,6 +374,21 @@ def test_a_filter_without_a_total_option_names_its_options(ees):
         list(dfe.DfeSource().fetch(HttpClient(timeout=5, retries=0, backoff=0.01), [spec]))
 
 
+def test_discovery_waits_out_429_with_retry_after(ees):
+    ees.expect_oneshot_request("/publications", method="GET").respond_with_data(
+        "slow down", status=429, headers={"Retry-After": "1"})
+    serve_absence(ees)
+    payloads = list(dfe.DfeSource().fetch(HttpClient(timeout=5, retries=2, backoff=0.01), [catalog("dfe-persistent-absence")]))
+    assert [r.path for r, _ in ees.log][:2] == ["/publications", "/publications"] and len(payloads) == 5
+
+
+def test_an_html_page_instead_of_the_publication_list_is_a_clear_error(ees):
+    ees.expect_request("/publications", method="GET").respond_with_data(
+        "<!DOCTYPE html><html><body>Sorry, the service is unavailable</body></html>", content_type="text/html")
+    with pytest.raises(SourceFormatError, match="is not the JSON the EES API returns"):
+        list(dfe.DfeSource().fetch(HttpClient(timeout=5, retries=0, backoff=0.01), [catalog("dfe-persistent-absence")]))
+
+
 def test_live_refresh_of_the_catalog_records_the_release_date_for_status(ees, initialised_engine):
     from tracker.geography import AreaMapper
     from tracker.refresh import run_source

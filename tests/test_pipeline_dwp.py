@@ -111,3 +111,25 @@ def test_a_response_that_is_not_a_table_is_a_clear_error(statxplore):
     payload = next(iter(source.fetch(HttpClient(timeout=5, retries=0, backoff=0.01), [SPEC])))
     with pytest.raises(dwp.SourceFormatError, match="not a Stat-Xplore table response"):
         source.parse(payload, [SPEC])
+
+
+def test_429_with_retry_after_is_waited_for_then_read(statxplore):
+    statxplore.expect_oneshot_request("/webapi/rest/v1/table", method="POST").respond_with_data(
+        "rate limit", status=429, headers={"Retry-After": "1"})
+    serve_cilif(statxplore)
+    source = dwp.ChildrenLowIncomeSource()
+    payloads = list(source.fetch(HttpClient(timeout=5, retries=2, backoff=0.01), [SPEC]))
+    assert len(statxplore.log) == 2 and statxplore.log[0][1].status_code == 429
+    assert len(source.parse(payloads[0], [SPEC])) == 9
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("<!DOCTYPE html><html><body>Service unavailable</body></html>", "not the JSON Stat-Xplore returns"),
+    ((FIXTURES / "cilif_rel_table_constructed.json").read_text()[:700], "cut short"),
+])
+def test_html_or_a_truncated_response_is_a_clear_error(statxplore, body, expected):
+    statxplore.expect_request("/webapi/rest/v1/table", method="POST").respond_with_data(body, content_type="text/html")
+    source = dwp.ChildrenLowIncomeSource()
+    payload = next(iter(source.fetch(HttpClient(timeout=5, retries=0, backoff=0.01), [SPEC])))
+    with pytest.raises(dwp.SourceFormatError, match=expected):
+        source.parse(payload, [SPEC])

@@ -117,9 +117,9 @@ def get_store(engine: Engine) -> Store:
         return building[key]
     with _CACHE_LOCK:
         store = _CACHE.get(key)
-        if store is None and SERVE_PREVIOUS:
+        if store is None and SERVE_PREVIOUS and not _saved_path(engine, version).exists():  # else: read the save
             previous = next((s for k, s in reversed(_CACHE.items()) if k[0] == url), None)
-            if previous is None and not _saved_path(engine, version).exists():
+            if previous is None:
                 previous = _read_newest_saved(engine)
                 if previous is not None:
                     _CACHE[(url, previous.version)] = previous
