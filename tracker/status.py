@@ -50,7 +50,7 @@ def source_status(engine: Engine, today: date | None = None) -> pd.DataFrame:
                 "next_release_due": due,
                 "overdue": bool(due is not None and due < today),
                 "freshness": _freshness(newest, due, today, source),
-                "last_checked": good["finished_at"] if good is not None else None,
+                "last_checked": pd.Timestamp(good["finished_at"]).floor("s") if good is not None else None,
                 "rows_loaded": int(good["rows_loaded"]) if good is not None else 0,
                 "last_run": last["started_at"] if last is not None else None,
                 "last_status": last["status"] if last is not None else "never run",
