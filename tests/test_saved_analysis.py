@@ -19,10 +19,10 @@ SMALL = ["dwp_children_low_income"]  # the smallest bundled source: a refresh an
 
 @pytest.fixture
 def fresh_process(monkeypatch):
-    """As in a new process: nothing in memory, no background build, SERVE_PREVIOUS off unless a test sets it."""
+    """As in a new process: nothing in memory, no background build, not served by the dashboard unless a test says."""
     monkeypatch.setattr(data, "_CACHE", OrderedDict())
     monkeypatch.setattr(data, "_BUILDING", {})
-    monkeypatch.setattr(data, "SERVE_PREVIOUS", False)
+    monkeypatch.setattr(data, "SERVE_PREVIOUS", set())
 
 
 def _not_rebuilt(*_args):
@@ -67,7 +67,7 @@ def test_the_dashboard_answers_from_the_previous_analysis_until_the_new_one_is_r
     refresh(initialised_engine, ["desnz_fuel_poverty"], offline=True)  # new data; its analysis is not built yet
     new_version = data.data_version(initialised_engine)
 
-    monkeypatch.setattr(data, "SERVE_PREVIOUS", True)  # as the dashboard runs
+    data.serve_previous(initialised_engine)  # as the dashboard runs
     served = data.get_store(initialised_engine)  # a new dashboard process: the previous save, at once
     assert served.version == old_version
     assert "fuel-poverty-lilee" not in set(served.obs["indicator_id"])

@@ -96,17 +96,23 @@ class Store:
 _CACHE: OrderedDict[tuple[str, str], Store] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 MAX_STORES = 3  # databases kept in memory at once (a Store with its derived frames is a few hundred MB)
-# The dashboard sets this: when the data changed and the analysis of the new data is not built yet, keep answering
-# from the previous analysis (in memory, or saved) while the new one is built and saved in a background thread; swap
-# when it is complete. `tracker export` and the CLI leave it off: they always read the current data.
-SERVE_PREVIOUS = False
+# Databases the dashboard serves (serve_previous()): when the data changed and the analysis of the new data is not
+# built yet, keep answering from the previous analysis (in memory, or saved) while the new one is built and saved in a
+# background thread; swap when it is complete. `tracker export` and the CLI do not: they always read the current data.
+SERVE_PREVIOUS: set[str] = set()
 _BUILDING: dict[str, threading.Thread] = {}
 _local = threading.local()  # in a background build: the Stores being built, kept out of _CACHE until complete
 
 
+def serve_previous(engine: Engine) -> None:
+    """For the dashboard: answer from the previous analysis of this database while the new one is built (above)."""
+    SERVE_PREVIOUS.add(engine.url.render_as_string(hide_password=False))
+
+
 def get_store(engine: Engine) -> Store:
     """The Store for the database's current data version (built on first use, then reused). With SERVE_PREVIOUS,
-    the previous data version's Store while the current one is built in the background (see above)."""
+    for a database the dashboard serves, the previous data version's Store while the current one is built in the
+    background (see SERVE_PREVIOUS)."""
     version = data_version(engine)
     url = engine.url.render_as_string(hide_password=False)
     key = (url, version)
@@ -117,7 +123,7 @@ def get_store(engine: Engine) -> Store:
         return building[key]
     with _CACHE_LOCK:
         store = _CACHE.get(key)
-        if store is None and SERVE_PREVIOUS and not _saved_path(engine, version).exists():  # else: read the save
+        if store is None and url in SERVE_PREVIOUS and not _saved_path(engine, version).exists():  # else read it
             previous = next((s for k, s in reversed(_CACHE.items()) if k[0] == url), None)
             if previous is None:
                 previous = _read_newest_saved(engine)

@@ -109,10 +109,10 @@ def version() -> str:
 def _data_version(url: str) -> str:
     """Asked of the database at most every 5 seconds: a page makes dozens of cached calls, and a refresh that
     lands is still seen within seconds. It is the version of the analysis being served: after a refresh changed
-    data, the previous one until the new one is built (tracker.analysis.data.SERVE_PREVIOUS)."""
+    data, the previous one until the new one is built (tracker.analysis.data.serve_previous)."""
     from tracker.analysis import data
 
-    data.SERVE_PREVIOUS = True
+    data.serve_previous(engine())
     return data.get_store(engine()).version
 
 
