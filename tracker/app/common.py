@@ -108,12 +108,10 @@ def version() -> str:
 @st.cache_data(ttl=5, show_spinner=False)
 def _data_version(url: str) -> str:
     """Asked of the database at most every 5 seconds: a page makes dozens of cached calls, and a refresh that
-    lands is still seen within seconds. It is the version of the analysis being served: after a refresh changed
-    data, the previous one until the new one is built (tracker.analysis.data.serve_previous)."""
-    from tracker.analysis import data
+    lands is still seen within seconds."""
+    from tracker.analysis import data_version
 
-    data.serve_previous(engine())
-    return data.get_store(engine()).version
+    return data_version(engine())
 
 
 # Functions that are not in tracker.analysis, and where they live.
@@ -140,7 +138,7 @@ def fetch(name: str, *args, **kwargs):
 
 
 def freshness() -> pd.DataFrame:
-    """tracker.status.source_status: not cached, as a newer release falls overdue with the passing days, without a refresh."""
+    """tracker.status.source_status: not cached, as a newer release falls overdue with the days, without a refresh."""
     from tracker.status import source_status
 
     return source_status(engine())
