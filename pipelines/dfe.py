@@ -117,11 +117,15 @@ class DfeSource(Source):
                 "fetch live; the DfE figures come from the bundled LAIT and NCCIS files (refresh --offline)"
             )
         base = setting("TRACKER_EES_BASE_URL").rstrip("/") + "/"
-        for dataset in dict.fromkeys(s.options["ees_dataset"] for s in live):
-            group = [s for s in live if s.options["ees_dataset"] == dataset]
+        found: dict[str, tuple[str, str | None]] = {}  # catalog data set id -> (id to read, its release date)
+        for known in dict.fromkeys(s.options["ees_dataset"] for s in live):
+            spec = next(s for s in live if s.options["ees_dataset"] == known)
+            found[known] = yield from self._discover(http, base, known, spec.options)
+        for known, (dataset, released) in found.items():
+            group = [s for s in live if s.options["ees_dataset"] == known]
             via_csv = [s.id for s in group if s.options.get("ees_csv")]
             if via_csv:
-                yield http.get(self.name, f"{base}data-sets/{dataset}/csv", indicator_ids=via_csv)
+                yield http.get(self.name, f"{base}data-sets/{dataset}/csv", indicator_ids=via_csv, released=released)
             queried = [s for s in group if not s.options.get("ees_csv")]
             if not queried:
                 continue
@@ -135,15 +139,56 @@ class DfeSource(Source):
                     check_page(self.name, page, f"{base}data-sets/{dataset}/query")
                     p = http.post_json(
                         self.name, f"{base}data-sets/{dataset}/query", {**body, "page": page},
-                        indicator_id=spec.id, ees_meta=meta,
+                        indicator_id=spec.id, ees_meta=meta, released=released,
                     )
                     yield p
                     paging = _json(p).get("paging") or {}
                     pages = int(paging.get("totalPages") or 1)
                     page += 1
 
+    def _discover(self, http, base: str, known: str, options: dict):
+        """The data set to read for catalog id `known`, found by publication so that a new release is read without a
+        code change: the publication (options.ees_publication, its slug) lists its data sets; the one titled
+        options.ees_dataset_title is taken (a new data set replacing the old one is found by its title), else the
+        catalog id. A deprecated data set is followed to the one that supersedes it. Yields the discovery responses
+        (archived with the run); returns (data set id, when its latest version was published)."""
+        dataset = known
+        slug, title = options.get("ees_publication"), options.get("ees_dataset_title")
+        if slug and title:
+            listing = http.get(self.name, f"{base}publications", params={"search": slug.replace("-", " "),
+                                                                          "pageSize": 40}, ees_step="publications")
+            yield listing
+            publication = next((p for p in _json(listing).get("results", []) if p.get("slug") == slug), None)
+            if publication is None:
+                raise SourceFormatError(f"dfe: EES has no publication with slug {slug!r} (searched {listing.location})")
+            page, pages, matches = 1, 1, []
+            while page <= pages:
+                sets = http.get(self.name, f"{base}publications/{publication['id']}/data-sets",
+                                params={"page": page, "pageSize": 40}, ees_step="data-sets")
+                yield sets
+                doc = _json(sets)
+                matches += [d for d in doc.get("results", []) if d.get("title") == title and d.get("status") == "Published"]
+                pages = int((doc.get("paging") or {}).get("totalPages") or 1)
+                page += 1
+            if matches:
+                dataset = matches[0]["id"]
+        for _ in range(5):  # follow a chain of superseded data sets, but not for ever
+            summary = http.get(self.name, f"{base}data-sets/{dataset}", ees_step="data-set")
+            yield summary
+            doc = _json(summary)
+            if doc.get("status") == "Withdrawn":
+                raise SourceFormatError(f"dfe: EES data set {dataset} ({doc.get('title')}) has been withdrawn; "
+                                        "find its replacement in the EES data catalogue and update the catalog entry")
+            if doc.get("status") == "Deprecated" and doc.get("supersedingDataSetId"):
+                dataset = doc["supersedingDataSetId"]
+                continue
+            return dataset, ((doc.get("latestVersion") or {}).get("published") or None)
+        raise SourceFormatError(f"dfe: EES data set {known} is superseded more than five times over")
+
     # ---- parsing -------------------------------------------------------------------------------------
     def parse(self, payload: Payload, specs: list[IndicatorSpec]) -> pd.DataFrame:
+        if payload.meta.get("ees_step"):
+            return empty_tidy()  # discovery (publication, data-set list, data-set summary): nothing to load
         text = payload.text().lstrip()
         if text.startswith("{"):
             doc = _json(payload)
@@ -175,7 +220,7 @@ class DfeSource(Source):
                 rows = by_measure.get(code)
                 if rows is None:
                     raise SourceFormatError(f"dfe: {payload.location} has no LAIT measure {code!r} (indicator {spec.id})")
-                if spec.options.get("ees_column"):
+                if spec.options.get("ees_column") and not spec.options.get("ees_dataset"):
                     rows = rows[~rows["period"].isin(nccis_years)]  # those years come from the NCCIS files
                 kinds = rows["year_type"].map(LAIT_YEAR_TYPES)
                 if kinds.isna().any():
@@ -312,10 +357,20 @@ def _query_body(spec: IndicatorSpec, meta: dict, dataset: str) -> dict:
         )
     criteria: list[dict] = [{"geographicLevels": {"in": list(API_LEVELS)}}]
     filters = {f["column"]: f for f in meta.get("filters", [])}
-    for column, label in spec.options.get("ees_filters", {}).items():
+    pinned = spec.options.get("ees_filters", {})
+    for column, label in pinned.items():
         options = {o["label"]: o["id"] for o in (filters.get(column) or {}).get("options", [])}
         if label not in options:
             raise SourceFormatError(f"dfe: EES data set {dataset} has no filter {column} = {label!r} (indicator {spec.id})")
         criteria.append({"filters": {"eq": options[label]}})
+    for column, f in filters.items():  # any other filter: its "Total" option (EES data standards), so one row per place
+        if column in pinned:
+            continue
+        total = [o["id"] for o in f.get("options", []) if o.get("label") == "Total"]
+        if not total:
+            raise SourceFormatError(
+                f"dfe: EES data set {dataset} has filter {column} with no 'Total' option (indicator {spec.id}); pin it "
+                f"in the catalog's options.ees_filters to one of: {', '.join(o['label'] for o in f.get('options', []))}")
+        criteria.append({"filters": {"eq": total[0]}})
     indicators = [by_column[c] for c in columns]
     return {"criteria": {"and": criteria}, "indicators": indicators, "debug": False, "pageSize": PAGE_SIZE}

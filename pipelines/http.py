@@ -140,8 +140,9 @@ class HttpClient:
     def get(self, source: str, url: str, params: dict | None = None, **meta) -> Payload:
         return self._send(source, "GET", url, params=params, meta=meta)
 
-    def post_json(self, source: str, url: str, body: dict, **meta) -> Payload:
-        return self._send(source, "POST", url, json=body, meta=meta)
+    def post_json(self, source: str, url: str, body: dict, headers: dict | None = None, **meta) -> Payload:
+        """`headers`: e.g. an API key (Stat-Xplore's APIKey): sent, never recorded in the payload's location or meta."""
+        return self._send(source, "POST", url, json=body, headers=headers, meta=meta)
 
     def _remaining(self, source: str, shown: str) -> float:
         if source not in self._deadlines:
@@ -171,6 +172,8 @@ class HttpClient:
                             f"{' after ' + str(self.retries) + ' retries' if response.status_code in (429, 500, 502, 503, 504) else ''}"
                         )
                     content = self._read_bounded(source, response, full_url)
+                    if response.headers.get("Last-Modified"):  # when the publisher last changed it: its release date
+                        meta = {**meta, "last_modified": response.headers["Last-Modified"]}
                 finally:
                     response.close()
             except SourceError:

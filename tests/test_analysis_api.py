@@ -198,9 +198,13 @@ def test_data_version_changes_when_a_refresh_lands(initialised_engine):
     assert get_store(initialised_engine) is store  # same data: the cached store
     with initialised_engine.begin() as conn:
         conn.execute(insert(Run).values(source="dfe", mode="offline", status="succeeded", started_at=datetime(2026, 1, 1),
-                                        finished_at=datetime(2026, 1, 1)))
+                                        finished_at=datetime(2026, 1, 1), rows_changed=12))
     after = analysis.data_version(initialised_engine)
     assert after != before and get_store(initialised_engine) is not store
+    with initialised_engine.begin() as conn:  # a run that changed nothing keeps the version (and the saved analysis)
+        conn.execute(insert(Run).values(source="dfe", mode="offline", status="succeeded", started_at=datetime(2026, 1, 2),
+                                        finished_at=datetime(2026, 1, 2), rows_changed=0))
+    assert analysis.data_version(initialised_engine) == after
     with initialised_engine.begin() as conn:  # a failed run changes nothing
         conn.execute(insert(Run).values(source="dfe", mode="live", status="failed", started_at=datetime(2026, 1, 2)))
     assert analysis.data_version(initialised_engine) == after

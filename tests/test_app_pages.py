@@ -187,7 +187,7 @@ def test_indicator_shows_metadata_series_map_and_scatter(open_page):
     shown = texts(at)
     assert "**Responsible department:** Department for Work and Pensions" in shown
     assert "**Licence:** Open Government Licence v3.0" in shown
-    assert "**Last refresh:**" in shown and "(offline)" in shown
+    assert "**Freshness of the source:** current (next release expected by " in shown  # by the data's period
     assert (f"Latest (2025): {claimant_count(HARTLEPOOL):.1f}%, England {claimant_count(ENGLAND):.1f}%") in shown
     assert "Compared with England: Not compared. Position among areas: " in shown  # no CI: a position, no test
     assert "**Confidence intervals:** as published, else computed from counts (Wilson score)" in shown
@@ -200,10 +200,13 @@ def test_data_page_download_is_the_tracker_export_pack(open_page, capsysbinary):
     at = open_page("data", area=HARTLEPOOL)
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Download CSV", "Download Excel (xlsx)", "Data dictionary (CSV)"]
-    stale = " ".join(w.value for w in at.warning)
-    assert "NOMIS (ONS labour market statistics) (never loaded)" in stale  # skipped offline: no bundled snapshot
-    freshness = at.dataframe[0].value
-    assert freshness.loc[freshness["Source"] == "OHID Fingertips", "Status"].iloc[0] == "succeeded"
+    overdue = " ".join(w.value for w in at.warning)
+    assert "DESNZ sub-regional fuel poverty (latest 2021; expected by 23 Jun 2024)" in overdue
+    assert "NOMIS" not in overdue  # no data yet (live only): nothing to be overdue
+    freshness = at.dataframe[0].value.set_index("Source")
+    assert freshness.loc["OHID Fingertips", "Last run"] == "succeeded"
+    assert freshness.loc["NOMIS (ONS labour market statistics)", "Freshness"].startswith("no data yet")
+    assert str(freshness.loc["DESNZ sub-regional fuel poverty", "Released by the publisher"]) == "2023-04-27"
     assert "Methods: how the tracker calculates its numbers" in texts(at)
 
     from tracker.app.pages.data import pack

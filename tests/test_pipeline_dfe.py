@@ -214,7 +214,14 @@ def ks4_spec():
                         ees_filters={"social_care_group": "CINO at 31 March", "version": "Revised"})
 
 
+def serve_summary(server, dataset):
+    """GET data-sets/{id}: a DataSetViewModel (constructed: see the fixtures README) saying the data set is published."""
+    server.expect_request(f"/data-sets/{dataset}", method="GET").respond_with_json(
+        {"id": dataset, "title": "stand-in", "summary": "stand-in", "status": "Published", "latestVersion": None})
+
+
 def serve_ks4(server):
+    serve_summary(server, KS4)
     server.expect_request(f"/data-sets/{KS4}/meta", method="GET").respond_with_data(
         (FIXTURES / "ees_ks4_meta.json").read_text(), content_type="application/json")
     for page in (1, 2):
@@ -229,9 +236,9 @@ def test_ees_api_meta_then_paged_query(ees):
     serve_ks4(ees)
     source = dfe.DfeSource()
     payloads = list(source.fetch(HttpClient(timeout=5, retries=0, backoff=0.01), [ks4_spec()]))
-    assert [(r.method, r.path) for r, _ in ees.log] == [
+    assert [(r.method, r.path) for r, _ in ees.log] == [("GET", f"/data-sets/{KS4}"),
         ("GET", f"/data-sets/{KS4}/meta"), ("POST", f"/data-sets/{KS4}/query"), ("POST", f"/data-sets/{KS4}/query")]
-    sent = json.loads(ees.log[1][0].data)
+    sent = json.loads(ees.log[2][0].data)
     recorded = json.loads((FIXTURES / "query_request_body_example.json").read_text())
     assert set(sent) == set(recorded) and set(sent["criteria"]) == set(recorded["criteria"])  # the documented shape
     frame = numbers(pd.concat([source.parse(p, [ks4_spec()]) for p in payloads], ignore_index=True)).set_index("area_code")
@@ -246,7 +253,7 @@ def test_ees_live_refresh_replaces_only_the_fetched_indicator(ees, initialised_e
     from tracker.refresh import run_source
 
     mapper = AreaMapper.from_engine(initialised_engine)
-    absence = catalog("dfe-persistent-absence")
+    absence = catalog("dfe-overall-absence")  # no EES data set id
     offline = run_source(initialised_engine, dfe.DfeSource(), [catalog("dfe-attainment-8"), absence], True, mapper)
     assert offline.status == "succeeded", offline.error
     serve_ks4(ees)
@@ -257,31 +264,34 @@ def test_ees_live_refresh_replaces_only_the_fetched_indicator(ees, initialised_e
     with initialised_engine.connect() as conn:
         att8 = conn.execute(text("SELECT area_code, value, run_id FROM observation WHERE indicator_id = 'dfe-attainment-8'")).all()
         absence_runs = conn.execute(text(
-            "SELECT DISTINCT run_id FROM observation WHERE indicator_id = 'dfe-persistent-absence'")).scalars().all()
+            "SELECT DISTINCT run_id FROM observation WHERE indicator_id = 'dfe-overall-absence'")).scalars().all()
     assert len(att8) == 9 and {r.run_id for r in att8} == {live.run_id}
     assert dict((r.area_code, r.value) for r in att8)["E06000047"] == 13.0
     assert absence_runs == [offline.run_id]  # not fetched live: the snapshot figures stay
 
 
 def test_ees_csv_endpoint(ees):
+    serve_summary(ees, "cin-b1")
     ees.expect_request("/data-sets/cin-b1/csv", method="GET").respond_with_data(
         (FIXTURES / "children_in_need_b1_excerpt.csv").read_text(), content_type="text/csv")
     spec = with_options("dfe-children-in-need-rate", ees_dataset="cin-b1", ees_csv=True, ees_column="At31_episodes_rate")
     source = dfe.DfeSource()
     payloads = list(source.fetch(HttpClient(timeout=5, retries=0, backoff=0.01), [spec]))
-    assert len(ees.log) == 1
-    frame = source.parse(payloads[0], [spec])
+    assert len(ees.log) == 2
+    frame = source.parse(payloads[-1], [spec])
     assert frame[frame["area_code"] == "E06000047"]["value"].tolist() == ["412.4"]
 
 
 def test_ees_server_error_is_a_clear_source_error(ees):
+    serve_summary(ees, KS4)
     ees.expect_request(f"/data-sets/{KS4}/meta").respond_with_data("upstream error", status=500)
     with pytest.raises(SourceError, match=r"HTTP 500 .*after 2 retries"):
         list(dfe.DfeSource().fetch(HttpClient(timeout=5, retries=2, backoff=0.01), [ks4_spec()]))
-    assert len(ees.log) == 3
+    assert len(ees.log) == 4  # the data set summary, then the meta and its two retries
 
 
 def test_ees_unknown_indicator_column_names_what_the_data_set_has(ees):
+    serve_summary(ees, KS4)
     ees.expect_request(f"/data-sets/{KS4}/meta").respond_with_data(
         (FIXTURES / "ees_ks4_meta.json").read_text(), content_type="application/json")
     spec = with_options("dfe-attainment-8", ees_dataset=KS4, ees_column="avg_att9")
@@ -292,8 +302,106 @@ def test_ees_unknown_indicator_column_names_what_the_data_set_has(ees):
 def test_live_without_ees_ids_is_skipped_and_says_to_use_the_snapshot():
     from pipelines.base import SourceSkipped
 
+    without = [dataclasses.replace(s, options={k: v for k, v in s.options.items() if k != "ees_dataset"})
+               for s in by_source("dfe")]
     with pytest.raises(SourceSkipped, match="bundled LAIT and NCCIS"):
-        list(dfe.DfeSource().fetch(HttpClient(timeout=5, retries=0, backoff=0.01), by_source("dfe")))
+        list(dfe.DfeSource().fetch(HttpClient(timeout=5, retries=0, backoff=0.01), without))
+
+
+# ---- discovery by publication (constructed responses in the documented schemas, real ids and values) ---------------
+
+ABSENCE = "019d209c-08dc-74b6-9edb-52d521406fcf"  # the real API data set id, from the EES data catalogue
+PUBLICATION = "cbbd299f-8297-44bc-92ac-558bcf51f8ad"
+SUPERSEDED = "0191aaaa-0000-7000-8000-000000000001"  # a stand-in id for an older, replaced data set
+
+
+def serve_absence(server, summary_of=ABSENCE):
+    json_type = "application/json"
+    server.expect_request("/publications", method="GET").respond_with_data(
+        (FIXTURES / "ees_publications_constructed.json").read_text(), content_type=json_type)
+    server.expect_request(f"/publications/{PUBLICATION}/data-sets", method="GET").respond_with_data(
+        (FIXTURES / "ees_absence_data_sets_constructed.json").read_text(), content_type=json_type)
+    server.expect_request(f"/data-sets/{summary_of}", method="GET").respond_with_data(
+        (FIXTURES / "ees_absence_data_set_constructed.json").read_text(), content_type=json_type)
+    server.expect_request(f"/data-sets/{ABSENCE}/meta", method="GET").respond_with_data(
+        (FIXTURES / "ees_absence_meta_constructed.json").read_text(), content_type=json_type)
+    server.expect_request(f"/data-sets/{ABSENCE}/query", method="POST").respond_with_data(
+        (FIXTURES / "ees_absence_query_constructed.json").read_text(), content_type=json_type)
+
+
+def test_catalog_carries_the_real_ees_data_set_ids():
+    ids = {s.id: s.options.get("ees_dataset") for s in by_source("dfe")}
+    assert ids["dfe-persistent-absence"] == ABSENCE
+    assert ids["dfe-gcse-english-maths-grade-4"] == "b3e19901-5d2b-b676-bb4c-e60937d74725"
+
+
+def test_discovery_by_publication_reads_the_data_set_of_that_title(ees):
+    serve_absence(ees)
+    old = dataclasses.replace(catalog("dfe-persistent-absence"),
+                              options={**catalog("dfe-persistent-absence").options, "ees_dataset": SUPERSEDED})
+    source = dfe.DfeSource()
+    payloads = list(source.fetch(HttpClient(timeout=5, retries=0, backoff=0.01), [old]))
+    assert [(r.method, r.path) for r, _ in ees.log] == [
+        ("GET", "/publications"), ("GET", f"/publications/{PUBLICATION}/data-sets"), ("GET", f"/data-sets/{ABSENCE}"),
+        ("GET", f"/data-sets/{ABSENCE}/meta"), ("POST", f"/data-sets/{ABSENCE}/query")]
+    assert ees.log[0][0].args["search"] == "pupil absence in schools in england"
+    query = json.loads(ees.log[4][0].data)
+    assert {"filters": {"eq": "sT0tl"}} in query["criteria"]["and"]  # the unpinned filter at its Total option
+    frame = numbers(pd.concat([source.parse(p, [old]) for p in payloads], ignore_index=True))
+    rows = frame.set_index(["area_code", "period"])["value"]
+    assert rows[("E92000001", "2022/23")] == 21.22 and rows[("E06000001", "2023/24")] == 22.54
+    assert {p.meta.get("released") for p in payloads if "query" in p.location} == {"2026-03-19T09:30:00+00:00"}
+
+
+def test_a_deprecated_data_set_is_followed_to_the_one_that_supersedes_it(ees):
+    serve_absence(ees, summary_of=ABSENCE)
+    deprecated = {"id": SUPERSEDED, "title": "Absence for persistent and severe absentees", "summary": "old",
+                  "status": "Deprecated", "supersedingDataSetId": ABSENCE, "latestVersion": None}
+    ees.expect_request(f"/data-sets/{SUPERSEDED}", method="GET").respond_with_json(deprecated)
+    spec = with_options("dfe-persistent-absence", ees_dataset=SUPERSEDED, ees_column="enrolments_pa_10_exact_percent")
+    payloads = list(dfe.DfeSource().fetch(HttpClient(timeout=5, retries=0, backoff=0.01), [spec]))
+    assert [r.path for r, _ in ees.log][:2] == [f"/data-sets/{SUPERSEDED}", f"/data-sets/{ABSENCE}"]
+    assert any(p.location.endswith(f"/data-sets/{ABSENCE}/query") for p in payloads)
+
+
+def test_a_filter_without_a_total_option_names_its_options(ees):
+    meta = json.loads((FIXTURES / "ees_absence_meta_constructed.json").read_text())
+    meta["filters"][0]["options"] = [o for o in meta["filters"][0]["options"] if o["label"] != "Total"]
+    ees.expect_request(f"/data-sets/{ABSENCE}", method="GET").respond_with_data(
+        (FIXTURES / "ees_absence_data_set_constructed.json").read_text(), content_type="application/json")
+    ees.expect_request(f"/data-sets/{ABSENCE}/meta", method="GET").respond_with_json(meta)
+    spec = with_options("dfe-persistent-absence", ees_dataset=ABSENCE, ees_column="enrolments_pa_10_exact_percent")
+    with pytest.raises(SourceFormatError, match="school_type with no 'Total' option.*State-funded primary"):
+        list(dfe.DfeSource().fetch(HttpClient(timeout=5, retries=0, backoff=0.01), [spec]))
+
+
+def test_discovery_waits_out_429_with_retry_after(ees):
+    ees.expect_oneshot_request("/publications", method="GET").respond_with_data(
+        "slow down", status=429, headers={"Retry-After": "1"})
+    serve_absence(ees)
+    payloads = list(dfe.DfeSource().fetch(HttpClient(timeout=5, retries=2, backoff=0.01), [catalog("dfe-persistent-absence")]))
+    assert [r.path for r, _ in ees.log][:2] == ["/publications", "/publications"] and len(payloads) == 5
+
+
+def test_an_html_page_instead_of_the_publication_list_is_a_clear_error(ees):
+    ees.expect_request("/publications", method="GET").respond_with_data(
+        "<!DOCTYPE html><html><body>Sorry, the service is unavailable</body></html>", content_type="text/html")
+    with pytest.raises(SourceFormatError, match="is not the JSON the EES API returns"):
+        list(dfe.DfeSource().fetch(HttpClient(timeout=5, retries=0, backoff=0.01), [catalog("dfe-persistent-absence")]))
+
+
+def test_live_refresh_of_the_catalog_records_the_release_date_for_status(ees, initialised_engine):
+    from tracker.geography import AreaMapper
+    from tracker.refresh import run_source
+    from tracker.status import source_status
+
+    serve_absence(ees)
+    spec = catalog("dfe-persistent-absence")
+    summary = run_source(initialised_engine, dfe.DfeSource(), [spec], False, AreaMapper.from_engine(initialised_engine),
+                         http=HttpClient(timeout=5, retries=0, backoff=0.01))
+    assert summary.status == "succeeded", summary.error
+    status = source_status(initialised_engine).set_index("source").loc["dfe"]
+    assert (status["latest_period"], str(status["released"])) == ("2023/24", "2026-03-19")
 
 
 # ---- offline refresh end to end ----------------------------------------------------------------------------------

@@ -61,3 +61,9 @@ def test_second_offline_refresh_changes_nothing_and_status_shows_every_source(sn
     assert list(status.index) == list(all_sources())
     assert (status.drop(index="nomis")["last_status"] == "succeeded").all()
     assert status.loc["nomis", "last_status"] == "skipped"
+    # freshness by the data, not by the load date (docs/catalog.md "Releases")
+    assert not status.loc["nomis", "overdue"] and status.loc["nomis", "freshness"].startswith("no data yet (live only")
+    fuel = status.loc["desnz_fuel_poverty"]  # 2021 figures, released April 2023: a newer release is overdue
+    assert (fuel["latest_period"], str(fuel["period_end"]), str(fuel["released"])) == ("2021", "2021-12-31", "2023-04-27")
+    assert fuel["overdue"] and fuel["freshness"] == "newer release overdue since 23 Jun 2024"
+    assert not status.loc["mhclg_deprivation", "overdue"]  # ad hoc: no schedule to be late against

@@ -9,8 +9,10 @@ import functools
 import math
 import re
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import yaml
 from sqlalchemy import Engine, delete, select
 
@@ -317,3 +319,46 @@ def sync_catalog(engine: Engine, specs: list[IndicatorSpec] | None = None) -> in
             referenced = set(conn.execute(select(Observation.indicator_id).distinct()).scalars())
             conn.execute(delete(Indicator).where(Indicator.id.in_(gone - referenced)))
     return len(specs)
+
+
+# ---- release cadence per source (tracker/data/releases.yaml): freshness by the data, see tracker.status ----------
+
+CADENCES = {"monthly": 1, "quarterly": 3, "annual": 12, "ad hoc": None}  # months between releases
+RELEASES_FILE = CATALOG_DIR.parent / "releases.yaml"
+
+
+@dataclass(frozen=True)
+class SourceRelease:
+    source: str
+    cadence: str  # monthly | quarterly | annual | ad hoc
+    grace_days: int  # the publisher's usual delay from period end to release, plus a margin
+    snapshot_released: date | None = None  # when the publisher released the bundled edition, where known
+
+    def next_due(self, latest_period_end: date | None) -> date | None:
+        """When a release newer than the latest period held should have appeared: period end + one cadence +
+        grace. None for ad hoc releases or when nothing is held."""
+        months = CADENCES[self.cadence]
+        if months is None or latest_period_end is None:
+            return None
+        return (pd.Timestamp(latest_period_end) + pd.DateOffset(months=months)
+                + pd.Timedelta(days=self.grace_days)).date()
+
+
+def load_releases(path: Path = RELEASES_FILE) -> dict[str, SourceRelease]:
+    """Each source's release cadence, validated. Raises CatalogError naming the file and the source."""
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    out = {}
+    for source, entry in (doc.get("releases") or {}).items():
+        if not isinstance(entry, dict) or entry.get("cadence") not in CADENCES:
+            raise CatalogError(f"{path.name}: source {source}: cadence must be one of {', '.join(CADENCES)}")
+        unknown = sorted(set(entry) - {"cadence", "grace_days", "snapshot_released"})
+        if unknown:
+            raise CatalogError(f"{path.name}: source {source}: unknown field(s) {', '.join(unknown)}")
+        grace = entry.get("grace_days", 0)
+        if not isinstance(grace, int) or grace < 0:
+            raise CatalogError(f"{path.name}: source {source}: grace_days must be a whole number of days >= 0")
+        released = entry.get("snapshot_released")
+        if released is not None and not isinstance(released, date):
+            raise CatalogError(f"{path.name}: source {source}: snapshot_released must be a date (YYYY-MM-DD)")
+        out[source] = SourceRelease(source, entry["cadence"], grace, released)
+    return out

@@ -359,13 +359,18 @@ def replay(run_id: int, wait: float, allow_shrink: bool) -> None:
     sys.exit(0 if summary.status == "succeeded" else 1)
 
 
-@cli.command(help="Per source: the last run, its status, rows, latest period and age.")
+@cli.command(help="Per source: the latest period held, when the publisher released it, whether a newer release is "
+             "overdue (period end + release cadence + grace), and the last run.")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 def status(fmt: str) -> None:
     from tracker.status import source_status
 
     engine = _readable_engine()
-    emit(source_status(engine), fmt, "Sources")
+    frame = source_status(engine)
+    if fmt == "table":  # what fits a terminal; csv and json carry every column
+        frame = frame[["source", "latest_period", "released", "cadence", "freshness", "last_checked", "last_status",
+                       "rows_loaded"]]
+    emit(frame, fmt, "Sources (freshness by the data: docs/catalog.md#releases)")
 
 
 def _readable_engine():

@@ -23,6 +23,8 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "TRACKER_NOMIS_BASE_URL": ("https://www.nomisweb.co.uk/api/v01/", "NOMIS API (ONS labour market)."),
     "TRACKER_NOMIS_UID": ("", "Optional NOMIS API key (raises the row limit from 25,000)."),
     "TRACKER_EES_BASE_URL": ("https://api.education.gov.uk/statistics/v1/", "DfE Explore Education Statistics API."),
+    "TRACKER_STATXPLORE_BASE_URL": ("https://stat-xplore.dwp.gov.uk/webapi/rest/v1/", "DWP Stat-Xplore Open Data API."),
+    "TRACKER_STATXPLORE_API_KEY": ("", "DWP Stat-Xplore API key (free registration); without it DWP is not fetched live."),
     "TRACKER_ELS_BASE_URL": (
         "https://raw.githubusercontent.com/ONSdigital/explore-local-statistics-data/main/",
         "ONS Explore Local Statistics published data files.",
@@ -48,7 +50,6 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "TRACKER_HTTP_MAX_MB": ("512", "Largest response accepted, in MB after decompression; a bigger one fails the source."),
     "TRACKER_SOURCE_DEADLINE": ("1800", "Seconds one source's fetches may take in all (retries and waits included)."),
     "TRACKER_MAX_PAGES": ("200", "Most pages a paged API (NOMIS, DfE EES) is asked for per data set."),
-    "TRACKER_STALE_DAYS": ("35", "A source whose last successful run is older than this is shown as stale."),
 }
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, String, and_, cast, func, select
+from sqlalchemy import Engine, String, and_, cast, func, or_, select
 
 from db.models import Area, AreaCodeHistory, AreaLink, Department, Indicator, Observation, Run
 from tracker.analysis.stats import NOT_COMPARED, SIMILAR, compare, position_words, quintile_labels, rate_ci, wilson_ci
@@ -38,12 +38,14 @@ NOT_SAVED = {("by_indicator",), ("obs_by_area",)}  # memoised results cheaper to
 
 
 def data_version(engine: Engine) -> str:
-    """A token that changes whenever a refresh lands: "<highest succeeded run id>-<number of succeeded runs>-<when
-    the last one finished>" (the time tells a database built again from scratch from the one it replaced). Use it
-    as a cache key (the analysis itself does)."""
+    """A token that changes whenever a refresh changes data: "<highest run id that changed rows>-<number of such
+    runs>-<when the last one finished>" (the time tells a database built again from scratch from the one it
+    replaced). A run that changed nothing (the same figures fetched again) leaves it as it was, so the analysis saved
+    for it stays valid. Use it as a cache key (the analysis itself does)."""
+    changed = or_(Run.rows_changed.is_(None), Run.rows_changed != 0)
     with engine.connect() as conn:
         top, n, last = conn.execute(select(func.max(Run.id), func.count(Run.id), func.max(Run.finished_at))
-                                    .where(Run.status == "succeeded")).one()
+                                    .where(Run.status == "succeeded", changed)).one()
     when = pd.Timestamp(last).strftime("%Y%m%dT%H%M%S%f") if last is not None else "never"
     return f"{top or 0}-{n}-{when}"
 
@@ -95,22 +97,77 @@ class Store:
 _CACHE: OrderedDict[tuple[str, str], Store] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 MAX_STORES = 3  # databases kept in memory at once (a Store with its derived frames is a few hundred MB)
+# Databases the dashboard serves (serve_previous()): when the data changed and the analysis of the new data is not
+# built yet, keep answering from the previous analysis (in memory, or saved) while the new one is built and saved in a
+# background thread; swap when it is complete. `tracker export` and the CLI do not: they always read the current data.
+SERVE_PREVIOUS: set[str] = set()
+_BUILDING: dict[str, threading.Thread] = {}
+_local = threading.local()  # in a background build: the Stores being built, kept out of _CACHE until complete
+
+
+def serve_previous(engine: Engine) -> None:
+    """For the dashboard: answer from the previous analysis of this database while the new one is built (above)."""
+    SERVE_PREVIOUS.add(engine.url.render_as_string(hide_password=False))
 
 
 def get_store(engine: Engine) -> Store:
-    """The Store for the database's current data version (built on first use, then reused)."""
+    """The Store for the database's current data version (built on first use, then reused). With SERVE_PREVIOUS,
+    for a database the dashboard serves, the previous data version's Store while the current one is built in the
+    background (see SERVE_PREVIOUS)."""
     version = data_version(engine)
-    key = (engine.url.render_as_string(hide_password=False), version)
+    url = engine.url.render_as_string(hide_password=False)
+    key = (url, version)
+    building = getattr(_local, "stores", None)
+    if building is not None:  # the background build's own thread
+        if key not in building:
+            building[key] = _read_saved(engine, version) or _load(engine, version)
+        return building[key]
     with _CACHE_LOCK:
         store = _CACHE.get(key)
+        if store is None and url in SERVE_PREVIOUS and not _saved_path(engine, version).exists():  # else read it
+            previous = next((s for k, s in reversed(_CACHE.items()) if k[0] == url), None)
+            if previous is None:
+                previous = _read_newest_saved(engine)
+                if previous is not None:
+                    _CACHE[(url, previous.version)] = previous
+            if previous is not None:
+                _build_in_background(engine, url)
+                return previous
         if store is None:
-            for old in [k for k in _CACHE if k[0] == key[0]]:
+            for old in [k for k in _CACHE if k[0] == url]:
                 del _CACHE[old]
             store = _CACHE[key] = _read_saved(engine, version) or _load(engine, version)
             while len(_CACHE) > MAX_STORES:
                 _CACHE.popitem(last=False)
         _CACHE.move_to_end(key)
     return store
+
+
+def _build_in_background(engine: Engine, url: str) -> None:
+    """Build, precompute (warm) and save the current data version's Store in a thread; publish it in _CACHE only when
+    complete, replacing the previous one. One build per database at a time. Called with _CACHE_LOCK held."""
+    running = _BUILDING.get(url)
+    if running is not None and running.is_alive():
+        return
+
+    def build():
+        from tracker.analysis.warm import warm
+
+        _local.stores = {}
+        try:
+            warm(engine)  # get_store() in this thread builds into _local.stores
+        except Exception:  # noqa: BLE001 - a failed save is not fatal: the built Store is still published below
+            log.exception("could not build or save the analysis of the new data")
+        built = _local.stores
+        del _local.stores
+        with _CACHE_LOCK:
+            for (store_url, version), store in built.items():
+                for old in [k for k in _CACHE if k[0] == store_url]:
+                    del _CACHE[old]
+                _CACHE[(store_url, version)] = store
+
+    thread = _BUILDING[url] = threading.Thread(target=build, name="analysis-build", daemon=True)
+    thread.start()
 
 
 def _load(engine: Engine, version: str) -> Store:
@@ -228,6 +285,13 @@ def _restore(frame: pd.DataFrame) -> pd.DataFrame:
     for c in frame.attrs.pop(TEXT_COLUMNS, None) or ():
         frame[c] = frame[c].astype(object)
     return frame
+
+
+def _read_newest_saved(engine: Engine) -> Store | None:
+    """The analysis saved for an earlier data version by this code (the newest), or None."""
+    folder = _saved_path(engine, "x").parent
+    saved = sorted(folder.glob(f"*-{CODE_DIGEST}.pickle"), key=lambda p: p.stat().st_mtime) if folder.exists() else []
+    return _read_saved(engine, saved[-1].name[: -len(f"-{CODE_DIGEST}.pickle")]) if saved else None
 
 
 def _read_saved(engine: Engine, version: str) -> Store | None:

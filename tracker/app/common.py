@@ -139,7 +139,7 @@ def fetch(name: str, *args, **kwargs):
 
 
 def freshness() -> pd.DataFrame:
-    """tracker.status.source_status: not cached, as a source's age grows (and it turns stale) without a refresh."""
+    """tracker.status.source_status: not cached, as a newer release falls overdue with the days, without a refresh."""
     from tracker.status import source_status
 
     return source_status(engine())

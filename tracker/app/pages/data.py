@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from tracker.app import common as c
-from tracker.config import PROJECT_ROOT, setting
+from tracker.config import PROJECT_ROOT
 
 METHODS_FILE = PROJECT_ROOT / "docs" / "methods.md"
 
@@ -79,34 +79,39 @@ def render() -> None:
 
 def _freshness() -> None:
     status = c.freshness()
-    stale = status[status["stale"]]
-    days = setting("TRACKER_STALE_DAYS")
-    if len(stale):
-        names = "; ".join(f"{t} ({'never loaded' if s is None or s != s else f'{a:.0f} days ago'})"
-                          for t, s, a in zip(stale["title"], stale["last_success"], stale["age_days"]))
-        st.warning(f"Stale data: {len(stale)} source(s) have had no successful refresh in the last {days} days: {names}. "
-                   "Figures from them may be out of date.", icon=":material/schedule:")
+    overdue = status[status["overdue"]]
+    if len(overdue):
+        names = "; ".join(f"{t} (latest {p}; expected by {d:%d %b %Y})"
+                          for t, p, d in zip(overdue["title"], overdue["latest_period"], overdue["next_release_due"]))
+        st.warning(f"A newer release is overdue for {len(overdue)} source(s): {names}. The figures are the latest the "
+                   "tracker holds; `tracker refresh` fetches newer ones where the publisher has released them.",
+                   icon=":material/schedule:")
     else:
-        st.success(f"Every source has been refreshed successfully in the last {days} days.")
+        st.success("No source is overdue for a newer release.")
     never = "– where the source has never been loaded (e.g. one with no bundled snapshot before its first live refresh)."
     table = pd.DataFrame({  # all text: a missing figure shows as a dash (the column's help says why), never "None"
-        "Source": status["title"], "Last run": _when(status["last_run"]), "Status": _text(status["last_status"]),
-        "Mode": _text(status["last_mode"]), "Last success": _when(status["last_success"]),
-        "Rows loaded": [c.number(n, 0) for n in status["rows_loaded"]],
-        "Latest period": _text(status["latest_period"]), "Age (days)": [c.number(a, 1) for a in status["age_days"]],
-        "Stale": status["stale"].map({True: "stale", False: ""}), "Message": _text(status["last_error"], ""),
+        "Source": status["title"], "Latest period": _text(status["latest_period"]),
+        "Released by the publisher": ["–" if pd.isna(d) else f"{pd.Timestamp(d):%Y-%m-%d}" for d in status["released"]],
+        "Cadence": _text(status["cadence"]), "Freshness": _text(status["freshness"]),
+        "Last checked": _when(status["last_checked"]), "Last run": _text(status["last_status"]),
+        "Mode": _text(status["last_mode"]), "Rows loaded": [c.number(n, 0) for n in status["rows_loaded"]],
+        "Message": _text(status["last_error"], ""),
     })
     st.dataframe(table, hide_index=True, width="stretch", column_config={
-        "Last run": st.column_config.TextColumn(help="UTC. " + never),
-        "Status": st.column_config.TextColumn(help=never),
-        "Mode": st.column_config.TextColumn(help=never),
-        "Last success": st.column_config.TextColumn(help="UTC; – where no run of the source has succeeded yet."),
-        "Rows loaded": st.column_config.TextColumn(help="Rows the last run loaded; " + never),
         "Latest period": st.column_config.TextColumn(help="The latest period held; – where the source has no rows."),
-        "Age (days)": st.column_config.TextColumn(help="Days since the last success; – where there has been none."),
+        "Released by the publisher": st.column_config.TextColumn(
+            help="The date the publisher gave for the release held; – where it is not known."),
+        "Cadence": st.column_config.TextColumn(help="How often the publisher releases (tracker/data/releases.yaml)."),
+        "Last checked": st.column_config.TextColumn(help="UTC: the last successful run; " + never),
+        "Last run": st.column_config.TextColumn(help="The last run's status; " + never),
+        "Mode": st.column_config.TextColumn(help=never),
+        "Rows loaded": st.column_config.TextColumn(help="Rows the last successful run loaded."),
         "Message": st.column_config.TextColumn(help="The last run's error, if it failed; empty otherwise.")})
-    st.caption("From the tracker's run log (`tracker status`). Mode: live = fetched from the publisher's API, "
-               "offline = loaded from the bundled snapshot. Times are UTC.")
+    st.caption("Freshness is the age of the figures, not when they were loaded: a newer release is overdue when the "
+               "end of the latest period held, plus the publisher's release cadence, plus its usual publication delay "
+               "(tracker/data/releases.yaml) has passed. Released: the date the publisher gave, where known. Last "
+               "checked: the last successful run (`tracker status`). Mode: live = fetched from the publisher, offline "
+               "= the bundled snapshot. Times are UTC.")
 
 
 def _text(values: pd.Series, missing: str = "–") -> list[str]:

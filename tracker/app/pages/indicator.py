@@ -77,7 +77,9 @@ def _metadata(meta: pd.Series) -> None:
     run = status.loc[meta["source"]] if meta["source"] in status.index else None
     slugs = meta["secondary_departments"] if isinstance(meta["secondary_departments"], list) else []
     secondary = ", ".join(departments.get(s).name for s in slugs) or "none"
-    refreshed = "never" if run is None or pd.isna(run["last_success"]) else f"{pd.Timestamp(run['last_success']):%d %b %Y %H:%M} UTC ({run['last_mode']})"
+    released = None if run is None or run["released"] is None or pd.isna(run["released"]) else run["released"]
+    freshness = "no data yet" if run is None else (
+        f"{run['freshness']}" + (f"; released by the publisher {released:%d %b %Y}" if released else ""))
     a, b = st.columns([3, 2])
     with a:
         st.markdown(f"**Definition.** {meta['definition']}")
@@ -96,7 +98,7 @@ def _metadata(meta: pd.Series) -> None:
             f"- **Confidence intervals:** {_ci_text(meta)}\n"
             f"- **Latest period:** {meta['latest_period'] if meta['n_periods'] else 'none loaded'} · "
             f"{c.plural(int(meta['n_periods']), 'period')} held\n"
-            f"- **Last refresh:** {refreshed}")
+            f"- **Freshness of the source:** {freshness}")
         c.link("department", f"More on {meta['department_abbr']}", icon=":material/account_balance:",
                department=meta["department_slug"])
 

@@ -1,0 +1,83 @@
+"""The saved analysis across refreshes (issue 12 item 6): a refresh that changes nothing keeps the data version, so
+the next dashboard start reads the save instead of computing it again; a refresh that changes data is answered from
+the previous analysis by the dashboard until the new one is built and saved."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import pytest
+from sqlalchemy import select
+
+from db.models import Run
+from tracker.analysis import data
+from tracker.refresh import refresh
+from tracker.store import warm_analysis
+
+SMALL = ["dwp_children_low_income"]  # the smallest bundled source: a refresh and a warm take a second or two
+
+
+@pytest.fixture
+def fresh_process(monkeypatch):
+    """As in a new process: nothing in memory, no background build, not served by the dashboard unless a test says."""
+    monkeypatch.setattr(data, "_CACHE", OrderedDict())
+    monkeypatch.setattr(data, "_BUILDING", {})
+    monkeypatch.setattr(data, "SERVE_PREVIOUS", set())
+
+
+def _not_rebuilt(*_args):
+    raise AssertionError("the analysis was computed again from the database instead of read from its save")
+
+
+def test_an_identical_refresh_keeps_the_version_and_the_next_start_reads_the_save(initialised_engine, fresh_process,
+                                                                                monkeypatch):
+    first = refresh(initialised_engine, SMALL, offline=True)
+    assert first[0].status == "succeeded" and first[0].rows_changed > 0
+    warm_analysis(initialised_engine)
+    version = data.data_version(initialised_engine)
+    saved = data._saved_path(initialised_engine, version)
+    assert saved.exists()
+    written = saved.stat().st_mtime_ns
+
+    second = refresh(initialised_engine, SMALL, offline=True)
+    assert second[0].status == "succeeded" and second[0].rows_changed == 0
+    with initialised_engine.connect() as conn:  # the run is recorded all the same
+        assert conn.execute(select(Run.id).where(Run.status == "succeeded")).all()[-1][0] == second[0].run_id
+    assert data.data_version(initialised_engine) == version  # same data, same version
+
+    monkeypatch.setattr(data, "_CACHE", OrderedDict())  # the next dashboard start
+    monkeypatch.setattr(data, "_load", _not_rebuilt)
+    store = data.get_store(initialised_engine)
+    assert store.version == version and ("indicator_catalog",) in store.memo  # the warmed results came back
+    assert saved.exists() and saved.stat().st_mtime_ns == written  # the same save, not a new one
+
+
+def test_a_refresh_that_changes_data_changes_the_version(initialised_engine, fresh_process):
+    refresh(initialised_engine, SMALL, offline=True)
+    before = data.data_version(initialised_engine)
+    changed = refresh(initialised_engine, ["desnz_fuel_poverty"], offline=True)
+    assert changed[0].rows_changed > 0 and data.data_version(initialised_engine) != before
+
+
+def test_the_dashboard_answers_from_the_previous_analysis_until_the_new_one_is_ready(initialised_engine,
+                                                                                   fresh_process, monkeypatch):
+    refresh(initialised_engine, SMALL, offline=True)
+    warm_analysis(initialised_engine)
+    old_version = data.data_version(initialised_engine)
+    refresh(initialised_engine, ["desnz_fuel_poverty"], offline=True)  # new data; its analysis is not built yet
+    new_version = data.data_version(initialised_engine)
+
+    data.serve_previous(initialised_engine)  # as the dashboard runs
+    served = data.get_store(initialised_engine)  # a new dashboard process: the previous save, at once
+    assert served.version == old_version
+    assert "fuel-poverty-lilee" not in set(served.obs["indicator_id"])
+    url = initialised_engine.url.render_as_string(hide_password=False)
+    builder = data._BUILDING[url]
+    assert data.get_store(initialised_engine) is served or not builder.is_alive()  # one build, the old one meanwhile
+    builder.join(timeout=300)
+    assert not builder.is_alive()
+
+    current = data.get_store(initialised_engine)
+    assert current.version == new_version and "fuel-poverty-lilee" in set(current.obs["indicator_id"])
+    assert data._saved_path(initialised_engine, new_version).exists()  # saved for the next start
+    assert not data._saved_path(initialised_engine, old_version).exists()  # the old save is gone
