@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tracker.analysis.built import built_rows
 from tracker.analysis.data import ENGLAND, POPULATION_NOTE, Store, get_store, headline_sex, judge, la_rows
 from tracker.analysis.icb import icb_judged, icb_table, latest_per_series
 from tracker.analysis.stats import NOT_COMPARED, WORSE
@@ -41,6 +42,8 @@ def judged_rows(store: Store) -> pd.DataFrame:
 
 def _judged_rows(store: Store) -> pd.DataFrame:
     obs = store.obs[store.obs["area_type"] != "icb"]  # ICB figures, published or built, are in icb_rows
+    # counties and regions the source does not publish: built from their local authorities (method says how)
+    obs = pd.concat([obs.assign(method=None, approximate=None), built_rows(store)], ignore_index=True)
     level = obs["indicator_id"].map(store.indicators["la_level"])
     is_la = obs["area_type"].isin(["ltla", "utla"])
     group = np.where(is_la & (obs["area_type"] == "ltla") & (level == "ltla"), "ltla",
@@ -154,8 +157,10 @@ def _observation_frame(store: Store, all_periods: bool, indicator_ids: list[str]
         icb_key = out[KEYS].assign(area_code=out["icb_code"])
         out["icb_value"] = np.where(is_la, _bench(icb_index["value"], icb_key, KEYS + ["area_code"]), np.nan)
         la_method = _bench(icb_index["method"], icb_key, KEYS + ["area_code"])
-        out["icb_method"] = np.where(is_la, la_method, out["icb_method"])
-        out["approximate"] = out["approximate"].astype(object).where(out["area_type"] == "icb", None)
+        method = out.pop("method")
+        built = method.notna()  # a county or region figure built from its local authorities: its own method
+        out["icb_method"] = np.where(built, method, np.where(is_la, la_method, out["icb_method"]))
+        out["approximate"] = out["approximate"].astype(object).where((out["area_type"] == "icb") | built, None)
         for c in OBS_OUT:
             if c not in out.columns:
                 out[c] = None
@@ -191,7 +196,7 @@ def place_profile(engine, area_code: str, benchmark: str = "england", sex: str |
         rows = rows[rows["area_code"] == area_code].assign(ci_source=None)
     else:
         rows = judged_rows(store)
-        own = rows[rows["area_code"] == area_code].assign(method=None, approximate=None)
+        own = rows[rows["area_code"] == area_code]  # method/approximate: None unless built from local authorities
         parts = [own]
         county = store.parent("utla").get(area_code)
         if atype == "ltla" and county and county != area_code:
