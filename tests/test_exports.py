@@ -433,3 +433,44 @@ def test_usage_errors_are_one_line_and_exit_2(pack_db, capsys, tmp_path, monkeyp
     assert code == 2 and out == "" and err.count("\n") == 1
     assert err.startswith("tracker: error: ") and message in err
     assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+ESSEX = "E10000012"
+
+
+def test_county_pack_has_a_unitarys_indicators_built_from_its_districts(engine):
+    """Essex's pack holds every indicator Hartlepool's does, except those published only for unitaries (no county
+    and no district figures anywhere); figures built from its districts say so."""
+    from tracker.analysis.data import get_store
+
+    def pack(code):
+        return pd.read_csv(io.BytesIO(exports.export_bytes(engine, [code])), encoding="utf-8-sig", dtype={"Period": str})
+
+    essex, hartlepool = pack(ESSEX), pack(HARTLEPOOL)
+    essex = essex[essex["Area code"] == ESSEX]
+    obs = get_store(engine).obs
+    lower_or_county = set(obs.loc[obs["area_code"].str.startswith(("E07", "E10")), "indicator_id"])
+    only_unitaries = set(hartlepool["Indicator ID"]) - lower_or_county
+    assert set(hartlepool["Indicator ID"]) - only_unitaries <= set(essex["Indicator ID"])
+    assert essex["Indicator ID"].nunique() >= hartlepool["Indicator ID"].nunique() - len(only_unitaries)
+    le = row(essex, ESSEX, "life-expectancy", "Male")
+    assert le["Figure method"] == "population-weighted average (approximate)" and le["Approximate"] == "Yes"
+    assert "Approximate: average of the county's districts" in le["Note"]
+    published = essex[essex["Approximate"].isna()]
+    assert (published["Figure method"] == "published").all() and len(published) > 0
+
+
+def test_department_ranking_column_gives_rank_interval_and_the_one_indicator_flag(engine, nenc):
+    from tracker.analysis import place_departments
+
+    got = place_departments(engine, NENC, "life-expectancy")
+    first = got.ranking.iloc[0]
+    rows = nenc[(nenc["Area code"] == NENC) & (nenc["Department (abbreviation)"] == first["department_abbr"])]
+    text_ = rows["Department ranking for this area"].iloc[0]
+    assert (f"life expectancy (Male): 1 of {int(got.ranking['rank'].count())} "
+            f"(95% interval {first['rank_lci']:.0f}-{first['rank_uci']:.0f})") in text_
+    assert rows["Department ranking for this area"].nunique() == 1  # the same on each of the department's rows
+    one = got.ranking[got.ranking["rests_on_one_indicator"] & got.ranking["rank"].notna()]
+    if len(one):
+        flagged = nenc[(nenc["Area code"] == NENC) & (nenc["Department (abbreviation)"] == one.iloc[0]["department_abbr"])]
+        assert "rests on one indicator" in flagged["Department ranking for this area"].iloc[0]

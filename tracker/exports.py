@@ -30,9 +30,10 @@ from db.columns import per_distinct
 from db.models import AreaCodeHistory, Run
 from tracker import departments as dept_mod
 from tracker.analysis import (
-    CAVEAT, area_info, associations, icb_drilldown, icb_figures, indicator_catalog, latest_observations,
+    CAVEAT, all_place_departments, area_info, associations, icb_drilldown, icb_figures, indicator_catalog,
+    latest_observations,
 )
-from tracker.analysis.data import get_store
+from tracker.analysis.data import get_store, headline_sex
 from tracker.catalog import DOMAINS
 from tracker.config import PROJECT_ROOT
 from tracker.geography import LISTABLE_TYPES, list_areas
@@ -147,14 +148,26 @@ DATA_DICTIONARY: tuple[Column, ...] = (
            "than England (95% or 99.8%) and its trend is getting worse; otherwise \"No\" (always \"No\" on earlier "
            "periods' rows)."),
     *(Column(name, "number", 11, _RHO.format(outcome=name.split(": ", 1)[1])) for name in HEADLINE_OUTCOMES.values()),
+    Column("Department ranking for this area", "text", 40, "Where the row's department stands among the "
+           "departments this area's health depends on (docs/methods.md, 7.3), for each headline outcome in its "
+           "headline sex, separated by \"; \": e.g. \"life expectancy (Male): 2 of 7 (95% interval 1-4)\". The "
+           "score behind it is the area's gap to England on each of the department's indicators that go with the "
+           "outcome (in standard deviations of local-authority values, zero where the area is better) times the "
+           "strength of that association, weighed by how many indicators there are; the interval comes from "
+           "resampling areas and indicators. \"rests on one indicator\" is added when the area is behind England on "
+           "only one of the department's indicators; \"held back\" when that one indicator is less than a quarter "
+           "of a standard deviation from England (then the department is not ranked); \"not ranked\" when the "
+           "area is behind England on none. Empty when the department has no indicator that goes with the outcome."),
     Column("Figure method", "text", 24, "How the figure was made. \"published\": as the publisher gives it (every "
            "area other than an ICB, and an ICB the source publishes). For an ICB the source does not publish: "
            "\"recomputed from counts\" (the local authorities' counts and denominators summed, a split authority with "
            "its share, and the value and CI computed again: exact), \"sum of LA values\" (counts), or "
            "\"population-weighted average (approximate)\" (the local authority values weighted by mid-2020 "
-           "population; see Note)."),
-    Column("Approximate", "text", 9, "For an ICB row: \"Yes\" when Figure method is a population-weighted average, "
-           "else \"No\". Empty for other areas."),
+           "population; see Note). A county or region figure the source does not publish is built the same way "
+           "from its local authorities (\"sum of LA values\" or \"population-weighted average (approximate)\")."),
+    Column("Approximate", "text", 9, "For an ICB row, and a county or region figure built from its local "
+           "authorities: \"Yes\" when Figure method is a population-weighted average, else \"No\". Empty for other "
+           "rows."),
     Column("CI source", "text", 22, "\"published\", or \"computed from counts (Wilson score)\" for proportions and "
            "\"computed from counts (Byar / exact Poisson)\" for rates, where the publisher gives a count and denominator "
            "but no CI. Empty when there is no CI, and for ICB rows (Figure method says how an ICB's CI was made)."),
@@ -327,6 +340,7 @@ class _Pack:
         self.ids = list(meta.index)
         self.rho = {column: self._aligned_rho(outcome) for outcome, column in HEADLINE_OUTCOMES.items()}
         self.ages = get_store(engine).headline_ages  # the age group the analysis keeps for each indicator
+        self._ranks: pd.Series | None = None
         self._icb: dict[str, tuple[pd.DataFrame, pd.Series]] = {}
 
     def _aligned_rho(self, outcome: str) -> pd.Series:
@@ -336,6 +350,27 @@ class _Pack:
         except (KeyError, ValueError):
             return pd.Series(dtype=float)
         return table.dropna(subset=["aligned_rho"]).set_index(["indicator_id", "sex"])["aligned_rho"]
+
+    def ranks(self) -> pd.Series:
+        """(area code, department slug) -> the department's ranking text for the area over the headline outcomes."""
+        if self._ranks is None:
+            parts = []
+            for outcome, column in HEADLINE_OUTCOMES.items():
+                try:
+                    pd_ = all_place_departments(self.engine, outcome)[0]
+                    sex = headline_sex(get_store(self.engine), outcome)
+                except (KeyError, ValueError):
+                    continue
+                n = pd_.groupby("place_code")["rank"].transform("count")
+                words = [(f"{column.split(': ', 1)[1]} ({sex}): "
+                          + ("held back" if h else "not ranked" if r != r else f"{r:.0f} of {k} (95% interval {lo:.0f}-{hi:.0f})")
+                          + (", rests on one indicator" if one and not h else ""))
+                         for r, k, lo, hi, h, one in zip(pd_["rank"], n, pd_["rank_lci"], pd_["rank_uci"],
+                                                         pd_["held_back"], pd_["rests_on_one_indicator"])]
+                parts.append(pd.Series(words, index=pd.MultiIndex.from_frame(pd_[["place_code", "department_slug"]])))
+            joined = pd.concat(parts) if parts else pd.Series(dtype=object)
+            self._ranks = joined.groupby(level=[0, 1], sort=False).agg("; ".join)
+        return self._ranks
 
     def icb(self, code: str) -> tuple[pd.DataFrame, pd.Series]:
         """(its local authorities with shares, its figures by indicator, period and sex)."""
@@ -397,6 +432,7 @@ class _Pack:
         by_code = {a.code: a for a in areas}
         code = obs["area_code"]
         is_icb = obs["area_type"] == "icb"
+        built = obs["area_type"].isin(["utla", "region"]) & obs["approximate"].notna()  # built from its LAs
         by_sex = pd.MultiIndex.from_frame(obs[["indicator_id", "sex"]])
         out = {
             "Area code": code,
@@ -433,8 +469,10 @@ class _Pack:
             "Trend method": obs["trend_method"],
             "Red-red flag": obs["red_red"].map({True: "Yes", False: "No"}),
             **{column: rho.reindex(by_sex).to_numpy() if len(rho) else None for column, rho in self.rho.items()},
-            "Figure method": obs["icb_method"].where(is_icb, "published"),
-            "Approximate": obs["approximate"].map({True: "Yes", False: "No"}).where(is_icb, None),
+            "Department ranking for this area": self.ranks().reindex(
+                pd.MultiIndex.from_arrays([code, meta["department_slug"]])).to_numpy(),
+            "Figure method": obs["icb_method"].where(is_icb | built, "published"),
+            "Approximate": obs["approximate"].map({True: "Yes", False: "No"}).where(is_icb | built, None),
             "CI source": obs["ci_source"].where(~is_icb, None),
             "Source URL": meta["source_url"],
             "Licence": meta["licence"],

@@ -321,7 +321,8 @@ def _place_evidence(store: Store, outcome_id: str, out_sex: str) -> pd.DataFrame
     ind = store.indicators
     sign = ind["polarity"].map(POLARITY_SIGN)
     keys = ["indicator_id", "period", "sex"]
-    cols = ["indicator_id", "sex", "area_code", "period", "value", "england_value", "comparison_label", "sd", "gap"]
+    cols = ["indicator_id", "sex", "area_code", "period", "value", "england_value", "england_from", "comparison_label",
+            "sd", "gap"]
     every = judged_rows(store).merge(sup[["indicator_id", "sex"]], on=["indicator_id", "sex"])
     every = every[every["value"].notna()]
     level = every["indicator_id"].map(ind["la_level"])
@@ -329,10 +330,22 @@ def _place_evidence(store: Store, outcome_id: str, out_sex: str) -> pd.DataFrame
     own = pd.concat([every[(level == "ltla") & (every["area_type"] == "ltla")],
                      la_rows(store, every[level == "utla"], "utla")], ignore_index=True)
     sd = own.groupby(keys)["value"].std()
+    # where England itself is not published (e.g. the ONS Health Index), the yardstick's centre is the mean of
+    # local-authority values weighted by mid-2020 population, and the evidence says so
+    utla_of = store.parent("utla")
+    utla_pop = store.population.groupby(store.population.index.map(lambda c: utla_of.get(c, c))).sum()
+    w = own["area_code"].map(store.population).fillna(own["area_code"].map(utla_pop))
+    sums = own.assign(w=w, wv=w * own["value"]).dropna(subset=["w"]).groupby(keys)[["wv", "w"]].sum()
+    la_mean = sums["wv"] / sums["w"]
 
     def with_gap(frame: pd.DataFrame) -> pd.DataFrame:
         frame = frame.copy()
-        frame["sd"] = sd.reindex(pd.MultiIndex.from_frame(frame[keys])).to_numpy()
+        at = pd.MultiIndex.from_frame(frame[keys])
+        frame["sd"] = sd.reindex(at).to_numpy()
+        estimated = frame["england_value"].isna()
+        frame["england_value"] = frame["england_value"].fillna(pd.Series(la_mean.reindex(at).to_numpy(), frame.index))
+        frame["england_from"] = np.where(estimated & frame["england_value"].notna(),
+                                         "mean of local authorities weighted by population", "published")
         frame["gap"] = gaps(frame["value"], frame["england_value"], frame["sd"], frame["indicator_id"].map(sign))
         return frame
 
@@ -363,8 +376,9 @@ def _place_evidence(store: Store, outcome_id: str, out_sex: str) -> pd.DataFrame
     eng = rows[rows["area_code"] == ENGLAND].set_index("indicator_id")
     england = pd.DataFrame({"indicator_id": shortfall.index, "gap": shortfall.to_numpy(), "place_code": ENGLAND,
                             "area_code": ENGLAND})
-    england = england.join(eng[["sex", "period", "value", "sd"]], on="indicator_id")
+    england = england.join(eng[["sex", "period", "value", "sd", "england_from"]], on="indicator_id")
     england["england_value"] = england["value"]
+    england["england_from"] = england["england_from"].fillna("not published")
     england["comparison_label"] = [f"local authorities fall short of England by {g:.2f} SD on average"
                                    for g in england["gap"]]
 
@@ -373,7 +387,7 @@ def _place_evidence(store: Store, outcome_id: str, out_sex: str) -> pd.DataFrame
     ev["title"] = ev["indicator_id"].map(ind["title"])
     ev = ev.rename(columns={"area_code": "value_from"})
     keep = ["place_code", "indicator_id", "title", "sex", "period", "value_from", "value", "england_value",
-            "comparison_label", "sd", "gap", "aligned_rho", "q_value"]
+            "england_from", "comparison_label", "sd", "gap", "aligned_rho", "q_value"]
     return ev[keep].sort_values(["place_code", "indicator_id"]).reset_index(drop=True)
 
 
@@ -400,14 +414,19 @@ def all_place_departments(engine, outcome_id: str, sex: str | None = None) -> tu
 
 def ranking_for(store: Store, outcome_id: str, out_sex: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """all_place_departments() on a Store (memoised)."""
-    def build():
-        evidence = place_evidence(store, outcome_id, out_sex)
-        pairs, _ = association_pairs(store, outcome_id, out_sex)
-        pairs = pairs[pairs["indicator_id"].isin(evidence["indicator_id"].unique())]
-        groups = near_duplicate_groups(pairs, store.indicators["department_slug"])
-        boot = bootstrap_aligned_rho(pairs, store.indicators, store.indicators.at[outcome_id, "polarity"], BOOT_DRAWS)
-        return rank_departments(evidence, store.indicators, groups, boot)
-    return store.derived(("place_ranking", outcome_id, out_sex), build)
+    return store.derived(("place_ranking", outcome_id, out_sex),
+                         lambda: rank_departments(*ranking_inputs(store, outcome_id, out_sex)))
+
+
+def ranking_inputs(store: Store, outcome_id: str, out_sex: str):
+    """(evidence, indicator metadata, groups of near-duplicate determinants, bootstrap aligned rho): what
+    rank_departments needs for every place."""
+    evidence = place_evidence(store, outcome_id, out_sex)
+    pairs, _ = association_pairs(store, outcome_id, out_sex)
+    pairs = pairs[pairs["indicator_id"].isin(evidence["indicator_id"].unique())]
+    groups = near_duplicate_groups(pairs, store.indicators["department_slug"])
+    boot = bootstrap_aligned_rho(pairs, store.indicators, store.indicators.at[outcome_id, "polarity"], BOOT_DRAWS)
+    return evidence, store.indicators, groups, boot
 
 
 def place_departments(engine, area_code: str, outcome_id: str, sex: str | None = None) -> PlaceDepartments:
