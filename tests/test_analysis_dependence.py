@@ -130,7 +130,11 @@ def test_every_place_has_a_ranking_with_evidence(engine, outcome):
     ranked = ranking[["place_code", "department_slug"]].drop_duplicates()
     backed = evidence[["place_code", "department_slug"]].drop_duplicates()
     assert len(ranked.merge(backed)) == len(ranked)  # every rank has its evidence
-    assert evidence[["indicator_id", "aligned_rho", "gap", "comparison_label"]].notna().all().all()
+    assert evidence[["indicator_id", "aligned_rho", "comparison_label"]].notna().all().all()
+    # a gap wherever the place has a value and England (or the mean of local authorities) and their spread exist
+    has_all = evidence[["value", "england_value", "sd"]].notna().all(axis=1)
+    assert evidence.loc[has_all, "gap"].notna().all() and has_all.mean() > 0.9
+    assert (evidence.loc[evidence["gap"].isna(), "contribution"] == 0).all()
     assert ranking["share_outside_dhsc"].dropna().between(0, 1).all()
 
 

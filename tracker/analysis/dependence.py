@@ -379,8 +379,8 @@ def _place_evidence(store: Store, outcome_id: str, out_sex: str) -> pd.DataFrame
     england = england.join(eng[["sex", "period", "value", "sd", "england_from"]], on="indicator_id")
     england["england_value"] = england["value"]
     england["england_from"] = england["england_from"].fillna("not published")
-    england["comparison_label"] = [f"local authorities fall short of England by {g:.2f} SD on average"
-                                   for g in england["gap"]]
+    england["comparison_label"] = [f"local authorities fall short of England by {g:.2f} SD on average" if g == g
+                                   else "not computed (no spread of local-authority values)" for g in england["gap"]]
 
     ev = pd.concat([la_ev, icb, england], ignore_index=True)
     ev = ev.merge(sup[["indicator_id", "aligned_rho", "q_value"]], on="indicator_id")
