@@ -33,8 +33,9 @@ COLUMNS = [
     "Producer", "Unit", "Polarity", "Period", "Period start", "Period end", "Sex", "Age", "Value", "Lower 95% CI",
     "Upper 95% CI", "Count", "Denominator", "England value", "Comparison with England", "ICB value", "Trend",
     "Trend method", "Red-red flag", "Aligned rho: life expectancy", "Aligned rho: healthy life expectancy",
-    "Aligned rho: preventable mortality under 75", "Aligned rho: inequality in life expectancy", "Figure method",
-    "Approximate", "CI source", "Source URL", "Licence", "Loaded on", "Note",
+    "Aligned rho: preventable mortality under 75", "Aligned rho: inequality in life expectancy",
+    "Department ranking for this area", "Figure method", "Approximate", "CI source", "Source URL", "Licence",
+    "Loaded on", "Note",
 ]
 
 # Synthetic names (test only) on real London boroughs: each starts with a character OWASP lists.
