@@ -154,7 +154,8 @@ DATA_DICTIONARY: tuple[Column, ...] = (
            "score behind it is the area's gap to England on each of the department's indicators that go with the "
            "outcome (in standard deviations of local-authority values, zero where the area is better) times the "
            "strength of that association, weighed by how many indicators there are; the interval comes from "
-           "resampling areas and indicators. \"rests on one indicator\" is added when the area is behind England on "
+           "resampling areas and indicators (\"to not ranked\" when in some resamples the department is not "
+           "ranked at all). \"rests on one indicator\" is added when the area is behind England on "
            "only one of the department's indicators; \"held back\" when that one indicator is less than a quarter "
            "of a standard deviation from England (then the department is not ranked); \"not ranked\" when the "
            "area is behind England on none. Empty when the department has no indicator that goes with the outcome."),
@@ -363,7 +364,9 @@ class _Pack:
                     continue
                 n = pd_.groupby("place_code")["rank"].transform("count")
                 words = [(f"{column.split(': ', 1)[1]} ({sex}): "
-                          + ("held back" if h else "not ranked" if r != r else f"{r:.0f} of {k} (95% interval {lo:.0f}-{hi:.0f})")
+                          + ("held back" if h else "not ranked" if r != r else
+                             f"{r:.0f} of {k} (95% interval {lo:.0f}-{hi:.0f})" if hi <= k else
+                             f"{r:.0f} of {k} (95% interval {lo:.0f} to not ranked)")
                           + (", rests on one indicator" if one and not h else ""))
                          for r, k, lo, hi, h, one in zip(pd_["rank"], n, pd_["rank_lci"], pd_["rank_uci"],
                                                          pd_["held_back"], pd_["rests_on_one_indicator"])]

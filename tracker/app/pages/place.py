@@ -119,16 +119,17 @@ def _dependence(deps, cat: pd.DataFrame, name: str, outcome: str, sex: str) -> N
               "shrunk towards no gap when there are few. Bars: 95% interval of the rank (resampling areas and "
               "indicators).")
     with b:
-        shown = ranked.assign(label=[f"rank {r:.0f} ({lo:.0f}–{hi:.0f})" + (" · rests on one indicator" if one else "")
-                                     for r, lo, hi, one in zip(ranked["rank"], ranked["rank_lci"],
-                                                                ranked["rank_uci"], ranked["rests_on_one_indicator"])])
+        top = [f"{hi:.0f}" if hi <= len(ranked) else "not ranked" for hi in ranked["rank_uci"]]
+        shown = ranked.assign(label=[f"rank {r:.0f} ({lo:.0f}–{t})" + (" · rests on one indicator" if one else "")
+                                     for r, lo, t, one in zip(ranked["rank"], ranked["rank_lci"], top,
+                                                               ranked["rests_on_one_indicator"])])
         st.plotly_chart(c.department_bars(shown, "score", f"Departments ranked for {name}<br>{outcome_title} ({sex.lower()})",
                                           "score (gap × rho, weighed by evidence)", note="label"),
                         width="stretch", config=c.PLOT_CONFIG)
     table = pd.concat([ranked, held])
     st.dataframe(pd.DataFrame({
         "Rank": [("–" if r != r else f"{r:.0f}") for r in table["rank"]],
-        "95% interval": [("held back" if h else f"{lo:.0f}–{hi:.0f}")
+        "95% interval": [("held back" if h else f"{lo:.0f}–{hi:.0f}" if hi <= len(ranked) else f"{lo:.0f}–not ranked")
                          for lo, hi, h in zip(table["rank_lci"], table["rank_uci"], table["held_back"])],
         "Department": [c.department_label(a_, d) for a_, d in zip(table["department_abbr"], table["is_dhsc"])],
         "Score": table["score"].round(3),
