@@ -347,7 +347,7 @@ def test_xlsx_has_frozen_header_filter_numbers_and_the_dictionary(nenc_xlsx, nen
     book = openpyxl.load_workbook(io.BytesIO(nenc_xlsx))
     assert book.sheetnames == ["Data", "Dictionary", "About"]
     data = book["Data"]
-    assert data.freeze_panes == "A2" and data.auto_filter.ref == f"A1:AR{len(nenc) + 1}"
+    assert data.freeze_panes == "A2" and data.auto_filter.ref == f"A1:AS{len(nenc) + 1}"
     assert [c.value for c in data[1]] == COLUMNS and data.max_row == len(nenc) + 1
     header = {c.value: i for i, c in enumerate(data[1])}
     fuel = next(r for r in data.iter_rows(min_row=2, values_only=True)
