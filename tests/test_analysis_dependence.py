@@ -14,8 +14,9 @@ from scipy import stats
 from db.engine import make_engine
 from tracker.analysis import CAVEAT, associations, department_summary, place_departments, scatter_data
 from tracker.analysis.data import get_store
+from tracker.analysis.ranking import rank_departments
 from tracker.analysis.dependence import (
-    all_place_departments, association_table, associations_for, place_evidence, rank_departments, ranking_for,
+    all_place_departments, association_table, associations_for, ranking_for, ranking_inputs,
     summarise_departments,
 )
 
@@ -85,29 +86,6 @@ def test_department_summary_monotone_department_scores_one_and_is_deterministic(
     assert other_seed.set_index("department_slug").at["noise", "lci"] != g.at["noise", "lci"]
 
 
-def test_rank_departments_mean_score_share_outside_dhsc_and_row_order():
-    meta = _meta([("a1", "lower_is_better", "dept-a", "A", "A", False), ("a2", "lower_is_better", "dept-a", "A", "A", False),
-                  ("b1", "lower_is_better", "dept-b", "B", "B", False), ("h1", "lower_is_better", "dhsc", "H", "H", True)])
-    evidence = pd.DataFrame({
-        "place_code": ["P1"] * 4 + ["P2"] * 4,
-        "indicator_id": ["a1", "a2", "b1", "h1"] * 2,
-        "aligned_rho": [0.8, 0.4, 0.5, 0.6] * 2,
-        "worse": [1, 0, 1, 1, 0, 0, 0, 0],
-    })
-    ranking, ev = rank_departments(evidence, meta)
-    ranking2, ev2 = rank_departments(evidence.sample(frac=1, random_state=1), meta)
-    pd.testing.assert_frame_equal(ranking, ranking2)
-    pd.testing.assert_frame_equal(ev, ev2)
-    p1 = ranking[ranking["place_code"] == "P1"].set_index("department_slug")
-    # dept-a: mean of 0.8 x 1 and 0.4 x 0 = 0.4; dept-b 0.5; dhsc 0.6
-    assert list(p1.index) == ["dhsc", "dept-b", "dept-a"] and list(p1["rank"]) == [1, 2, 3]
-    assert p1.at["dept-a", "score"] == pytest.approx(0.4)
-    assert p1["share_outside_dhsc"].iloc[0] == pytest.approx(0.9 / 1.5)
-    p2 = ranking[ranking["place_code"] == "P2"]
-    assert list(p2["department_slug"]) == ["dept-a", "dept-b", "dhsc"]  # all zero: ties by slug
-    assert p2["share_outside_dhsc"].isna().all()
-
-
 def test_associations_on_the_snapshot(engine):
     got = associations(engine, "life-expectancy", "Female")
     assert (got["outcome_sex"] == "Female").all() and (got["outcome_period"] == "2023 - 25").all()
@@ -146,30 +124,34 @@ def test_every_place_has_a_ranking_with_evidence(engine, outcome):
     las = set(store.areas.index[store.areas["type"].isin(["ltla", "utla"])]) & (
         set(store.links["child_code"]) | set(store.links["parent_code"]))
     icbs = set(store.areas.index[store.areas["type"] == "icb"])
-    assert "E92000001" in places and icbs <= places and las <= places
-    assert len(icbs) == 42 and len(las) == 296 + 21
+    regions = set(store.areas.index[store.areas["type"] == "region"])
+    assert "E92000001" in places and icbs <= places and las <= places and regions <= places
+    assert len(icbs) == 42 and len(las) == 296 + 21 and len(regions) == 9
     ranked = ranking[["place_code", "department_slug"]].drop_duplicates()
     backed = evidence[["place_code", "department_slug"]].drop_duplicates()
     assert len(ranked.merge(backed)) == len(ranked)  # every rank has its evidence
-    assert evidence[["indicator_id", "aligned_rho", "worse", "comparison_label"]].notna().all().all()
+    assert evidence[["indicator_id", "aligned_rho", "comparison_label"]].notna().all().all()
+    # a gap wherever the place has a value and England (or the mean of local authorities) and their spread exist
+    has_all = evidence[["value", "england_value", "sd"]].notna().all(axis=1)
+    assert evidence.loc[has_all, "gap"].notna().all() and has_all.mean() > 0.9
+    assert (evidence.loc[evidence["gap"].isna(), "contribution"] == 0).all()
     assert ranking["share_outside_dhsc"].dropna().between(0, 1).all()
 
 
 def test_place_departments_for_a_place(engine):
     got = place_departments(engine, "E08000003", "life-expectancy")  # Manchester
     assert got.sex == "Male" and got.caveat == CAVEAT
-    assert list(got.ranking["rank"]) == list(range(1, len(got.ranking) + 1))
+    ranked = got.ranking["rank"].dropna()
+    assert list(ranked) == list(range(1, len(ranked) + 1))
     assert 0 <= got.share_outside_dhsc <= 1
     ev = got.evidence
     assert set(ev["department_slug"]) == set(got.ranking["department_slug"])
     fuel = ev.set_index("indicator_id").loc["fuel-poverty-lilee"]
-    # fuel poverty is a modelled estimate: not tested against England; Manchester is in the worst fifth of districts,
-    # which the ranking counts for an indicator that cannot be tested (position, not significance)
-    assert fuel["value_from"] == "E08000003" and fuel["worse"] == 1.0
+    # Manchester's fuel poverty is above England's: a positive gap, in SDs of local-authority values
+    assert fuel["value_from"] == "E08000003" and fuel["value"] > fuel["england_value"]
+    assert fuel["gap"] == pytest.approx((fuel["value"] - fuel["england_value"]) / fuel["sd"])
+    # a modelled estimate: not tested against England, its position among districts shown apart
     assert (fuel["comparison_label"], fuel["position"]) == ("Not compared", "Worst fifth")
-    england = place_departments(engine, "E92000001", "life-expectancy")
-    assert england.evidence["worse"].between(0, 1).all()
-    assert england.evidence["comparison_label"].str.endswith("of local authorities worse").all()
 
 
 def test_associations_and_ranking_do_not_depend_on_the_order_of_the_data(engine):
@@ -180,9 +162,9 @@ def test_associations_and_ranking_do_not_depend_on_the_order_of_the_data(engine)
                                    links=store.links.sample(frac=1, random_state=43).reset_index(drop=True), memo={})
     outcome, sex = "life-expectancy-inequality", "Female"
     pd.testing.assert_frame_equal(associations_for(store, outcome, sex), associations_for(shuffled, outcome, sex))
-    evidence = place_evidence(store, outcome, sex)
+    evidence, meta, groups, boot = ranking_inputs(store, outcome, sex)
     ranking, ev = ranking_for(store, outcome, sex)
-    ranking2, ev2 = rank_departments(evidence.sample(frac=1, random_state=44), store.indicators)
+    ranking2, ev2 = rank_departments(evidence.sample(frac=1, random_state=44), meta, groups, boot)
     pd.testing.assert_frame_equal(ranking, ranking2)
     pd.testing.assert_frame_equal(ev, ev2)
 

@@ -38,6 +38,9 @@ def life_expectancy(code: str, sex: str = "Male", period: str = "2023 - 25") -> 
 def app(snapshot_db_file, tmp_path_factory):
     folder = tmp_path_factory.mktemp("browser")
     shutil.copy(snapshot_db_file, folder / "tracker.sqlite")
+    saved = Path(f"{snapshot_db_file}-analysis")  # the analysis prepare saved: the server starts warm, as after a refresh
+    if saved.exists():
+        shutil.copytree(saved, folder / "tracker.sqlite-analysis")
     env = {"TRACKER_DATA_DIR": str(folder), "TRACKER_DATABASE_URL": f"sqlite:///{folder / 'tracker.sqlite'}"}
     with shots.serve(env) as base:
         yield base
@@ -124,3 +127,22 @@ def test_every_page_renders_from_a_shared_link(app, page):
     page.get_by_role("button", name="Show England instead").click()
     shots.wait_rendered(page)
     expect(page.get_by_role("heading", name="England", exact=True)).to_be_visible()
+
+
+def test_an_icb_a_county_and_a_region_each_show_outcomes_and_a_ranking_with_intervals(app, page):
+    """Walk one ICB, one county and one region from shared links: each has its headline outcomes (a county's and a
+    region's built from their local authorities where not published, and labelled so) and the department ranking
+    with its 95% intervals, the "rests on one indicator" column and the top-3 stability."""
+    from playwright.sync_api import expect
+
+    for code, heading, shot in [(ICB, "NHS North East and North Cumbria Integrated Care Board", "ranking-icb"),
+                                ("E10000012", "Essex", "ranking-county"), ("E12000002", "North West", "ranking-region")]:
+        page.goto(f"{app}/place?area={code}&outcome=preventable-mortality-u75&sex=Male")
+        shots.wait_rendered(page)
+        expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+        expect(page.get_by_text("Top three unchanged with any one indicator left out")).to_be_visible()
+        expect(page.get_by_text("Rests on one indicator:").first).to_be_visible()
+        assert "Not published for this area" not in page.content() and "Traceback" not in page.content()
+        if code != ICB:
+            expect(page.get_by_text("population-weighted average (approximate)").first).to_be_visible()
+        shoot(page, shot)

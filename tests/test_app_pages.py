@@ -233,3 +233,19 @@ def test_unknown_code_in_a_link_gets_a_friendly_message(open_page, page, params,
     assert not at.exception
     at.button[0].click().run()
     assert not at.exception and not at.warning
+
+
+@pytest.mark.parametrize("code, name", [("E10000012", "Essex"), ("E12000002", "North West")])
+def test_county_and_region_have_headline_outcomes_and_a_ranking_with_intervals(open_page, code, name):
+    at = open_page("place", area=code, outcome="preventable-mortality-u75", sex="Male")
+    assert at.title[0].value == name
+    shown = texts(at)
+    assert shown.count("Not published for this area") == 0  # built from its local authorities where not published
+    assert "population-weighted average (approximate)" in shown
+    ranking = next(d.value for d in at.dataframe if "95% interval" in d.value)
+    assert {"Rank", "95% interval", "Department", "Score", "Behind England on", "Largest gap (SD)",
+            "Rests on one indicator"} <= set(ranking)
+    assert set(ranking["Rests on one indicator"]) <= {"Yes", "No"}
+    assert any(m.label == "Top three unchanged with any one indicator left out" for m in at.metric)
+    evidence = next(d.value for d in at.dataframe if "Gap (SD)" in d.value)
+    assert (evidence["Gap (SD)"].dropna() >= 0).all()

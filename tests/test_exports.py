@@ -34,8 +34,9 @@ COLUMNS = [
     "Upper 95% CI", "Count", "Denominator", "England value", "Compared with England", "Comparison basis",
     "Position among areas", "ICB value", "Trend",
     "Trend method", "Red-red flag", "Aligned rho: life expectancy", "Aligned rho: healthy life expectancy",
-    "Aligned rho: preventable mortality under 75", "Aligned rho: inequality in life expectancy", "Figure method",
-    "Approximate", "CI source", "CI method", "Source URL", "Licence", "Loaded on", "Note",
+    "Aligned rho: preventable mortality under 75", "Aligned rho: inequality in life expectancy",
+    "Department ranking for this area", "Figure method", "Approximate", "CI source", "CI method", "Source URL",
+    "Licence", "Loaded on", "Note",
 ]
 
 # Synthetic names (test only) on real London boroughs: each starts with a character OWASP lists.
@@ -353,7 +354,7 @@ def test_xlsx_has_frozen_header_filter_numbers_and_the_dictionary(nenc_xlsx, nen
     book = openpyxl.load_workbook(io.BytesIO(nenc_xlsx))
     assert book.sheetnames == ["Data", "Dictionary", "About"]
     data = book["Data"]
-    assert data.freeze_panes == "A2" and data.auto_filter.ref == f"A1:AU{len(nenc) + 1}"
+    assert data.freeze_panes == "A2" and data.auto_filter.ref == f"A1:AV{len(nenc) + 1}"
     assert [c.value for c in data[1]] == COLUMNS and data.max_row == len(nenc) + 1
     header = {c.value: i for i, c in enumerate(data[1])}
     fuel = next(r for r in data.iter_rows(min_row=2, values_only=True)
@@ -479,6 +480,8 @@ def test_dictionary_explains_the_comparison_columns_apart():
     assert "counted over LSOAs" in meaning["Figure method"]
     docs = (SNAPSHOT_DIR.parents[2] / "docs" / "export-columns.md").read_text()
     assert all(f"| {name} |" in docs for name in ("Compared with England", "Comparison basis", "Position among areas", "CI method"))
+
+
 def test_every_row_says_where_its_ci_came_from_and_whether_it_is_approximate(nenc):
     """No empty provenance cell (issue 14 item 8): an ICB figure recomputed from counts names the CI method, a
     local authority's row says it is not approximate, and a row without a CI says "none"."""
@@ -494,3 +497,45 @@ def test_every_row_says_where_its_ci_came_from_and_whether_it_is_approximate(nen
     assert (nenc.loc[nenc["Area code"] != NENC, "Approximate"] == "No").all()
     weighted = nenc["Figure method"] == "population-weighted average (approximate)"
     assert (nenc.loc[weighted, "Approximate"] == "Yes").all() and weighted.any()
+
+
+ESSEX = "E10000012"
+
+
+def test_county_pack_has_a_unitarys_indicators_built_from_its_districts(engine):
+    """Essex's pack holds every indicator Hartlepool's does, except those published only for unitaries (no county
+    and no district figures anywhere); figures built from its districts say so."""
+    from tracker.analysis.data import get_store
+
+    def pack(code):
+        return pd.read_csv(io.BytesIO(exports.export_bytes(engine, [code])), encoding="utf-8-sig", dtype={"Period": str})
+
+    essex, hartlepool = pack(ESSEX), pack(HARTLEPOOL)
+    essex = essex[essex["Area code"] == ESSEX]
+    obs = get_store(engine).obs
+    with_value = obs[obs["value"].notna()]
+    lower_or_county = set(with_value.loc[with_value["area_code"].str.startswith(("E07", "E10")), "indicator_id"])
+    only_unitaries = set(hartlepool["Indicator ID"]) - lower_or_county
+    assert set(hartlepool["Indicator ID"]) - only_unitaries <= set(essex["Indicator ID"])
+    assert essex["Indicator ID"].nunique() >= hartlepool["Indicator ID"].nunique() - len(only_unitaries)
+    le = row(essex, ESSEX, "life-expectancy", "Male")
+    assert le["Figure method"] == "population-weighted average (approximate)" and le["Approximate"] == "Yes"
+    assert "Approximate: average of the county's districts" in le["Note"]
+    published = essex[essex["Approximate"] == "No"]
+    assert published["Figure method"].isin(["published", "counted over LSOAs"]).all() and len(published) > 0
+
+
+def test_department_ranking_column_gives_rank_interval_and_the_one_indicator_flag(engine, nenc):
+    from tracker.analysis import place_departments
+
+    got = place_departments(engine, NENC, "life-expectancy")
+    first = got.ranking.iloc[0]
+    rows = nenc[(nenc["Area code"] == NENC) & (nenc["Department (abbreviation)"] == first["department_abbr"])]
+    text_ = rows["Department ranking for this area"].iloc[0]
+    assert (f"life expectancy (Male): 1 of {int(got.ranking['rank'].count())} "
+            f"(95% interval {first['rank_lci']:.0f}-{first['rank_uci']:.0f})") in text_
+    assert rows["Department ranking for this area"].nunique() == 1  # the same on each of the department's rows
+    one = got.ranking[got.ranking["rests_on_one_indicator"] & got.ranking["rank"].notna()]
+    if len(one):
+        flagged = nenc[(nenc["Area code"] == NENC) & (nenc["Department (abbreviation)"] == one.iloc[0]["department_abbr"])]
+        assert "rests on one indicator" in flagged["Department ranking for this area"].iloc[0]

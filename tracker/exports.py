@@ -30,9 +30,10 @@ from db.columns import per_distinct
 from db.models import AreaCodeHistory, Run
 from tracker import departments as dept_mod
 from tracker.analysis import (
-    CAVEAT, area_info, associations, icb_drilldown, icb_figures, indicator_catalog, latest_observations,
+    CAVEAT, all_place_departments, area_info, associations, icb_drilldown, icb_figures, indicator_catalog,
+    latest_observations,
 )
-from tracker.analysis.data import get_store
+from tracker.analysis.data import get_store, headline_sex
 from tracker.catalog import DOMAINS
 from tracker.config import PROJECT_ROOT
 from tracker.geography import LISTABLE_TYPES, list_areas
@@ -160,6 +161,17 @@ DATA_DICTIONARY: tuple[Column, ...] = (
            "than England (95% or 99.8%) and its trend is getting worse; otherwise \"No\" (always \"No\" on earlier "
            "periods' rows)."),
     *(Column(name, "number", 11, _RHO.format(outcome=name.split(": ", 1)[1])) for name in HEADLINE_OUTCOMES.values()),
+    Column("Department ranking for this area", "text", 40, "Where the row's department stands among the "
+           "departments this area's health depends on (docs/methods.md, 7.3), for each headline outcome in its "
+           "headline sex, separated by \"; \": e.g. \"life expectancy (Male): 2 of 7 (95% interval 1-4)\". The "
+           "score behind it is the area's gap to England on each of the department's indicators that go with the "
+           "outcome (in standard deviations of local-authority values, zero where the area is better) times the "
+           "strength of that association, weighed by how many indicators there are; the interval comes from "
+           "resampling areas and indicators (\"to not ranked\" when in some resamples the department is not "
+           "ranked at all). \"rests on one indicator\" is added when the area is behind England on "
+           "only one of the department's indicators; \"held back\" when that one indicator is less than a quarter "
+           "of a standard deviation from England (then the department is not ranked); \"not ranked\" when the "
+           "area is behind England on none. Empty when the department has no indicator that goes with the outcome."),
     Column("Figure method", "text", 24, "How the figure was made. \"published\": as the publisher gives it (every "
            "area other than an ICB, and an ICB the source publishes). \"counted over LSOAs\": a measure built from "
            "LSOAs (the shares of LSOAs in the most deprived 10% on the IoD 2025, fuel poverty) counted over the "
@@ -170,9 +182,11 @@ DATA_DICTIONARY: tuple[Column, ...] = (
            "its share, and the value and CI computed again: exact), \"sum of LA values\" (counts), or "
            "\"population-weighted average (approximate)\" (the local authority values weighted by mid-2020 "
            "population; see Note), or, for a directly standardised rate, \"population-weighted average of DSRs "
-           "(approximate: no age-specific counts)\" (no CI: a DSR cannot be recomputed without them)."),
-    Column("Approximate", "text", 9, "\"Yes\" when the figure is approximate (an ICB or county figure that is a "
-           "population-weighted average of its local authorities), else \"No\" (every published figure)."),
+           "(approximate: no age-specific counts)\" (no CI: a DSR cannot be recomputed without them). A county or region figure the source does not "
+           "publish is built the same way from its local authorities (\"sum of LA values\" or \"population-weighted "
+           "average (approximate)\"), or, for a measure built from LSOAs, \"counted over LSOAs\"."),
+    Column("Approximate", "text", 9, "\"Yes\" when the figure is approximate (an ICB, county or region figure "
+           "that is a population-weighted average of its local authorities), else \"No\" (every published figure)."),
     Column("CI source", "text", 22, "Where the 95% CI came from: \"published\" (by the producer), \"computed from "
            "counts (Wilson score)\" for proportions or \"computed from counts (Byar / exact Poisson)\" for rates "
            "(computed by the tracker where the publisher gives a count and denominator but no CI and the indicator's "
@@ -350,6 +364,7 @@ class _Pack:
         self.ids = list(meta.index)
         self.rho = {column: self._aligned_rho(outcome) for outcome, column in HEADLINE_OUTCOMES.items()}
         self.ages = get_store(engine).headline_ages  # the age group the analysis keeps for each indicator
+        self._ranks: pd.Series | None = None
         self._icb: dict[str, tuple[pd.DataFrame, pd.Series]] = {}
 
     def _aligned_rho(self, outcome: str) -> pd.Series:
@@ -359,6 +374,29 @@ class _Pack:
         except (KeyError, ValueError):
             return pd.Series(dtype=float)
         return table.dropna(subset=["aligned_rho"]).set_index(["indicator_id", "sex"])["aligned_rho"]
+
+    def ranks(self) -> pd.Series:
+        """(area code, department slug) -> the department's ranking text for the area over the headline outcomes."""
+        if self._ranks is None:
+            parts = []
+            for outcome, column in HEADLINE_OUTCOMES.items():
+                try:
+                    pd_ = all_place_departments(self.engine, outcome)[0]
+                    sex = headline_sex(get_store(self.engine), outcome)
+                except (KeyError, ValueError):
+                    continue
+                n = pd_.groupby("place_code")["rank"].transform("count")
+                words = [(f"{column.split(': ', 1)[1]} ({sex}): "
+                          + ("held back" if h else "not ranked" if r != r else
+                             f"{r:.0f} of {k} (95% interval {lo:.0f}-{hi:.0f})" if hi <= k else
+                             f"{r:.0f} of {k} (95% interval {lo:.0f} to not ranked)")
+                          + (", rests on one indicator" if one and not h else ""))
+                         for r, k, lo, hi, h, one in zip(pd_["rank"], n, pd_["rank_lci"], pd_["rank_uci"],
+                                                         pd_["held_back"], pd_["rests_on_one_indicator"])]
+                parts.append(pd.Series(words, index=pd.MultiIndex.from_frame(pd_[["place_code", "department_slug"]])))
+            joined = pd.concat(parts) if parts else pd.Series(dtype=object)
+            self._ranks = joined.groupby(level=[0, 1], sort=False).agg("; ".join)
+        return self._ranks
 
     def icb(self, code: str) -> tuple[pd.DataFrame, pd.Series]:
         """(its local authorities with shares, its figures by indicator, period and sex)."""
@@ -428,7 +466,6 @@ class _Pack:
             icb_value[mine] = figures.reindex(keys).to_numpy()
         by_code = {a.code: a for a in areas}
         code = obs["area_code"]
-        is_icb = obs["area_type"] == "icb"
         by_sex = pd.MultiIndex.from_frame(obs[["indicator_id", "sex"]])
         out = {
             "Area code": code,
@@ -467,6 +504,8 @@ class _Pack:
             "Trend method": obs["trend_method"],
             "Red-red flag": obs["red_red"].map({True: "Yes", False: "No"}),
             **{column: rho.reindex(by_sex).to_numpy() if len(rho) else None for column, rho in self.rho.items()},
+            "Department ranking for this area": self.ranks().reindex(
+                pd.MultiIndex.from_arrays([code, meta["department_slug"]])).to_numpy(),
             "Figure method": obs["figure_method"].fillna("published"),
             "Approximate": obs["approximate"].map({True: "Yes", False: "No"}).fillna("No"),
             "CI source": self.ci_source(obs),

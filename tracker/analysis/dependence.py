@@ -16,6 +16,7 @@ from tracker.analysis.data import (
     ENGLAND, Store, get_store, headline_sex, indicator_rows, la_rows, population_weighted_utla,
 )
 from tracker.analysis.icb import latest_per_series
+from tracker.analysis.ranking import BOOT_DRAWS, gaps, near_duplicate_groups, rank_departments
 from tracker.analysis.stats import (
     POLARITY_SIGN, WORSE, WORST_FIFTH, bh_adjust, spearman, spearman_ci, weighted_rank_correlation,
 )
@@ -213,6 +214,26 @@ def _associations(store: Store, outcome_id: str, out_sex: str) -> pd.DataFrame:
 # By department
 
 
+def bootstrap_aligned_rho(pairs: pd.DataFrame, meta: pd.DataFrame, outcome_polarity: str, n_boot: int = N_BOOT,
+                          seed: int = SEED) -> pd.DataFrame:
+    """B x determinant aligned rho from a cluster bootstrap: upper-tier authorities (all their districts together)
+    resampled with replacement, the same draw for every determinant. pairs: indicator_id, area_code, x, y, cluster;
+    meta: polarity by indicator id. Deterministic for a seed, whatever the row order."""
+    pairs = pairs.sort_values(["indicator_id", "area_code"])
+    clusters = np.sort(pairs["cluster"].unique())
+    rng = np.random.default_rng(seed)
+    draws = (rng.multinomial(len(clusters), np.full(len(clusters), 1 / len(clusters)), size=n_boot)  # B x clusters
+             if len(clusters) else np.zeros((n_boot, 0), dtype=int))  # thin data: no pairs, no departments
+    position = pd.Series(np.arange(len(clusters)), index=clusters)
+    o_sign = POLARITY_SIGN[outcome_polarity]
+    boot = {}
+    for det, g in pairs.groupby("indicator_id", sort=True):
+        w = draws[:, position[g["cluster"]].to_numpy()]
+        sign = POLARITY_SIGN[meta.at[det, "polarity"]] * o_sign
+        boot[det] = weighted_rank_correlation(g["x"].to_numpy(float), g["y"].to_numpy(float), w) * sign
+    return pd.DataFrame(boot, index=pd.RangeIndex(n_boot))
+
+
 def summarise_departments(pairs: pd.DataFrame, table: pd.DataFrame, meta: pd.DataFrame, outcome_polarity: str,
                           n_boot: int = N_BOOT, seed: int = SEED) -> pd.DataFrame:
     """For each department: the median aligned rho over its determinants (those with a polarity), with a 95%
@@ -225,18 +246,8 @@ def summarise_departments(pairs: pd.DataFrame, table: pd.DataFrame, meta: pd.Dat
     n_supporting, median_aligned_rho, lci, uci, strongest_indicator, strongest_aligned_rho."""
     used = table[table["aligned_rho"].notna()].copy()
     used["department_slug"] = used["indicator_id"].map(meta["department_slug"])
-    o_sign = POLARITY_SIGN[outcome_polarity]
-    pairs = pairs[pairs["indicator_id"].isin(used["indicator_id"])].sort_values(["indicator_id", "area_code"])
-    clusters = np.sort(pairs["cluster"].unique())
-    rng = np.random.default_rng(seed)
-    draws = (rng.multinomial(len(clusters), np.full(len(clusters), 1 / len(clusters)), size=n_boot)  # B x clusters
-             if len(clusters) else np.zeros((n_boot, 0), dtype=int))  # thin data: no pairs, no departments
-    position = pd.Series(np.arange(len(clusters)), index=clusters)
-    boot = {}
-    for det, g in pairs.groupby("indicator_id", sort=True):
-        w = draws[:, position[g["cluster"]].to_numpy()]
-        sign = POLARITY_SIGN[meta.at[det, "polarity"]] * o_sign
-        boot[det] = weighted_rank_correlation(g["x"].to_numpy(float), g["y"].to_numpy(float), w) * sign
+    boot = bootstrap_aligned_rho(pairs[pairs["indicator_id"].isin(used["indicator_id"])], meta, outcome_polarity,
+                                 n_boot, seed)
     rows = []
     for dept, g in used.sort_values("indicator_id").groupby("department_slug", sort=True):
         stacked = np.column_stack([boot[d] for d in g["indicator_id"]])
@@ -276,44 +287,10 @@ def department_summary(engine, outcome_id: str, sex: str | None = None) -> pd.Da
 # By place
 
 
-def rank_departments(evidence: pd.DataFrame, meta: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rank departments for each place from its evidence.
-
-    evidence: place_code, indicator_id, aligned_rho (> 0, significant) and worse (1 when the place is worse than
-    England on that indicator, 0 when not; for England the share of local authorities that are worse), plus any
-    descriptive columns. A department's score is the mean over its supporting indicators of aligned_rho x worse,
-    so a department is not ranked higher just because the tracker holds more of its indicators.
-    Returns (ranking, evidence): ranking has place_code, rank (1 = most), department_slug, department_name,
-    department_abbr, is_dhsc, score, n_indicators, n_worse, share_of_total, share_outside_dhsc (the place's total
-    score held by departments other than DHSC, repeated on each row); evidence gains department_slug, rank and
-    contribution. Ties are broken by department slug; input row order does not matter."""
-    ev = evidence.copy()
-    ev["department_slug"] = ev["indicator_id"].map(meta["department_slug"])
-    ev["n_dept"] = ev.groupby(["place_code", "department_slug"])["indicator_id"].transform("size")
-    ev["contribution"] = ev["aligned_rho"] * ev["worse"] / ev["n_dept"]
-    r = ev.groupby(["place_code", "department_slug"], as_index=False, sort=True).agg(
-        score=("contribution", "sum"), n_indicators=("indicator_id", "size"), n_worse=("worse", lambda s: int((s > 0).sum())))
-    names = meta.drop_duplicates("department_slug").set_index("department_slug")
-    for c in ("department_name", "department_abbr", "is_dhsc"):
-        r[c] = r["department_slug"].map(names[c])
-    r = r.sort_values(["place_code", "score", "department_slug"], ascending=[True, False, True], kind="mergesort")
-    r["rank"] = r.groupby("place_code").cumcount() + 1
-    total = r.groupby("place_code")["score"].transform("sum")
-    outside = r["score"].where(~r["is_dhsc"].astype(bool), 0.0).groupby(r["place_code"]).transform("sum")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r["share_of_total"] = np.where(total > 0, r["score"] / total, np.nan)
-        r["share_outside_dhsc"] = np.where(total > 0, outside / total, np.nan)
-    ranking = r[["place_code", "rank", "department_slug", "department_name", "department_abbr", "is_dhsc", "score",
-                 "n_indicators", "n_worse", "share_of_total", "share_outside_dhsc"]].reset_index(drop=True)
-    ev = ev.drop(columns="n_dept").merge(r[["place_code", "department_slug", "rank"]], on=["place_code", "department_slug"])
-    ev = ev.sort_values(["place_code", "rank", "contribution", "indicator_id"], ascending=[True, True, False, True],
-                        kind="mergesort").reset_index(drop=True)
-    return ranking, ev
-
-
 def place_evidence(store: Store, outcome_id: str, out_sex: str) -> pd.DataFrame:
-    """For every place (England, each ICB, each county and district/unitary) and every supporting determinant:
-    the place's latest value, the England value, the comparison and `worse` (memoised)."""
+    """For every place (England, each region, ICB, county and district/unitary) and every supporting determinant:
+    the place's latest value, the England value, the comparison (descriptive only), sd (of local-authority values
+    in that period) and gap (ranking.gaps: SDs from England, positive = worse, 0 when better) (memoised)."""
     return store.derived(("place_evidence", outcome_id, out_sex), lambda: _place_evidence(store, outcome_id, out_sex))
 
 
@@ -354,48 +331,76 @@ def _place_evidence(store: Store, outcome_id: str, out_sex: str) -> pd.DataFrame
 
     table = associations_for(store, outcome_id, out_sex)
     sup = table[table["supports"]][["indicator_id", "sex", "aligned_rho", "q_value"]]
-    cols = ["indicator_id", "sex", "area_code", "period", "value", "england_value", "comparison", "comparison_level",
-            "comparison_label", "position", "position_only"]
-    pol = store.indicators["polarity"]
-    rows = judged_rows(store).merge(sup[["indicator_id", "sex"]], on=["indicator_id", "sex"])
-    rows = latest_per_series(rows[rows["value"].notna()], ["indicator_id", "area_code", "sex"])[cols + ["area_type"]]
-    rows["polarity"] = rows["indicator_id"].map(pol)
-    rows["worse"] = is_worse(rows)
-    level = rows["indicator_id"].map(store.indicators["la_level"])
+    ind = store.indicators
+    sign = ind["polarity"].map(POLARITY_SIGN)
+    keys = ["indicator_id", "period", "sex"]
+    cols = ["indicator_id", "sex", "area_code", "period", "value", "england_value", "england_from", "comparison_label",
+            "position", "sd", "gap"]
+    every = judged_rows(store).merge(sup[["indicator_id", "sex"]], on=["indicator_id", "sex"])
+    every = every[every["value"].notna()]
+    level = every["indicator_id"].map(ind["la_level"])
+    # the yardstick: the standard deviation of local-authority values at the indicator's own level, in each period
+    own = pd.concat([every[(level == "ltla") & (every["area_type"] == "ltla")],
+                     la_rows(store, every[level == "utla"], "utla")], ignore_index=True)
+    sd = own.groupby(keys)["value"].std()
+    # where England itself is not published (e.g. the ONS Health Index), the yardstick's centre is the mean of
+    # local-authority values weighted by mid-2020 population, and the evidence says so
+    utla_of = store.parent("utla")
+    utla_pop = store.population.groupby(store.population.index.map(lambda c: utla_of.get(c, c))).sum()
+    w = own["area_code"].map(store.population).fillna(own["area_code"].map(utla_pop))
+    sums = own.assign(w=w, wv=w * own["value"]).dropna(subset=["w"]).groupby(keys)[["wv", "w"]].sum()
+    la_mean = sums["wv"] / sums["w"]
+
+    def with_gap(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.copy()
+        at = pd.MultiIndex.from_frame(frame[keys])
+        frame["sd"] = sd.reindex(at).to_numpy()
+        estimated = frame["england_value"].isna()
+        frame["england_value"] = frame["england_value"].fillna(pd.Series(la_mean.reindex(at).to_numpy(), frame.index))
+        frame["england_from"] = np.where(estimated & frame["england_value"].notna(),
+                                         "mean of local authorities weighted by population", "published")
+        frame["gap"] = gaps(frame["value"], frame["england_value"], frame["sd"], frame["indicator_id"].map(sign))
+        return frame
+
+    rows = with_gap(latest_per_series(every, ["indicator_id", "area_code", "sex"]))
+    level = rows["indicator_id"].map(ind["la_level"])
 
     # local authorities: districts/unitaries and counties; a district takes its county's row for county-level data
     ltla = rows[(rows["area_type"] == "ltla") & (level == "ltla")]
     utla = la_rows(store, rows, "utla")
     to_utla = store.parent("utla")
     districts = store.areas.index[store.areas["type"] == "ltla"]
-    county_level = utla[utla["indicator_id"].map(store.indicators["la_level"]) == "utla"]
+    county_level = utla[utla["indicator_id"].map(ind["la_level"]) == "utla"]
     spread = pd.DataFrame({"place_code": districts, "area_code": [to_utla.get(c, c) for c in districts]}).merge(
         county_level, on="area_code")
     counties = utla[utla["area_type"] == "utla"].assign(place_code=lambda f: f["area_code"])
-    la_ev = pd.concat([ltla.assign(place_code=ltla["area_code"]), spread, counties], ignore_index=True)
+    regions = rows[rows["area_type"] == "region"].assign(place_code=lambda f: f["area_code"])
+    la_ev = pd.concat([ltla.assign(place_code=ltla["area_code"]), spread, counties, regions], ignore_index=True)
     la_ev = la_ev.drop_duplicates(["place_code", "indicator_id"])
 
     icb = icb_rows(store).merge(sup[["indicator_id", "sex"]], on=["indicator_id", "sex"])
-    icb = latest_per_series(icb[icb["value"].notna()], ["indicator_id", "area_code", "sex"])
-    icb = icb.assign(polarity=icb["indicator_id"].map(pol))
-    icb = icb.assign(worse=is_worse(icb), place_code=icb["area_code"])[cols + ["polarity", "worse", "place_code"]]
+    icb = with_gap(latest_per_series(icb[icb["value"].notna()], ["indicator_id", "area_code", "sex"]))
+    icb = icb.assign(place_code=icb["area_code"])[cols + ["place_code"]]
 
-    # England: the share of local authorities (at the indicator's own level) that are worse
-    own_level = pd.concat([ltla, county_level], ignore_index=True)
-    share = own_level.groupby("indicator_id")["worse"].mean()
+    # England cannot be apart from itself: its gap is the mean shortfall of local authorities (at the indicator's
+    # own level, latest period; zero for those better than England)
+    own_latest = pd.concat([ltla, county_level], ignore_index=True)
+    shortfall = own_latest.groupby("indicator_id")["gap"].mean()
     eng = rows[rows["area_code"] == ENGLAND].set_index("indicator_id")
-    england = pd.DataFrame({"indicator_id": share.index, "worse": share.to_numpy(), "place_code": ENGLAND,
+    england = pd.DataFrame({"indicator_id": shortfall.index, "gap": shortfall.to_numpy(), "place_code": ENGLAND,
                             "area_code": ENGLAND})
-    england = england.join(eng[["sex", "period", "value"]], on="indicator_id")
+    england = england.join(eng[["sex", "period", "value", "sd", "england_from"]], on="indicator_id")
     england["england_value"] = england["value"]
-    england["comparison_label"] = [f"{s:.0%} of local authorities worse" for s in england["worse"]]
+    england["england_from"] = england["england_from"].fillna("not published")
+    england["comparison_label"] = [f"local authorities fall short of England by {g:.2f} SD on average" if g == g
+                                   else "not computed (no spread of local-authority values)" for g in england["gap"]]
 
     ev = pd.concat([la_ev, icb, england], ignore_index=True)
     ev = ev.merge(sup[["indicator_id", "aligned_rho", "q_value"]], on="indicator_id")
-    ev["title"] = ev["indicator_id"].map(store.indicators["title"])
+    ev["title"] = ev["indicator_id"].map(ind["title"])
     ev = ev.rename(columns={"area_code": "value_from"})
     keep = ["place_code", "indicator_id", "title", "sex", "period", "value_from", "value", "england_value",
-            "comparison_label", "position", "worse", "aligned_rho", "q_value"]
+            "england_from", "comparison_label", "position", "sd", "gap", "aligned_rho", "q_value"]
     return ev[keep].sort_values(["place_code", "indicator_id"]).reset_index(drop=True)
 
 
@@ -423,18 +428,30 @@ def all_place_departments(engine, outcome_id: str, sex: str | None = None) -> tu
 def ranking_for(store: Store, outcome_id: str, out_sex: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """all_place_departments() on a Store (memoised)."""
     return store.derived(("place_ranking", outcome_id, out_sex),
-                         lambda: rank_departments(place_evidence(store, outcome_id, out_sex), store.indicators))
+                         lambda: rank_departments(*ranking_inputs(store, outcome_id, out_sex)))
+
+
+def ranking_inputs(store: Store, outcome_id: str, out_sex: str):
+    """(evidence, indicator metadata, groups of near-duplicate determinants, bootstrap aligned rho): what
+    rank_departments needs for every place."""
+    evidence = place_evidence(store, outcome_id, out_sex)
+    pairs, _ = association_pairs(store, outcome_id, out_sex)
+    pairs = pairs[pairs["indicator_id"].isin(evidence["indicator_id"].unique())]
+    groups = near_duplicate_groups(pairs, store.indicators["department_slug"])
+    boot = bootstrap_aligned_rho(pairs, store.indicators, store.indicators.at[outcome_id, "polarity"], BOOT_DRAWS)
+    return evidence, store.indicators, groups, boot
 
 
 def place_departments(engine, area_code: str, outcome_id: str, sex: str | None = None) -> PlaceDepartments:
     """The departments a place's health (the outcome, in `sex`) depends on, ranked, with the evidence.
 
-    Place: England, an ICB (its ICB figures), a county or a district/unitary (a district uses its county's figure
-    for county-level indicators). Evidence: every determinant that goes significantly (BH q < 0.05) with the outcome
-    in the expected direction, with the place's value, the England value, the comparison, `worse` (1 when the place
-    is significantly worse than England at 95%, or in the worst fifth of areas for an indicator without CIs; for
-    England, the share of local authorities that are) and aligned_rho. Score = mean over the department's
-    indicators of aligned_rho x worse. Returns PlaceDepartments(ranking, evidence, share_outside_dhsc, caveat)."""
+    Place: England, a region or county (published figures, else built from its local authorities), an ICB (its ICB
+    figures) or a district/unitary (a district uses its county's figure for county-level indicators). Evidence:
+    every determinant that goes significantly (BH q < 0.05) with the outcome in the expected direction, with the
+    place's value, the England value, gap (SDs of local-authority values from England, positive = worse, 0 when
+    better; for England the mean shortfall of local authorities), aligned_rho and contribution. Score, rank
+    interval, "rests on one indicator", held-back departments and top-3 stability: tracker.analysis.ranking.
+    Returns PlaceDepartments(ranking, evidence, share_outside_dhsc, caveat)."""
     store = get_store(engine)
     if area_code not in store.areas.index:
         raise KeyError(f"{area_code!r} is not an area code the tracker knows")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tracker.analysis.built import built_rows
 from tracker.analysis.data import ENGLAND, POPULATION_NOTE, Store, get_store, headline_sex, judge, la_rows
 from tracker.analysis.icb import icb_judged, icb_table, latest_per_series, lsoa_built
 from tracker.analysis.stats import NOT_COMPARED, WORSE
@@ -42,7 +43,10 @@ def judged_rows(store: Store) -> pd.DataFrame:
 
 
 def _judged_rows(store: Store) -> pd.DataFrame:
-    obs = with_lsoa_built(store, store.obs[store.obs["area_type"] != "icb"])  # ICB figures are in icb_rows
+    obs = store.obs[store.obs["area_type"] != "icb"].assign(method=None, approximate=None)  # ICB figures: icb_rows
+    # counties and regions the source does not publish: measures built from LSOAs counted over their LSOAs, the
+    # others built from their local authorities (method says how)
+    obs = with_built(with_lsoa_built(store, obs), built_rows(store))
     level = obs["indicator_id"].map(store.indicators["la_level"])
     is_la = obs["area_type"].isin(["ltla", "utla"])
     group = np.where(is_la & (obs["area_type"] == "ltla") & (level == "ltla"), "ltla",
@@ -67,15 +71,19 @@ def _judged_rows(store: Store) -> pd.DataFrame:
 
 
 def with_lsoa_built(store: Store, obs: pd.DataFrame) -> pd.DataFrame:
-    """obs plus county (E10) and region figures of the measures built from LSOAs, counted over their LSOAs, where
-    the source publishes none for that area and period (figure_method says so on those rows)."""
+    """obs plus county (E10) and region figures of the measures built from LSOAs, counted over their LSOAs (method
+    "counted over LSOAs", not approximate), where the source publishes none for that area and period."""
     built = pd.concat([lsoa_built(store, t).assign(area_type=t) for t in ("utla", "region")], ignore_index=True)
+    return with_built(obs, built.drop(columns="n_lsoas", errors="ignore").assign(ci_source=None, approximate=False))
+
+
+def with_built(obs: pd.DataFrame, built: pd.DataFrame) -> pd.DataFrame:
+    """obs plus the built rows whose area, indicator, period and sex obs does not already hold."""
     if built.empty:
         return obs
     key = KEYS + ["area_code"]
-    have = built.merge(obs[key], how="left", indicator=True)["_merge"] == "both"
-    built = built[~have.to_numpy()].rename(columns={"method": "figure_method"}).drop(columns="n_lsoas")
-    return pd.concat([obs, built.assign(ci_source=None)], ignore_index=True)
+    have = built.merge(obs[key].drop_duplicates(), how="left", indicator=True)["_merge"] == "both"
+    return pd.concat([obs, built[~have.to_numpy()]], ignore_index=True)
 
 
 def _red_red(frame: pd.DataFrame, series: list[str]) -> pd.DataFrame:
@@ -172,10 +180,12 @@ def _observation_frame(store: Store, all_periods: bool, indicator_ids: list[str]
         icb_key = out[KEYS].assign(area_code=out["icb_code"])
         out["icb_value"] = np.where(is_la, _bench(icb_index["value"], icb_key, KEYS + ["area_code"]), np.nan)
         la_method = _bench(icb_index["method"], icb_key, KEYS + ["area_code"])
-        out["icb_method"] = np.where(is_la, la_method, out["icb_method"])
-        own_method = out["figure_method"] if "figure_method" in out else pd.Series(None, index=out.index, dtype=object)
-        out["figure_method"] = np.where(out["area_type"] == "icb", out["icb_method"], own_method.fillna("published"))
-        out["approximate"] = out["approximate"].astype(object).where(out["area_type"] == "icb", None)
+        method = out.pop("method")
+        built = method.notna()  # a county or region figure built from its LSOAs or local authorities: its own method
+        out["icb_method"] = np.where(built, method, np.where(is_la, la_method, out["icb_method"]))
+        out["figure_method"] = np.where(out["area_type"] == "icb", out["icb_method"],
+                                        np.where(built, method, "published"))
+        out["approximate"] = out["approximate"].astype(object).where((out["area_type"] == "icb") | built, None)
         for c in OBS_OUT:
             if c not in out.columns:
                 out[c] = None
@@ -212,9 +222,7 @@ def place_profile(engine, area_code: str, benchmark: str = "england", sex: str |
         rows = rows[rows["area_code"] == area_code].assign(ci_source=None)
     else:
         rows = judged_rows(store)
-        own = rows[rows["area_code"] == area_code]
-        made = own["figure_method"].astype(object) if "figure_method" in own else pd.Series(None, index=own.index)
-        own = own.assign(method=made.where(made.notna(), None), approximate=None)  # "counted over LSOAs", else None
+        own = rows[rows["area_code"] == area_code]  # method/approximate: None unless built from local authorities
         parts = [own]
         county = store.parent("utla").get(area_code)
         if atype == "ltla" and county and county != area_code:

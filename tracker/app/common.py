@@ -164,13 +164,14 @@ def decimals(indicator_id) -> int | None:
 
 
 def areas() -> pd.DataFrame:
-    """Every place a user can pick: England, the ICBs, counties and unitaries, districts (code, name, kind, label)."""
+    """Every place a user can pick: England, regions, the ICBs, counties and unitaries, districts (code, name, kind,
+    label)."""
     return _areas(version())
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _areas(version_key: str) -> pd.DataFrame:
-    frames = [fetch("list_areas", t) for t in ("england", "icb", "utla", "ltla")]
+    frames = [fetch("list_areas", t) for t in ("england", "region", "icb", "utla", "ltla")]  # every type the CLI lists
     out = pd.concat(frames, ignore_index=True).drop_duplicates("code")[["code", "name"]]
     out["kind"] = out["code"].str[:3].map(KIND_BY_PREFIX).fillna("area")
     out["label"] = out["name"] + " · " + out["kind"] + " · " + out["code"]
@@ -262,7 +263,7 @@ def _reset(param: str, default: str) -> None:
     st.session_state.pop(f"_widget_{param}", None)
 
 
-def choose_area(where=None, label: str = "Place (England, an ICB or a local authority; type to search)") -> str:
+def choose_area(where=None, label: str = "Place (England, a region, an ICB or a local authority; type to search)") -> str:
     table = areas()
     return choose("area", dict(zip(table["code"], table["label"])), ENGLAND, label, where=where)
 

@@ -1,4 +1,4 @@
-"""Place: England, an ICB or a local authority. Its headline outcomes, the departments its health depends on (with
+"""Place: England, a region, an ICB, a county or a local authority. Its headline outcomes, the departments its health depends on (with
 the evidence and a flow diagram), every indicator grouped by department as spine-chart rows, and for an ICB its
 local authorities."""
 
@@ -87,37 +87,72 @@ def _headlines(profile: pd.DataFrame, cat: pd.DataFrame) -> None:
         from_text = f"  \nFigure for {r['value_from_name']}." if r["value_from"] != r["area_code"] else ""
         producer = str(r["producer"]).split(" (")[0].split(",")[0]  # the full name is the link's tooltip
         box.caption(f"Source: [{producer}]({r['source_url']} \"{r['producer']}\"). Department: {r['department_abbr']}.{from_text}"
-                    + (f" ICB figure: {r['method']}." if r["method"] and r["method"] != "published" else ""))
+                    + (f" Figure: {r['method']}." if isinstance(r["method"], str) and r["method"] != "published" else ""))
 
 
 def _dependence(deps, cat: pd.DataFrame, name: str, outcome: str, sex: str) -> None:
     outcome_title = cat.at[outcome, "title"]
     ranking, evidence = deps.ranking, deps.evidence
-    if ranking.empty or not (ranking["score"] > 0).any():
-        st.info(f"None of the indicators that go with {outcome_title.lower()} across England marks {name} out as "
-                "worse than England, so no department is ranked for this place.")
+    ranked = ranking[ranking["rank"].notna()]
+    held = ranking[ranking["held_back"].astype(bool)]
+    if ranked.empty:
+        st.info(f"None of the indicators that go with {outcome_title.lower()} across England puts {name} "
+                "materially behind England, so no department is ranked for this place."
+                + (f" Held back (resting on one indicator less than a quarter of a standard deviation from England): "
+                   f"{', '.join(held['department_abbr'])}." if len(held) else ""))
         c.caveat(deps.caveat)
         return
     share = deps.share_outside_dhsc
     a, b = st.columns([1, 2])
-    a.metric("Share outside DHSC", f"{share:.0%}",
-             help="The part of this place's combined department score held by departments other than DHSC.")
+    a.metric("Share outside DHSC", "–" if share != share else f"{share:.0%}",
+             help="The part of this place's combined department score held by departments other than DHSC "
+                  "(not given when the combined score is negligible: the place is close to England throughout).")
+    stability = ranked["top3_stability"].iloc[0]
+    changed = [t for t in str(ranked["top3_changed_by"].iloc[0]).split("; ") if t]
+    a.metric("Top three unchanged with any one indicator left out", f"{stability:.0%}",
+             help="Each supporting indicator (near-identical ones together) is left out in turn and the ranking "
+                  "made again: the share of those runs that keep the same top three in the same order.")
+    if changed:
+        titles = [cat.at[i, "title"] if i in cat.index else i for i in changed]
+        a.caption("Leaving out any of these changes the top three: " + "; ".join(titles[:5])
+                  + (f" and {len(titles) - 5} more" if len(titles) > 5 else "") + ".")
     a.caption(f"Outcome: {outcome_title} ({sex.lower()}). A department scores when its indicators go with the "
-              f"outcome across England and {name} is worse than England on them. Score = the mean, over its "
-              "supporting indicators, of rho × worse (1 or 0; for England the share of local authorities worse).")
+              f"outcome across England and {name} is behind England on them: the gap (in standard deviations of "
+              "local-authority values, zero where the place is better) × rho, averaged over its indicators and "
+              "shrunk towards no gap when there are few. Bars: 95% interval of the rank (resampling areas and "
+              "indicators).")
     with b:
-        shown = ranking[ranking["score"] > 0]
-        shown = shown.assign(label=[f"{n} indicators" if deps.area_code == c.ENGLAND else f"worse on {w}/{n}"
-                                    for w, n in zip(shown["n_worse"], shown["n_indicators"])])
+        top = [f"{hi:.0f}" if hi <= len(ranked) else "not ranked" for hi in ranked["rank_uci"]]
+        shown = ranked.assign(label=[f"rank {r:.0f} ({lo:.0f}–{t})" + (" · rests on one indicator" if one else "")
+                                     for r, lo, t, one in zip(ranked["rank"], ranked["rank_lci"], top,
+                                                               ranked["rests_on_one_indicator"])])
         st.plotly_chart(c.department_bars(shown, "score", f"Departments ranked for {name}<br>{outcome_title} ({sex.lower()})",
-                                          "score (mean of rho × worse)", note="label"),
+                                          "score (gap × rho, weighed by evidence)", note="label"),
                         width="stretch", config=c.PLOT_CONFIG)
+    table = pd.concat([ranked, held])
+    st.dataframe(pd.DataFrame({
+        "Rank": [("–" if r != r else f"{r:.0f}") for r in table["rank"]],
+        "95% interval": [("held back" if h else f"{lo:.0f}–{hi:.0f}" if hi <= len(ranked) else f"{lo:.0f}–not ranked")
+                         for lo, hi, h in zip(table["rank_lci"], table["rank_uci"], table["held_back"])],
+        "Department": [c.department_label(a_, d) for a_, d in zip(table["department_abbr"], table["is_dhsc"])],
+        "Score": table["score"].round(3),
+        "Behind England on": [f"{w} of {n}" for w, n in zip(table["n_worse"], table["n_indicators"])],
+        "Largest gap (SD)": table["max_gap"].round(2),
+        "Rests on one indicator": ["Yes" if x else "No" for x in table["rests_on_one_indicator"]],
+    }), hide_index=True, width="stretch")
+    one = ranked[ranked["rests_on_one_indicator"].astype(bool)]
+    st.markdown("**Rests on one indicator:** " + (", ".join(one["department_abbr"]) + " (read these ranks with care)."
+                                                 if len(one) else "none of the ranked departments."))
+    st.caption("Behind England on: the indicators (near-identical ones counted once) on which this place is worse "
+               "than England, of those with a figure here. A department resting on one indicator is flagged; one "
+               "whose single indicator is less than a quarter of a standard deviation from England is held back "
+               "(not ranked) until there is more evidence.")
     c.caveat(deps.caveat)
     st.markdown("**Flow: departments → determinants → outcome**")
     st.plotly_chart(_sankey(evidence, ranking, cat, outcome_title), width="stretch", config=c.PLOT_CONFIG)
     st.caption("Width of each band = the determinant's contribution to its department's score for this place "
-               "(its rho with the outcome across England, where the place is worse than England, shared among the "
-               "department's indicators). Only determinants on which the place is worse appear; the 20 largest are shown.")
+               "(its rho with the outcome across England × how far the place is behind England). Only determinants "
+               "on which the place is behind appear; the 20 largest are shown.")
     st.markdown("**The evidence**")
     ev = evidence.join(cat[["unit", "department_abbr", "is_dhsc", "producer", "decimals"]], on="indicator_id")
     parts = [c.value_parts(v, u, d) for v, u, d in zip(ev["value"], ev["unit"], ev["decimals"])]
@@ -125,11 +160,13 @@ def _dependence(deps, cat: pd.DataFrame, name: str, outcome: str, sex: str) -> N
         "Indicator": ev["title"],
         "Value": [p[0] + ("" if f == pc else " (county figure)")
                   for p, f, pc in zip(parts, ev["value_from"], ev["place_code"])],
-        "England": [c.value_parts(v, u, d)[0] for v, u, d in zip(ev["england_value"], ev["unit"], ev["decimals"])],
+        "England": [c.value_parts(v, u, d)[0] + (" (mean of LAs)" if f.startswith("mean") else "")
+                    for v, u, d, f in zip(ev["england_value"], ev["unit"], ev["decimals"], ev["england_from"].fillna(""))],
         "Compared with England": [c.comparison_word(x) for x in ev["comparison_label"]],
         **({"Position among areas": [c.position_word(x) for x in ev["position"]]} if "position" in ev else {}),
         "Unit": [p[1] for p in parts],
         "Period": ev["period"],
+        "Gap (SD)": ev["gap"].round(2),
         "Department": [c.department_label(a, d) for a, d in zip(ev["department_abbr"], ev["is_dhsc"])],
         "rho (aligned)": ev["aligned_rho"].round(2),
         "Contribution": ev["contribution"].round(3),
@@ -138,8 +175,11 @@ def _dependence(deps, cat: pd.DataFrame, name: str, outcome: str, sex: str) -> N
     st.dataframe(c.style_comparison(table, "Compared with England", ev["comparison_label"].str.split(" (", regex=False).str[0]),
                  hide_index=True, width="stretch")
     st.caption("Every indicator that goes significantly with the outcome across local authorities (Benjamini-Hochberg "
-               "q < 0.05, in the expected direction), with this place's value. rho: Spearman's rank correlation across "
-               "local authorities, signed so that positive means a worse determinant goes with a worse outcome.")
+               "q < 0.05, in the expected direction), with this place's value. Gap: how far the place is behind "
+               "England, in standard deviations of local-authority values (0 where it is better; for England, how "
+               "far local authorities fall short of it on average). rho: Spearman's rank correlation across local "
+               "authorities, signed so that positive means a worse determinant goes with a worse outcome. Where England's "
+               "figure is not published, the mean of local authorities weighted by population stands in for it.")
 
 
 def _sankey(evidence: pd.DataFrame, ranking: pd.DataFrame, cat: pd.DataFrame, outcome_title: str) -> go.Figure:
