@@ -118,3 +118,13 @@ def test_rank_departments_against_peers_keeps_england_as_the_default(engine):
     assert peers.ranking["n_worse"].sum() <= england.ranking["n_worse"].sum()
     with pytest.raises(ValueError):
         analysis.place_departments_against_peers(engine, "E92000001", "life-expectancy")
+
+
+def test_counts_are_not_compared_with_similar_areas(engine):
+    cat = analysis.indicator_catalog(engine).set_index("id")
+    counts = cat.index[cat["value_type"] == "count"].tolist()
+    rows = analysis.peer_benchmark(engine, [HARTLEPOOL], counts)
+    assert not rows.empty
+    assert rows["peer_value"].isna().all() and rows["peer_position"].isna().all()
+    assert (rows["peer_comparison"] == "Not compared").all()
+    assert rows["peer_method"].str.contains("depends on the area's size").all()

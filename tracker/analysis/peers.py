@@ -38,6 +38,8 @@ ICB_PEER_INPUTS = {
 PEER_OUT = ["peer_group", "peer_source", "n_peers", "n_peers_with_value", "peer_value", "peer_method",
             "peer_comparison", "peer_comparison_level", "peer_comparison_label", "peer_position"]
 KEYS = ["indicator_id", "period", "sex"]
+SIZE_DEPENDENT = ("count", "rank")
+NOT_SIZED = "not compared: a count or rank depends on the area's size"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -211,7 +213,8 @@ def with_peers(engine, rows: pd.DataFrame, kind: str = "global") -> pd.DataFrame
     """`rows` (area_code, indicator_id, period, sex, value, lci95, uci95, lci998, uci998) with the PEER_OUT columns:
     peer_group, peer_source, n_peers (in the list), n_peers_with_value (same indicator, period and sex),
     peer_value (the pooled rate -- counts and denominators summed -- where every peer's figure is its count over its
-    denominator, else the mean of the peers' values; only when at least half the list has a value), peer_method,
+    denominator, else the mean of the peers' values; only when at least half the list has a value; never for counts
+    and ranks, which depend on an area's size), peer_method,
     peer_comparison/_level/_label (the Fingertips test used for England, against the peer value; "Not compared"
     for an indicator without confidence intervals) and peer_position ("3 of 18": the place's position among itself
     and the peers with a value, 1 = best, or 1 = highest for an indicator with no polarity)."""
@@ -232,6 +235,9 @@ def with_peers(engine, rows: pd.DataFrame, kind: str = "global") -> pd.DataFrame
     pairs = key.merge(groups[["area_code", "peer_code"]], on="area_code").merge(
         _peer_values(store), on=["peer_code", *KEYS])
     ind = store.indicators
+    # a count (or a rank) depends on the area's size: its mean over other areas is no benchmark
+    sized = out["indicator_id"].map(ind["value_type"]).isin(SIZE_DEPENDENT).to_numpy()
+    pairs = pairs[~pairs["indicator_id"].map(ind["value_type"]).isin(SIZE_DEPENDENT)]
     mult = pairs["indicator_id"].map(ind["multiplier"]).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         implied = pairs["count"] / pairs["denominator"] * mult
@@ -249,7 +255,8 @@ def with_peers(engine, rows: pd.DataFrame, kind: str = "global") -> pd.DataFrame
     out["n_peers_with_value"] = have["n"].fillna(0).astype(int).to_numpy()
     enough = (out["n_peers_with_value"] >= np.ceil(out["n_peers"] / 2)) & (out["n_peers"] > 0)
     out["peer_value"] = np.where(enough, have["peer_value"].to_numpy(), np.nan)
-    out["peer_method"] = np.where(enough, have["peer_method"].to_numpy(), None)
+    out["peer_method"] = np.where(enough, have["peer_method"].to_numpy(),
+                                  np.where(sized & (out["n_peers"] > 0), NOT_SIZED, None))
     polarity = out["indicator_id"].map(ind["polarity"])
     res = compare(out["value"], out["lci95"], out["uci95"], out["peer_value"], polarity,
                   out["lci998"] if "lci998" in out else None, out["uci998"] if "uci998" in out else None)
