@@ -151,7 +151,9 @@ def test_similar_areas_and_inequality_in_the_browser(app, page):
     assert row["Similar areas"] == "ONS similar areas (global)"
     assert row["Similar areas value"] == pytest.approx(sum(english) / len(english))
     assert row["Similar areas with a figure"] == 19
-    assert row["Comparison with similar areas"] in {"Better", "Worse", "Similar", "Better (99.8%)", "Worse (99.8%)"}
+    own = life_expectancy(HARTLEPOOL)
+    assert row["Comparison with similar areas"] == "Not compared"  # no CI published: its position instead
+    assert row["Position among similar areas"] == f"{sum(p > own for p in english) + 1} of 20"
 
     # an ICB: Core20 share and its LSOAs drawn on a map by national IMD quintile
     page.goto(f"{app}/place?area={ICB}&outcome=life-expectancy&sex=Male")

@@ -219,13 +219,16 @@ def test_place_compares_hartlepool_with_its_ons_similar_areas(open_page):
     assert listed["Code"].tolist() == HARTLEPOOL_GLOBAL
     assert listed.loc[listed["Code"] == "W06000022", "Figures in the tracker"].iloc[0] == "no (outside England)"
     assert "Explore Local Statistics" in texts(at) and "2026-03-12" in texts(at)
-    heads = next(d.value for d in at.dataframe if "Compared with similar areas" in d.value and "Outcome" in d.value)
+    heads = next(d.value for d in at.dataframe if "vs similar areas" in d.value and "Outcome" in d.value)
     le = heads[heads["Outcome"] == "Life expectancy at birth"].iloc[0]
     peers = [life_expectancy(c) for c in HARTLEPOOL_GLOBAL if c.startswith("E")]
-    assert le["Similar areas"] == f"{sum(peers) / len(peers):.1f} years"  # the mean of the 19 English neighbours
-    assert le["Value"] == f"{life_expectancy(HARTLEPOOL):.1f} years"
-    assert le["Compared with similar areas"] in {"Worse", "Worse (99.8%)", "Similar", "Better", "Better (99.8%)"}
-    assert le["Position among similar areas"].endswith(" of 20")
+    own = life_expectancy(HARTLEPOOL)
+    assert le["Similar areas"] == f"{sum(peers) / len(peers):.1f}"  # the mean of the 19 English neighbours
+    assert le["Value"] == f"{own:.1f}"
+    # published without confidence intervals: compared with England by fifths, so not tested against the peers;
+    # its position among them instead
+    assert le["vs England"].endswith("fifth") and le["vs similar areas"] == "Not compared"
+    assert le["Position"] == f"{sum(p > own for p in peers) + 1} of 20"
 
     # rank against similar areas instead of England; then another ONS model
     at.radio(key="_widget_rank").set_value("peers").run()

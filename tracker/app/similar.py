@@ -56,13 +56,13 @@ def peers_section(code: str, info, cat: pd.DataFrame) -> str:
         shown = inputs[inputs["icb_code"].isin([code, *peers["peer_code"]])].set_index("icb_code").loc[[code, *peers["peer_code"]]]
         table = pd.DataFrame({
             "Rank": ["this ICB", *peers["rank"].astype(str)],
-            "ICB": shown["icb_name"].to_numpy(),
-            "Distance (SDs)": [None, *peers["distance"].round(2)],
-            "IMD 2025 score": shown["imd_score"].round(1).to_numpy(),
-            "Core20 share": [f"{x:.0%}" for x in shown["core20_share"]],
-            "Aged 15 and under": [f"{x:.1%}" for x in shown["share_under_16"]],
-            "Aged 65 and over": [f"{x:.1%}" for x in shown["share_65_plus"]],
-            "Residents per km²": (shown["residents"] / shown["area_km2"]).round(0).to_numpy(),
+            "ICB": [n.removeprefix("NHS ").removesuffix(" Integrated Care Board") for n in shown["icb_name"]],
+            "Distance (SDs)": ["–", *[f"{d:.2f}" for d in peers["distance"]]],
+            "IMD score": [f"{x:.1f}" for x in shown["imd_score"]],
+            "Core20": [f"{x:.0%}" for x in shown["core20_share"]],
+            "Under 16": [f"{x:.1%}" for x in shown["share_under_16"]],
+            "65 and over": [f"{x:.1%}" for x in shown["share_65_plus"]],
+            "Per km²": [f"{x:,.0f}" for x in shown["residents"] / shown["area_km2"]],
         })
         st.dataframe(table, hide_index=True, width="stretch")
         download(peers, "Download peer ICBs (CSV)", f"peer-icbs-{code}.csv", "dl-peers")
@@ -87,21 +87,23 @@ def headline_peers(profile: pd.DataFrame) -> None:
     if heads.empty:
         return
     table = pd.DataFrame({
-        "Outcome": heads["title"],
+        "Outcome": heads["title"].str.replace(" (slope index of inequality)", "", regex=False),
         "Period": heads["period"] + " · " + heads["sex"],
-        "Value": [c.with_unit(v, u) for v, u in zip(heads["value"], heads["unit"])],
-        "England": [c.with_unit(v, u) for v, u in zip(heads["england_value"], heads["unit"])],
-        "Compared with England": [c.comparison_word(x) for x in heads["comparison_label"]],
-        "Similar areas": [c.with_unit(v, u) for v, u in zip(heads["peer_value"], heads["unit"])],
-        "Compared with similar areas": [c.comparison_word(x) for x in heads["peer_comparison_label"]],
-        "Position among similar areas": heads["peer_position"].fillna("–"),
+        "Value": [c.value_parts(v, u)[0] for v, u in zip(heads["value"], heads["unit"])],
+        "England": [c.value_parts(v, u)[0] for v, u in zip(heads["england_value"], heads["unit"])],
+        "vs England": [c.comparison_word(x) for x in heads["comparison_label"]],
+        "Similar areas": [c.value_parts(v, u)[0] for v, u in zip(heads["peer_value"], heads["unit"])],
+        "vs similar areas": [c.comparison_word(x) for x in heads["peer_comparison_label"]],
+        "Position": heads["peer_position"].fillna("–"),
     })
-    st.dataframe(c.style_comparison(table, "Compared with similar areas", heads["peer_comparison"].reset_index(drop=True)),
+    st.dataframe(c.style_comparison(table, "vs similar areas", heads["peer_comparison"].reset_index(drop=True)),
                  hide_index=True, width="stretch")
     st.caption("Similar areas: the pooled rate of the peers (their counts over their denominators) where every "
                "peer's figure is a count over a denominator, else the mean of the peers' values; shown when at least "
                "half of the peers have a figure. Compared the same way as with England (the place's 95%/99.8% "
-               "confidence interval against the value). Position: 1 = best among the place and its peers.")
+               "confidence interval against the value); an indicator without confidence intervals is not compared "
+               "(see Position: 1 = best among the place and its peers). Values in each outcome's unit, as on its card. "
+               "vs England / vs similar areas: the comparison with each.")
 
 
 def inequality_section(code: str, info) -> None:
@@ -128,14 +130,15 @@ def inequality_section(code: str, info) -> None:
             "Share of residents": breakdown["share_of_residents"].map("{:.1%}".format)}), hide_index=True, width="stretch")
         download(breakdown, "Download the breakdown (CSV)", f"imd-quintiles-{code}.csv", "dl-quintiles")
         download(c.fetch("lsoa_deprivation", code), "Download its LSOAs (CSV)", f"lsoas-{code}.csv", "dl-lsoas")
-    st.markdown("**The gap between its most and least deprived fifth**, by the department that owns each determinant")
+    st.markdown("**The gap between its most and least deprived fifth**, by the department that owns each determinant "
+                "(columns 1-5: the place's LSOAs in each national IMD quintile; IoD 2025 domain scores, fuel poverty %)")
     gaps = c.fetch("inequality_gaps", code)
     fmt = lambda v: "–" if v != v else f"{v:,.3f}" if abs(v) < 1 else f"{v:,.1f}"  # noqa: E731
     st.dataframe(pd.DataFrame({
         "Department": [c.department_label(a, d) if a else "–" for a, d in zip(gaps["department_abbr"], gaps["is_dhsc"])],
-        "Determinant (LSOA level)": gaps["title"], "Unit": gaps["unit"],
-        **{lab: gaps[f"q{q}"].map(fmt) for q, lab in
-           zip(range(1, 6), ["Most deprived fifth", "2nd", "3rd", "4th", "Least deprived fifth"])},
+        "Determinant (LSOA level)": [t.split(" (")[0] + (" (%)" if u.startswith("%") else "")
+                                     for t, u in zip(gaps["title"], gaps["unit"])],
+        **{lab: gaps[f"q{q}"].map(fmt) for q, lab in zip(range(1, 6), ["1 most", "2", "3", "4", "5 least"])},
         "Gap (most − least deprived)": gaps["gap"].map(fmt),
     }), hide_index=True, width="stretch")
     download(gaps, "Download the gaps (CSV)", f"inequality-gaps-{code}.csv", "dl-gaps")
@@ -152,12 +155,21 @@ def _shapes(version_key: str, code: str) -> tuple[str, list[str], list[int], lis
     """The place's LSOAs as a data: URL (coordinates to 4 decimals, about 10 m) with codes, quintiles and names."""
     from tracker.analysis import lsoa_boundaries
 
-    def rnd(x):
-        return [rnd(v) for v in x] if isinstance(x[0], list) else [round(x[0], 4), round(x[1], 4)]
+    def ring(points, outer: bool):
+        # plotly draws with d3-geo, which reads an anticlockwise outer ring (the GeoJSON standard's order, as in the
+        # LSOA file) as "everything but this shape": give it clockwise outer rings and anticlockwise holes
+        pts = [[round(x, 4), round(y, 4)] for x, y in points]
+        area = sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(pts, pts[1:] + pts[:1]))
+        return pts[::-1] if (area > 0) == outer else pts
+
+    def polygon(rings):
+        return [ring(r, i == 0) for i, r in enumerate(rings)]
 
     geo = lsoa_boundaries(c.engine(), code)
     for f in geo["features"]:
-        f["geometry"] = {"type": f["geometry"]["type"], "coordinates": rnd(f["geometry"]["coordinates"])}
+        g = f["geometry"]
+        coords = [polygon(p) for p in g["coordinates"]] if g["type"] == "MultiPolygon" else polygon(g["coordinates"])
+        f["geometry"] = {"type": g["type"], "coordinates": coords}
     text = json.dumps(geo, separators=(",", ":"))
     url = "data:application/json;base64," + base64.b64encode(text.encode()).decode()
     feats = geo["features"]
