@@ -128,3 +128,14 @@ def test_counts_are_not_compared_with_similar_areas(engine):
     assert rows["peer_value"].isna().all() and rows["peer_position"].isna().all()
     assert (rows["peer_comparison"] == "Not compared").all()
     assert rows["peer_method"].str.contains("depends on the area's size").all()
+
+
+def test_every_local_authority_and_county_has_ons_similar_areas(engine):
+    groups = analysis.peers.peer_groups(engine)
+    areas = analysis.peers.get_store(engine).areas
+    las = set(areas.index[areas["type"].isin(["ltla", "utla"])])
+    have = set(groups["area_code"])
+    assert las <= have  # 296 districts and unitaries and 21 counties
+    # Barnsley's and Sheffield's 2025 codes (E08000038/39) are read as the tracker's 2024 codes
+    sheffield = analysis.similar_areas(engine, "E08000019")
+    assert len(sheffield) == 20 and "E08000039" not in set(groups["peer_code"])

@@ -53,6 +53,13 @@ def _els_lists(kind: str) -> pd.DataFrame:
     wide = pd.read_csv(PLACES_DIR / f"els_{kind}_neighbours.csv", dtype=str, encoding="utf-8-sig")
     long = wide.melt(id_vars="AREACD", var_name="rank", value_name="peer_code").dropna()
     long["rank"] = long["rank"].astype(int)
+    # ONS's 2026 lists use codes newer than the tracker's 2024 areas (Barnsley and Sheffield were re-coded in April
+    # 2025 after a small boundary change): put them on the tracker's codes, as the loaders do for figures
+    from tracker.geography import NEWER_CODES
+
+    recode = {new: old for new, _name, _year, old in NEWER_CODES}
+    long["AREACD"] = long["AREACD"].replace(recode)
+    long["peer_code"] = long["peer_code"].replace(recode)
     return long.rename(columns={"AREACD": "area_code"}).sort_values(["area_code", "rank"]).reset_index(drop=True)
 
 
@@ -207,6 +214,13 @@ def _peer_values(store: Store) -> pd.DataFrame:
         both = pd.concat([judged_rows(store)[cols], icbs[cols]], ignore_index=True)
         return both[both["value"].notna()].rename(columns={"area_code": "peer_code"})
     return store.derived(("peer_values",), build)
+
+
+def warm_peers(engine) -> None:
+    """Build (and memoise in the Store, so warm() saves them) the peer groups of every kind, peer ICBs included.
+    The figures peers are read from are not kept: a copy of every area's figures, cheaper to rebuild than to save."""
+    for kind in SIMILARITY_KINDS:
+        peer_groups(engine, kind)
 
 
 def with_peers(engine, rows: pd.DataFrame, kind: str = "global") -> pd.DataFrame:

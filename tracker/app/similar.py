@@ -67,7 +67,11 @@ def peers_section(code: str, info, cat: pd.DataFrame) -> str:
         st.dataframe(table, hide_index=True, width="stretch")
         download(peers, "Download peer ICBs (CSV)", f"peer-icbs-{code}.csv", "dl-peers")
     else:
-        peers = c.fetch("similar_areas", code, kind)
+        try:
+            peers = c.fetch("similar_areas", code, kind)
+        except KeyError:
+            st.info("ONS publishes no similar areas for this area.")
+            return kind
         st.markdown(f"**ONS similar areas ({KINDS[kind].lower()} model)**: the 20 local authorities ONS's Explore "
                     "Local Statistics lists as most similar, in ONS's order.")
         with st.expander(f"The {len(peers)} similar areas, most similar first", expanded=False):
