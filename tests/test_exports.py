@@ -31,7 +31,9 @@ COLUMNS = [
     "Area code", "Area name", "Area type", "Included as", "ICB code", "ICB name", "Share of area in ICB", "ICB split",
     "Indicator ID", "Indicator", "Domain", "Department (abbreviation)", "Department", "Secondary departments",
     "Producer", "Unit", "Polarity", "Period", "Period start", "Period end", "Sex", "Age", "Value", "Lower 95% CI",
-    "Upper 95% CI", "Count", "Denominator", "England value", "Comparison with England", "ICB value", "Trend",
+    "Upper 95% CI", "Count", "Denominator", "England value", "Comparison with England", "ICB value",
+    "Similar areas", "Similar areas value", "Similar areas with a figure", "Similar areas method",
+    "Comparison with similar areas", "Position among similar areas", "Trend",
     "Trend method", "Red-red flag", "Aligned rho: life expectancy", "Aligned rho: healthy life expectancy",
     "Aligned rho: preventable mortality under 75", "Aligned rho: inequality in life expectancy", "Figure method",
     "Approximate", "CI source", "Source URL", "Licence", "Loaded on", "Note",
@@ -346,7 +348,7 @@ def test_xlsx_has_frozen_header_filter_numbers_and_the_dictionary(nenc_xlsx, nen
     book = openpyxl.load_workbook(io.BytesIO(nenc_xlsx))
     assert book.sheetnames == ["Data", "Dictionary", "About"]
     data = book["Data"]
-    assert data.freeze_panes == "A2" and data.auto_filter.ref == f"A1:AR{len(nenc) + 1}"
+    assert data.freeze_panes == "A2" and data.auto_filter.ref == f"A1:AX{len(nenc) + 1}"
     assert [c.value for c in data[1]] == COLUMNS and data.max_row == len(nenc) + 1
     header = {c.value: i for i, c in enumerate(data[1])}
     fuel = next(r for r in data.iter_rows(min_row=2, values_only=True)

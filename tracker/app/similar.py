@@ -72,7 +72,7 @@ def peers_section(code: str, info, cat: pd.DataFrame) -> str:
         except KeyError:
             st.info("ONS publishes no similar areas for this area.")
             return kind
-        st.markdown(f"**ONS similar areas ({KINDS[kind].lower()} model)**: the 20 local authorities ONS's Explore "
+        st.markdown(f"**ONS similar areas ({kind} model)**: the 20 local authorities ONS's Explore "
                     "Local Statistics lists as most similar, in ONS's order.")
         with st.expander(f"The {len(peers)} similar areas, most similar first", expanded=False):
             st.dataframe(pd.DataFrame({"Rank": peers["rank"], "Code": peers["peer_code"], "Area": peers["peer_name"],
