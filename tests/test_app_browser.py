@@ -146,3 +146,44 @@ def test_an_icb_a_county_and_a_region_each_show_outcomes_and_a_ranking_with_inte
         if code != ICB:
             expect(page.get_by_text("population-weighted average (approximate)").first).to_be_visible()
         shoot(page, shot)
+
+
+def test_similar_areas_and_inequality_in_the_browser(app, page):
+    from playwright.sync_api import expect
+
+    # Hartlepool against its ONS similar areas (global model), beside England
+    page.goto(f"{app}/place?area={HARTLEPOOL}&outcome=life-expectancy&sex=Male")
+    shots.wait_rendered(page)
+    expect(page.get_by_role("heading", name="Compared with similar areas")).to_be_visible()
+    expect(page.get_by_text("ONS similar areas (global model)")).to_be_visible()
+    expect(page.get_by_text("Explore Local Statistics", exact=False).first).to_be_visible()
+    assert "Traceback" not in page.content()
+    shoot(page, "place-la-similar-areas")
+
+    # its pack carries the comparison with the neighbour mean: the 19 English neighbours' published figures
+    neighbours = pd.read_csv(ROOT / "tracker" / "data" / "places" / "els_global_neighbours.csv", dtype=str,
+                             encoding="utf-8-sig").set_index("AREACD").loc[HARTLEPOOL].tolist()
+    english = [life_expectancy(code) for code in neighbours if code.startswith("E")]
+    page.goto(f"{app}/data?area={HARTLEPOOL}")
+    shots.wait_rendered(page)
+    with page.expect_download(timeout=120_000) as info:
+        page.get_by_role("button", name="Download CSV").click()
+    pack = pd.read_csv(io.BytesIO(Path(info.value.path()).read_bytes()), encoding="utf-8-sig", dtype={"Period": str})
+    row = pack[(pack["Area code"] == HARTLEPOOL) & (pack["Indicator ID"] == "life-expectancy") & (pack["Sex"] == "Male")].iloc[0]
+    assert row["Similar areas"] == "ONS similar areas (global)"
+    assert row["Similar areas value"] == pytest.approx(sum(english) / len(english))
+    assert row["Similar areas with a figure"] == 19
+    own = life_expectancy(HARTLEPOOL)
+    assert row["Compared with similar areas"] == "Not compared"  # no CI published: its position instead
+    assert row["Position among similar areas"] == f"{sum(p > own for p in english) + 1} of 20"
+
+    # an ICB: Core20 share and its LSOAs drawn on a map by national IMD quintile
+    page.goto(f"{app}/place?area={ICB}&outcome=life-expectancy&sex=Male")
+    shots.wait_rendered(page)
+    expect(page.get_by_role("heading", name="Inequality inside this place")).to_be_visible()
+    expect(page.get_by_text(f"{1_024_863 / 2_966_493:.1%}", exact=True)).to_be_visible()  # hand count, LSOA files
+    lsoa_map = page.locator(".js-plotly-plot", has_text="LSOAs by national IMD 2025 quintile")
+    expect(lsoa_map).to_be_visible()
+    lsoa_map.scroll_into_view_if_needed()
+    assert lsoa_map.locator("path.choroplethlocation").count() >= 1_889
+    shoot(page, "place-icb-inequality")

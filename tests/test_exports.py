@@ -32,7 +32,9 @@ COLUMNS = [
     "Indicator ID", "Indicator", "Domain", "Department (abbreviation)", "Department", "Secondary departments",
     "Producer", "Unit", "Polarity", "Period", "Period start", "Period end", "Sex", "Age", "Value", "Lower 95% CI",
     "Upper 95% CI", "Count", "Denominator", "England value", "Compared with England", "Comparison basis",
-    "Position among areas", "ICB value", "Trend",
+    "Position among areas", "ICB value",
+    "Similar areas", "Similar areas value", "Similar areas with a figure", "Similar areas method",
+    "Compared with similar areas", "Position among similar areas", "Trend",
     "Trend method", "Red-red flag", "Aligned rho: life expectancy", "Aligned rho: healthy life expectancy",
     "Aligned rho: preventable mortality under 75", "Aligned rho: inequality in life expectancy",
     "Department ranking for this area", "Figure method", "Approximate", "CI source", "CI method", "Source URL",
@@ -354,7 +356,7 @@ def test_xlsx_has_frozen_header_filter_numbers_and_the_dictionary(nenc_xlsx, nen
     book = openpyxl.load_workbook(io.BytesIO(nenc_xlsx))
     assert book.sheetnames == ["Data", "Dictionary", "About"]
     data = book["Data"]
-    assert data.freeze_panes == "A2" and data.auto_filter.ref == f"A1:AV{len(nenc) + 1}"
+    assert data.freeze_panes == "A2" and data.auto_filter.ref == f"A1:BB{len(nenc) + 1}"
     assert [c.value for c in data[1]] == COLUMNS and data.max_row == len(nenc) + 1
     header = {c.value: i for i, c in enumerate(data[1])}
     fuel = next(r for r in data.iter_rows(min_row=2, values_only=True)

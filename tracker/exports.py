@@ -34,6 +34,7 @@ from tracker.analysis import (
     latest_observations,
 )
 from tracker.analysis.data import get_store, headline_sex
+from tracker.analysis.peers import with_peers
 from tracker.catalog import DOMAINS
 from tracker.config import PROJECT_ROOT
 from tracker.geography import LISTABLE_TYPES, list_areas
@@ -151,6 +152,28 @@ DATA_DICTIONARY: tuple[Column, ...] = (
            "England."),
     Column("ICB value", "number", 12, "For a local authority: the figure of the ICB in ICB code for the same "
            "indicator, period and sex (how ICB figures are made: Figure method, docs/methods.md). Empty otherwise."),
+    Column("Similar areas", "text", 26, "The places this row is also compared with. A local authority or county: "
+           "\"ONS similar areas (global)\", the 20 nearest neighbours ONS's Explore Local Statistics publishes for it "
+           "on its global model (2026 configuration). An ICB: \"Tracker peer ICBs\", the tracker's own group of the "
+           "5 ICBs nearest on standardised deprivation, age structure and density (not an official grouping; "
+           "docs/methods.md, section 9). Empty for England and regions."),
+    Column("Similar areas value", "number", 12, "The similar areas' figure for the same indicator, period and sex: "
+           "their pooled rate (counts and denominators summed) where every peer's figure is its count over its "
+           "denominator, else the mean of their values (Similar areas method says which). Empty when fewer than half "
+           "of the similar areas have a figure (e.g. Welsh or Scottish neighbours, or a district-level neighbour for "
+           "a county-level indicator), and on a district's row that shows its county's figure."),
+    Column("Similar areas with a figure", "number", 9, "How many of the similar areas have a figure for that "
+           "indicator, period and sex (of 20 for a local authority, 5 for an ICB)."),
+    Column("Similar areas method", "text", 24, "\"pooled rate (peers' counts and denominators summed)\" or \"mean "
+           "of peers' values\"."),
+    Column("Compared with similar areas", "text", 16, "The same test as Compared with England, against the "
+           "Similar areas value: \"Better\"/\"Worse\" (\"Higher\"/\"Lower\" without polarity) when it lies "
+           "outside the area's 95% CI, with \"(99.8%)\" when also outside the 99.8% CI, \"Similar\" inside. \"Not "
+           "compared\" for an indicator without confidence intervals (see Position among similar areas) or when a "
+           "value is missing."),
+    Column("Position among similar areas", "text", 12, "The area's place among itself and the similar areas with a "
+           "figure, e.g. \"3 of 19\": 1 = best (1 = highest for an indicator with no polarity). A position, not a "
+           "significance test."),
     Column("Trend", "text", 26, "Recent trend of the area's series over its last five points, in Fingertips' words "
            "(\"Increasing and getting worse\", \"No significant change\", \"Cannot be calculated\"...). Describes "
            "the series, so it is the same on every period's row."),
@@ -449,6 +472,7 @@ class _Pack:
         obs = latest_observations(self.engine, [a.code for a in areas], self.ids, all_periods=self.all_periods, sex="all")
         if obs.empty:
             return pd.DataFrame(columns=COLUMN_NAMES)
+        obs = with_peers(self.engine, obs, "global")  # compared with similar areas (ONS global / peer ICBs)
         place = {a.code: i for i, a in enumerate(areas)}
         obs = obs.reset_index(drop=True)
         meta = self.meta.loc[obs["indicator_id"]].reset_index(drop=True)
@@ -500,6 +524,12 @@ class _Pack:
             "Comparison basis": obs["comparison_basis"],
             "Position among areas": obs["position"],
             "ICB value": icb_value.where(code.isin(share), None),
+            "Similar areas": obs["peer_group"],
+            "Similar areas value": obs["peer_value"].astype(float),
+            "Similar areas with a figure": obs["n_peers_with_value"].where(obs["peer_group"].notna(), None),
+            "Similar areas method": obs["peer_method"],
+            "Compared with similar areas": obs["peer_comparison_label"].where(obs["peer_group"].notna(), None),
+            "Position among similar areas": obs["peer_position"],
             "Trend": obs["trend"],
             "Trend method": obs["trend_method"],
             "Red-red flag": obs["red_red"].map({True: "Yes", False: "No"}),

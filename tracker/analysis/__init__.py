@@ -19,6 +19,19 @@ appear.
     place_departments(engine, code, outcome)  the departments a place's health depends on, with evidence
     scatter_data(engine, indicator, outcome)  the points behind one association
     warm(engine)                              after a refresh: precompute and save what first views need
+
+Peers and inequality (docs/methods.md, sections 9 and 10):
+    similar_areas(engine, code, kind)         ONS's 20 similar areas of a local authority, in ONS's order
+    peer_icbs(engine, icb_code, k)            the tracker's own peer ICBs (nearest on standardised characteristics)
+    icb_characteristics(engine)               the inputs peer ICBs are chosen on
+    with_peers(engine, rows, kind)            rows + peer value and the comparison with it (same rules as England)
+    peer_benchmark(engine, codes, ...)        latest_observations with the comparison with similar areas
+    place_peer_profile(engine, code, kind)    place_profile with the comparison with similar areas
+    place_departments_against_peers(...)      the department ranking with "worse" meaning worse than peers
+    core20(engine, codes)                     share of residents in England's most deprived 20% of LSOAs
+    lsoa_deprivation / quintile_breakdown     a place's LSOAs by national IMD 2025 quintile
+    inequality_gaps(engine, code)             LSOA-level determinants by quintile, most vs least deprived fifth
+    lsoa_boundaries(engine, code)             GeoJSON of a place's LSOAs (only its own are read)
 """
 
 from tracker.analysis.data import ENGLAND, POPULATION_NOTE, data_version
@@ -34,6 +47,24 @@ from tracker.analysis.dependence import (
     scatter_data,
 )
 from tracker.analysis.icb import icb_drilldown, icb_figures, lsoa_summary
+from tracker.analysis.inequality import (
+    core20,
+    inequality_gaps,
+    lsoa_boundaries,
+    lsoa_deprivation,
+    quintile_breakdown,
+)
+from tracker.analysis.peers import (
+    PEER_K,
+    SIMILARITY_KINDS,
+    icb_characteristics,
+    peer_benchmark,
+    peer_icbs,
+    place_departments_against_peers,
+    place_peer_profile,
+    similar_areas,
+    with_peers,
+)
 from tracker.analysis.place import (
     area_info,
     indicator_catalog,
@@ -59,4 +90,8 @@ __all__ = [
     "icb_drilldown", "icb_figures", "indicator_catalog", "is_worse", "latest_observations", "lsoa_summary", "place_departments",
     "place_profile", "quintile_labels", "rate_ci", "recent_trends", "scatter_data", "spearman_ci", "time_series",
     "warm", "wilson_ci",
+    # peers and inequality
+    "PEER_K", "SIMILARITY_KINDS", "core20", "icb_characteristics", "inequality_gaps", "lsoa_boundaries",
+    "lsoa_deprivation", "peer_benchmark", "peer_icbs", "place_departments_against_peers", "place_peer_profile", "quintile_breakdown",
+    "similar_areas", "with_peers",
 ]

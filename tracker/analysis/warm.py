@@ -33,5 +33,11 @@ def warm(engine: Engine, progress=None) -> Path | None:
         say(f"departments behind {store.indicators.at[outcome, 'title'].lower()}")
         department_summary(engine, outcome, sex)
         all_place_departments(engine, outcome, sex)
+    say("similar areas and peer ICBs")
+    from tracker.analysis.inequality import core20
+    from tracker.analysis.peers import warm_peers
+
+    warm_peers(engine)
+    core20(engine)
     say("saving")
     return save_store(store)

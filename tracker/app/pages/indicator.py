@@ -54,6 +54,7 @@ def render() -> None:
                    + f"Recent trend: {last['trend'] or 'not calculated'}."
                    + (f" ICB figure: {last['method']}." if area.startswith("E54") and isinstance(last["method"], str) else "")
                    + f" Source: {meta['producer']}.")
+        _peers(indicator, area, place, meta)
 
     left, right = st.columns([1, 1])
     with left:
@@ -70,6 +71,28 @@ def render() -> None:
         st.subheader("Against a health outcome")
         outcome, sex = c.choose_outcome()
         _scatter(indicator, outcome, sex, area, cat)
+
+
+def _peers(indicator: str, area: str, place: str, meta: pd.Series) -> None:
+    """The latest figure against the place's similar areas (ONS's, or the tracker's peer ICBs), beside England."""
+    if area == c.ENGLAND or area.startswith("E12"):
+        return
+    kind = st.query_params.get("similar", "global")
+    kind = kind if kind in ("global", "economic", "demographic") else "global"
+    rows = c.fetch("peer_benchmark", [area], [indicator], kind=kind)
+    if rows.empty or rows["peer_group"].isna().all():
+        return
+    r = rows.iloc[-1]
+    if r["peer_value"] != r["peer_value"]:
+        st.caption(f"Compared with similar areas ({r['peer_group']}): not enough of them have a figure for "
+                   f"{r['period']} ({r['n_peers_with_value']} of {r['n_peers']}).")
+        return
+    st.markdown(f"**Compared with similar areas** ({r['peer_group']}), {r['period']}: similar areas "
+                f"{c.with_unit(r['peer_value'], meta['unit'])} ({r['peer_method']}, {r['n_peers_with_value']} of "
+                f"{r['n_peers']} with a figure) · {place} {c.with_unit(r['value'], meta['unit'])} · "
+                + c.badge(r["peer_comparison"], r["peer_comparison_label"])
+                + f" · position {r['peer_position']} (1 = best) · England {c.with_unit(r['england_value'], meta['unit'])} "
+                + c.badge(r["comparison"], r["comparison_label"]), unsafe_allow_html=True)
 
 
 def _metadata(meta: pd.Series) -> None:

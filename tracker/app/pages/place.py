@@ -10,6 +10,7 @@ import streamlit as st
 
 from tracker.analysis import is_worse
 from tracker.app import common as c
+from tracker.app import similar
 
 
 def render() -> None:
@@ -29,13 +30,29 @@ def render() -> None:
     st.subheader("Headline health outcomes")
     _headlines(profile, cat)
 
+    kind = similar.peers_section(code, info, cat)
+    profile = c.fetch("place_peer_profile", code, kind).join(cat[["producer", "source_url"]], on="indicator_id")
+    similar.headline_peers(profile)
+
     st.subheader("The departments this place's health depends on")
     deps = c.fetch("place_departments", code, outcome, sex=sex)
+    against = "england"
+    if info["type"] not in ("england", "region"):
+        against = c.choose("rank", {"england": "England", "peers": "Similar areas"}, "england",
+                           "Rank departments by where this place is worse than", widget="radio", strict=False)
+    if against == "peers":
+        peer_deps = c.fetch("place_departments_against_peers", code, outcome, sex=sex, kind=kind)
+        st.caption("Ranked against similar areas: a department scores where this place is significantly worse than "
+                   "the value of its similar areas (or, without confidence intervals, in the worst fifth of itself "
+                   "and its peers), instead of worse than England. The evidence table below still shows England.")
+        deps = peer_deps
     _dependence(deps, cat, info["name"], outcome, sex)
 
     if info["type"] == "icb":
         st.subheader("Local authorities in this ICB")
         _drilldown(code, outcome, sex, cat)
+
+    similar.inequality_section(code, info)
 
     st.subheader("Every indicator, by department")
     _indicators(profile, deps.ranking, info["name"], code)
@@ -266,6 +283,8 @@ def _indicator_table(rows: pd.DataFrame, code: str) -> None:
         "Compared with England": [c.comparison_word(x) for x in rows["comparison_label"]],
         "Position among areas": [c.position_word(x) for x in rows["position"]],
         "Unit": [p[1] for p in parts],
+        "Similar areas": [c.value_parts(v, u, d)[0] for v, u, d in zip(rows["peer_value"], rows["unit"], rows["decimals"])],
+        "Compared with similar areas": [c.comparison_word(x) for x in rows["peer_comparison_label"]],
         "Period": rows["period"] + " · " + rows["sex"],
         "Range across areas": [f"{c.number(lo, d)} to {c.number(hi, d)}"
                                for lo, hi, d in zip(rows["min_of_type"], rows["max_of_type"], rows["decimals"])],
