@@ -113,9 +113,11 @@ def test_rank_departments_against_peers_keeps_england_as_the_default(engine):
     peers = analysis.place_departments_against_peers(engine, HARTLEPOOL, "life-expectancy")
     assert set(peers.evidence["indicator_id"]) == set(england.evidence["indicator_id"])
     assert {"peer_value", "peer_comparison_label", "peer_position"} <= set(peers.evidence.columns)
-    # worse than peers is never claimed without a peer value
-    assert (peers.evidence.loc[peers.evidence["peer_value"].isna(), "worse"] == 0).all()
-    assert peers.ranking["n_worse"].sum() <= england.ranking["n_worse"].sum()
+    # no gap from peers is claimed without a peer value; a gap is measured from the peers' value in the same SDs
+    assert peers.evidence.loc[peers.evidence["peer_value"].isna(), "gap"].isna().all()
+    row = peers.evidence.dropna(subset=["gap"]).iloc[0]
+    sign = 1 if analysis.indicator_catalog(engine).set_index("id").at[row["indicator_id"], "polarity"] == "lower_is_better" else -1
+    assert row["gap"] == pytest.approx(max(0.0, min(3.0, (row["value"] - row["peer_value"]) / row["sd"] * sign)))
     with pytest.raises(ValueError):
         analysis.place_departments_against_peers(engine, "E92000001", "life-expectancy")
 

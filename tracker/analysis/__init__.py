@@ -27,7 +27,7 @@ Peers and inequality (docs/methods.md, sections 9 and 10):
     with_peers(engine, rows, kind)            rows + peer value and the comparison with it (same rules as England)
     peer_benchmark(engine, codes, ...)        latest_observations with the comparison with similar areas
     place_peer_profile(engine, code, kind)    place_profile with the comparison with similar areas
-    place_departments_against_peers(...)      the department ranking with "worse" meaning worse than peers
+    place_departments_against_peers(...)      the department ranking with the gap measured from similar areas
     core20(engine, codes)                     share of residents in England's most deprived 20% of LSOAs
     lsoa_deprivation / quintile_breakdown     a place's LSOAs by national IMD 2025 quintile
     inequality_gaps(engine, code)             LSOA-level determinants by quintile, most vs least deprived fifth

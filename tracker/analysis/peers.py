@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from tracker.analysis.data import ENGLAND, Store, get_store
-from tracker.analysis.stats import NOT_COMPARED, WORSE, compare
+from tracker.analysis.stats import NOT_COMPARED, compare
 from tracker.config import PACKAGE_DATA
 
 PLACES_DIR = PACKAGE_DATA / "places"
@@ -319,23 +319,15 @@ def place_peer_profile(engine, area_code: str, kind: str = "global", sex: str | 
     return out
 
 
-def is_worse_than_peers(frame: pd.DataFrame) -> pd.Series:
-    """1.0 where a row is significantly worse than its peer value (95% CI), or -- for an indicator without CIs --
-    in the worst fifth of itself and its peers (peer_position); else 0.0. The peer counterpart of is_worse."""
-    ci_worse = (frame["peer_comparison"] == WORSE) & frame["peer_comparison_level"].isin(["95%", "99.8%"])
-    pos = frame["peer_position"].fillna("").str.extract(r"^(\d+) of (\d+)$").astype(float)
-    no_ci = frame["peer_comparison_level"].isna() & frame["peer_value"].notna() & frame["polarity"].ne("no_judgement")
-    worst_fifth = no_ci & (pos[0] > 0.8 * pos[1]).to_numpy()
-    return (ci_worse | worst_fifth).astype(float)
-
-
 def place_departments_against_peers(engine, area_code: str, outcome_id: str, sex: str | None = None,
                                     kind: str = "global"):
-    """place_departments with `worse` meaning worse than the place's similar areas (is_worse_than_peers) instead of
-    worse than England: the same supporting indicators and the same score (mean of aligned rho x worse), ranked again.
-    A district's county figures are not compared with its peers (worse 0). ValueError for England and regions."""
-    from tracker.analysis.dependence import PlaceDepartments, place_departments, rank_departments
+    """place_departments with the gap measured from the place's similar areas instead of England: the same
+    supporting indicators, the same yardstick (SDs of local-authority values) and the same score, ranked again. A
+    district's county figures are not measured against its peers (no gap). ValueError for England and regions."""
+    from tracker.analysis.dependence import PlaceDepartments, place_departments, ranking_inputs
     from tracker.analysis.place import latest_observations
+    from tracker.analysis.ranking import gaps, rank_departments
+    from tracker.analysis.stats import POLARITY_SIGN
 
     store = get_store(engine)
     if area_code == ENGLAND or store.areas.at[area_code, "type"] == "region":
@@ -345,14 +337,13 @@ def place_departments_against_peers(engine, area_code: str, outcome_id: str, sex
     if ev.empty:
         return base
     obs = latest_observations(engine, [area_code], ev["indicator_id"].unique().tolist(), sex="all")
-    judged = with_peers(engine, obs, kind).assign(polarity=lambda f: f["indicator_id"].map(store.indicators["polarity"]))
-    judged["worse_vs_peers"] = is_worse_than_peers(judged)
-    cols = ["indicator_id", "sex", "period", "peer_value", "peer_comparison_label", "peer_position", "worse_vs_peers"]
-    ev = ev.drop(columns=["worse", "department_slug", "rank", "contribution"], errors="ignore").merge(
+    judged = with_peers(engine, obs, kind)
+    cols = ["indicator_id", "sex", "period", "peer_value", "peer_comparison_label", "peer_position"]
+    ev = ev.drop(columns=["department_slug", "group", "rank", "contribution"], errors="ignore").merge(
         judged[cols], on=["indicator_id", "sex", "period"], how="left")
-    own = ev["value_from"] == area_code
-    ev["worse"] = np.where(own, ev["worse_vs_peers"].fillna(0.0), 0.0)
-    ev = ev.drop(columns="worse_vs_peers")
-    ranking, evidence = rank_departments(ev, store.indicators)
+    sign = ev["indicator_id"].map(store.indicators["polarity"]).map(POLARITY_SIGN)
+    ev["gap"] = np.where(ev["value_from"] == area_code, gaps(ev["value"], ev["peer_value"], ev["sd"], sign), np.nan)
+    _, meta, groups, boot = ranking_inputs(store, outcome_id, base.sex)
+    ranking, evidence = rank_departments(ev, meta, groups, boot)
     share = float(ranking["share_outside_dhsc"].iloc[0]) if len(ranking) else float("nan")
     return PlaceDepartments(area_code, outcome_id, base.sex, ranking, evidence, share)

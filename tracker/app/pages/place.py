@@ -42,9 +42,9 @@ def render() -> None:
                            "Rank departments by where this place is worse than", widget="radio", strict=False)
     if against == "peers":
         peer_deps = c.fetch("place_departments_against_peers", code, outcome, sex=sex, kind=kind)
-        st.caption("Ranked against similar areas: a department scores where this place is significantly worse than "
-                   "the value of its similar areas (or, without confidence intervals, in the worst fifth of itself "
-                   "and its peers), instead of worse than England. The evidence table below still shows England.")
+        st.caption("Ranked against similar areas: each gap is measured from the value of this place's similar areas "
+                   "(in the same standard deviations of local-authority values) instead of from England; the same "
+                   "indicators, associations and score. The evidence table's England columns still show England.")
         deps = peer_deps
     _dependence(deps, cat, info["name"], outcome, sex)
 
