@@ -17,6 +17,7 @@ TASKS = {
     "query": "bench.query:measure",
     "export": "bench.exports:measure",
     "dashboard": "bench.dashboard:measure",
+    "browser": "bench.browser:measure",
 }
 
 
