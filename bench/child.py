@@ -18,6 +18,7 @@ TASKS = {
     "export": "bench.exports:measure",
     "dashboard": "bench.dashboard:measure",
     "browser": "bench.browser:measure",
+    "fresh": "bench.fresh:measure",
 }
 
 

@@ -16,6 +16,7 @@ PAGE_GOAL_S = 1.5
 BROWSER_WARM_GOAL_S = 2  # part 6: navigation to the last chart drawn, p95 of the warm visits
 BROWSER_FIRST_GOAL_S = 4  # and the first visit after the server started
 CONCURRENT_GOAL_RATIO = 3  # 10 visitors at once: median within 3x one visitor's
+FRESH_GOAL_S = 120  # part 7: fresh clone to the first chart, cold package cache
 NAMES = {"tracker": "tracker (run_source)", "sqlite_utils": "sqlite-utils", "pandas": "pandas to_sql",
          "raw": "raw sqlite3 executemany"}
 
@@ -224,6 +225,14 @@ def goals(results: dict) -> list[dict]:
     elif b:
         add("6 browser", "browser goals", b.get("not_measured") or "failed", None if "not_measured" in b else False,
             b.get("not_measured") or b.get("error", "")[-300:])
+
+    f = results.get("fresh")
+    if f and "seconds" in f:
+        add("7 fresh clone", f"fresh clone to the first chart (cold package cache) <= {FRESH_GOAL_S} s",
+            f"{f['seconds']:.0f} s", f["seconds"] <= FRESH_GOAL_S,
+            ", ".join(f"{k} {v:.0f} s" for k, v in f["stages"].items()))
+    elif f:
+        add("7 fresh clone", "fresh clone to the first chart", "failed", False, f.get("error", "")[-300:])
     return rows
 
 
@@ -469,6 +478,16 @@ def markdown(results: dict) -> str:
                           c["server_cpu_seconds"]] for c in b["concurrent"]])
     else:
         lines += [f"Not measured: {(b or {}).get('not_measured') or (b or {}).get('error', 'part not run')}.", ""]
+
+    f = results.get("fresh")
+    lines += ["## 7. A fresh clone to the first chart", ""]
+    if f and "seconds" in f:
+        lines += [f"`git clone` of HEAD, then `make run` with an empty pip cache (every package from the index), until "
+                  f"Chromium shows the Overview's first chart: **{f['seconds']:.0f} s** "
+                  f"(load average after {f['load_average_after']}).", ""]
+        lines += _table(["stage", "seconds"], [[k, v] for k, v in f["stages"].items()])
+    else:
+        lines += [f"Not measured: {(f or {}).get('error', 'part not run')[-300:]}.", ""]
 
     lines += ["## Profiles and findings", ""]
     if not results["profiles"]:

@@ -9,6 +9,7 @@ Parts (--parts, default all):
   dashboard  5. each dashboard page's render time under Streamlit's AppTest
   browser    6. page speed as a user sees it: Debian's Chromium on `streamlit run`, first and warm visits (p95), and
                 concurrent visitors
+  fresh      7. a fresh clone to the first chart: git clone, `make run` with a cold package cache, Chromium
 Goals that are missed get a pyinstrument profile of the slowest stage (profiles/ beside the results file)."""
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from bench import report
 from bench.common import WORK_DIR, ChildFailed, checkpoint, copy_db, machine, run_child
 from bench.load import CONTENDERS, NO_REPEAT, REPEAT_METHOD
 
-PARTS = ("snapshot", "load", "query", "export", "dashboard", "browser")
+PARTS = ("snapshot", "load", "query", "export", "dashboard", "browser", "fresh")
 EXAMPLE_ICB = "E54000050"  # NHS North East and North Cumbria ICB: the largest pack (14 local authorities)
 
 
@@ -268,6 +269,20 @@ class Bench:
             self.say(f"    {c['visitors']:>2} visitors at once: median {c['median_seconds']:.2f} s "
                      f"({c['ratio_to_one']}x one visitor), slowest {c['slowest_seconds']:.2f} s, server CPU "
                      f"{c['server_cpu_seconds']:.1f} s")
+
+    # -- part 7 ------------------------------------------------------------------------------------------------
+    def fresh(self) -> None:
+        self.say("[7] a fresh clone of HEAD to the first chart (make run, cold package cache) ...")
+        try:
+            out = run_child("fresh", self.work / "data-fresh", timeout=self.args.timeout)
+        except ChildFailed as exc:
+            out = {"error": str(exc)}
+        self.results["fresh"] = out
+        if "error" in out:
+            self.say(f"    FAILED: {out['error'][-500:]}")
+            return
+        self.say(f"    {out['seconds']:.0f} s to the first chart: "
+                 + ", ".join(f"{k} {v:.0f} s" for k, v in out["stages"].items()))
 
     # -- profiles of missed goals ----------------------------------------------------------------------------
     def profiles(self) -> None:
