@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LIVERPOOL = "E08000012"
 PLACE = f"/place?area={LIVERPOOL}&outcome=life-expectancy&sex=Male"
 NEW_INDICATOR = "Crime severity score"  # what the worker's refresh adds (ONS crime severity, bundled snapshot)
-COMPUTING = "computing it in this process"  # tracker.analysis.data logs this when no save could be read
+COMPUTING = "computing it in this process"  # what tracker.analysis.data logs when no save could be read,
+READ = "read the saved analysis"  # and when it read one
 
 pytestmark = [pytest.mark.postgres, pytest.mark.browser]
 
@@ -85,6 +86,7 @@ def test_two_dashboards_and_a_refresh_worker_on_one_postgresql(postgres_url, tmp
     logs = [server.stdout.read().decode(errors="replace") for server in servers]
     # neither dashboard computed the analysis: both read the version the worker saved
     assert not any(COMPUTING in log for log in logs), logs
+    assert all(READ in log for log in logs), logs
     with engine.connect() as conn:
         assert len(conn.execute(select(AnalysisSave.data_version)).all()) == 1  # the older save was replaced
     engine.dispose()

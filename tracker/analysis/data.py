@@ -120,7 +120,7 @@ def get_store(engine: Engine) -> Store:
     building = getattr(_local, "stores", None)
     if building is not None:  # the background build's own thread
         if key not in building:
-            building[key] = _read_saved(engine, version) or _load(engine, version)
+            building[key] = _read_saved(engine, version) or _computed(engine, version)
         return building[key]
     with _CACHE_LOCK:
         store = _CACHE.get(key)
@@ -137,7 +137,7 @@ def get_store(engine: Engine) -> Store:
         if store is None:
             for old in [k for k in _CACHE if k[0] == url]:
                 del _CACHE[old]
-            store = _CACHE[key] = _read_saved(engine, version) or _load(engine, version)
+            store = _CACHE[key] = _read_saved(engine, version) or _computed(engine, version)
             while len(_CACHE) > MAX_STORES:
                 _CACHE.popitem(last=False)
         _CACHE.move_to_end(key)
@@ -169,6 +169,11 @@ def _build_in_background(engine: Engine, url: str) -> None:
 
     thread = _BUILDING[url] = threading.Thread(target=build, name="analysis-build", daemon=True)
     thread.start()
+
+
+def _computed(engine: Engine, version: str) -> Store:
+    log.info("no saved analysis of data version %s: computing it in this process", version)
+    return _load(engine, version)
 
 
 def _load(engine: Engine, version: str) -> Store:
@@ -226,6 +231,7 @@ def _read_saved(engine: Engine, version: str) -> Store | None:
     if found is None:
         return None
     state, memo = found
+    log.info("read the saved analysis of data version %s from the database", version)
     return Store(**state, memo=memo, engine=engine)
 
 
