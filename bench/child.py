@@ -17,6 +17,8 @@ TASKS = {
     "query": "bench.query:measure",
     "export": "bench.exports:measure",
     "dashboard": "bench.dashboard:measure",
+    "browser": "bench.browser:measure",
+    "fresh": "bench.fresh:measure",
 }
 
 

@@ -13,6 +13,10 @@ QUERY_P95_GOAL_MS = 100
 QUERY_RAW_FACTOR = 2
 EXPORT_GOAL_S = 1
 PAGE_GOAL_S = 1.5
+BROWSER_WARM_GOAL_S = 2  # part 6: navigation to the last chart drawn, p95 of the warm visits
+BROWSER_FIRST_GOAL_S = 4  # and the first visit after the server started
+CONCURRENT_GOAL_RATIO = 3  # 10 visitors at once: median within 3x one visitor's
+FRESH_GOAL_S = 120  # part 7: fresh clone to the first chart, cold package cache
 NAMES = {"tracker": "tracker (run_source)", "sqlite_utils": "sqlite-utils", "pandas": "pandas to_sql",
          "raw": "raw sqlite3 executemany"}
 
@@ -202,6 +206,33 @@ def goals(results: dict) -> list[dict]:
     elif d:
         add("5 dashboard", "page goals", d.get("not_measured") or "failed", None if "not_measured" in d else False,
             d.get("not_measured") or d.get("error", "")[-300:])
+
+    b = results.get("browser")
+    if b and "views" in b:
+        for v in b["views"]:
+            add("6 browser", f"{v['view']}: warm p95 <= {BROWSER_WARM_GOAL_S} s", f"{v['warm_p95']:.2f} s",
+                v["warm_p95"] <= BROWSER_WARM_GOAL_S, "server CPU per render "
+                f"{v['server_cpu_per_warm_render']:.2f} s; the rest is the browser drawing on the same two cores")
+            add("6 browser", f"{v['view']}: first visit <= {BROWSER_FIRST_GOAL_S} s", f"{v['first_seconds']:.2f} s",
+                v["first_seconds"] <= BROWSER_FIRST_GOAL_S, "the view's own analysis calls, not cached yet")
+        for c in b["concurrent"]:
+            if c["visitors"] == 10:
+                add("6 browser", f"10 visitors at once: median <= {CONCURRENT_GOAL_RATIO}x one visitor's",
+                    f"{c['ratio_to_one']}x ({c['median_seconds']:.2f} s vs one visitor)",
+                    c["ratio_to_one"] is not None and c["ratio_to_one"] <= CONCURRENT_GOAL_RATIO,
+                    f"the server spent {c['server_cpu_seconds']:.1f} s CPU on the 10 renders: one Python process, "
+                    "its page scripts share one interpreter lock, and Chromium draws 10 pages on the same two cores")
+    elif b:
+        add("6 browser", "browser goals", b.get("not_measured") or "failed", None if "not_measured" in b else False,
+            b.get("not_measured") or b.get("error", "")[-300:])
+
+    f = results.get("fresh")
+    if f and "seconds" in f:
+        add("7 fresh clone", f"fresh clone to the first chart (cold package cache) <= {FRESH_GOAL_S} s",
+            f"{f['seconds']:.0f} s", f["seconds"] <= FRESH_GOAL_S,
+            ", ".join(f"{k} {v:.0f} s" for k, v in f["stages"].items()))
+    elif f:
+        add("7 fresh clone", "fresh clone to the first chart", "failed", False, f.get("error", "")[-300:])
     return rows
 
 
@@ -426,6 +457,37 @@ def markdown(results: dict) -> str:
             lines += [DASHBOARD_FINDING, ""]
     else:
         lines += [f"Not measured: {(d or {}).get('not_measured') or (d or {}).get('error', 'part not run')}.", ""]
+
+    b = results.get("browser")
+    lines += ["## 6. Page speed in a real browser (Debian's Chromium, Playwright, `streamlit run`)", ""]
+    if b and "views" in b:
+        lines += [f"The server (`streamlit run` on the snapshot database) started in {b['server_start_seconds']:.1f} s. "
+                  "Each view is opened by its shared link in a new tab (a new Streamlit session) and timed from "
+                  "navigation to the last chart drawn (no running widget, no spinner, every plotly chart drawn). "
+                  "First: the view's first visit after the start (the first row's includes reading the saved "
+                  f"analysis); warm: {b['visits']} later visits. Server CPU: the server process's CPU time per warm "
+                  f"render. Load average after: {b['load_average_after']}.", ""]
+        lines += _table(["view", "first s", "warm p50 s", "warm p95 s", "server CPU s a render"],
+                        [[v["view"], v["first_seconds"], v["warm_p50"], v["warm_p95"], v["server_cpu_per_warm_render"]]
+                         for v in b["views"]])
+        lines += ["Concurrent visitors: N tabs, each in its own browser context, open the Place page of N different "
+                  "ICBs at once (one Chromium on the same two cores as the server, so this overstates the server's "
+                  "share).", ""]
+        lines += _table(["visitors", "median s", "slowest s", "x one visitor", "server CPU s"],
+                        [[c["visitors"], c["median_seconds"], c["slowest_seconds"], c["ratio_to_one"],
+                          c["server_cpu_seconds"]] for c in b["concurrent"]])
+    else:
+        lines += [f"Not measured: {(b or {}).get('not_measured') or (b or {}).get('error', 'part not run')}.", ""]
+
+    f = results.get("fresh")
+    lines += ["## 7. A fresh clone to the first chart", ""]
+    if f and "seconds" in f:
+        lines += [f"`git clone` of HEAD, then `make run` with an empty pip cache (every package from the index), until "
+                  f"Chromium shows the Overview's first chart: **{f['seconds']:.0f} s** "
+                  f"(load average after {f['load_average_after']}).", ""]
+        lines += _table(["stage", "seconds"], [[k, v] for k, v in f["stages"].items()])
+    else:
+        lines += [f"Not measured: {(f or {}).get('error', 'part not run')[-300:]}.", ""]
 
     lines += ["## Profiles and findings", ""]
     if not results["profiles"]:

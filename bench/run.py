@@ -7,6 +7,9 @@ Parts (--parts, default all):
   query      3. the Place view's data for an ICB on the England-wide database, cold and warm, against raw SQL
   export     4. the pack for one ICB, and a full export of everything
   dashboard  5. each dashboard page's render time under Streamlit's AppTest
+  browser    6. page speed as a user sees it: Debian's Chromium on `streamlit run`, first and warm visits (p95), and
+                concurrent visitors
+  fresh      7. a fresh clone to the first chart: git clone, `make run` with a cold package cache, Chromium
 Goals that are missed get a pyinstrument profile of the slowest stage (profiles/ beside the results file)."""
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from bench import report
 from bench.common import WORK_DIR, ChildFailed, checkpoint, copy_db, machine, run_child
 from bench.load import CONTENDERS, NO_REPEAT, REPEAT_METHOD
 
-PARTS = ("snapshot", "load", "query", "export", "dashboard")
+PARTS = ("snapshot", "load", "query", "export", "dashboard", "browser", "fresh")
 EXAMPLE_ICB = "E54000050"  # NHS North East and North Cumbria ICB: the largest pack (14 local authorities)
 
 
@@ -240,6 +243,47 @@ class Bench:
             self.say(f"    {p['title']:<18} first render {p['first_seconds']:.2f} s, warm {p['warm_seconds']:.2f} s"
                      + (f"  page errors: {p['errors']}" if p["errors"] else ""))
 
+    # -- part 6 ------------------------------------------------------------------------------------------------
+    def browser(self) -> None:
+        if not self.snapshot_db.exists() or "snapshot" not in self.parts:
+            self.results["browser"] = {"not_measured": "needs part 2's snapshot database (--parts snapshot)"}
+            return
+        if not Path("/usr/bin/chromium").exists():
+            self.results["browser"] = {"not_measured": "Debian's chromium is not installed (apt-get install chromium)"}
+            return
+        self.say(f"[6] pages in Chromium on a running server ({self.args.visits} warm visits each), then concurrent "
+                 "visitors ...")
+        env = {"TRACKER_DATABASE_URL": f"sqlite:///{self.snapshot_db}"}
+        try:
+            out = run_child("browser", self.work / "data-browser", timeout=self.args.timeout, env=env,
+                            visits=self.args.visits)
+        except ChildFailed as exc:
+            self.results["browser"] = {"error": str(exc)}
+            self.say(f"    FAILED: {exc}")
+            return
+        self.results["browser"] = out
+        for v in out["views"]:
+            self.say(f"    {v['view']:<36} first {v['first_seconds']:5.2f} s, warm p50 {v['warm_p50']:5.2f} s, p95 "
+                     f"{v['warm_p95']:5.2f} s; server CPU {v['server_cpu_per_warm_render']:.2f} s a render")
+        for c in out["concurrent"]:
+            self.say(f"    {c['visitors']:>2} visitors at once: median {c['median_seconds']:.2f} s "
+                     f"({c['ratio_to_one']}x one visitor), slowest {c['slowest_seconds']:.2f} s, server CPU "
+                     f"{c['server_cpu_seconds']:.1f} s")
+
+    # -- part 7 ------------------------------------------------------------------------------------------------
+    def fresh(self) -> None:
+        self.say("[7] a fresh clone of HEAD to the first chart (make run, cold package cache) ...")
+        try:
+            out = run_child("fresh", self.work / "data-fresh", timeout=self.args.timeout)
+        except ChildFailed as exc:
+            out = {"error": str(exc)}
+        self.results["fresh"] = out
+        if "error" in out:
+            self.say(f"    FAILED: {out['error'][-500:]}")
+            return
+        self.say(f"    {out['seconds']:.0f} s to the first chart: "
+                 + ", ".join(f"{k} {v:.0f} s" for k, v in out["stages"].items()))
+
     # -- profiles of missed goals ----------------------------------------------------------------------------
     def profiles(self) -> None:
         todo = report.profiles_needed(self.results, self.work)
@@ -316,7 +360,7 @@ def cpu_used() -> float:
 
 
 def remove_db(path: Path) -> None:
-    """A SQLite database with its WAL files and the analysis saved beside it (tracker.analysis.data.save_store)."""
+    """A SQLite database with its WAL files (and the analysis folder older versions saved beside it)."""
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     shutil.rmtree(f"{path}-analysis", ignore_errors=True)
@@ -330,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--indicators", type=int, default=40, help="SYNTHETIC indicators (default 40)")
     parser.add_argument("--periods", type=int, default=4, help="periods per indicator (default 4)")
     parser.add_argument("--queries", type=int, default=200, help="warm queries for part 3 (default 200)")
+    parser.add_argument("--visits", type=int, default=20, help="warm visits per view for part 6 (default 20)")
     parser.add_argument("--snapshot-sources", nargs="+", default=None,
                         help="part 2: refresh only these sources (default: tracker.store.prepare, every source)")
     parser.add_argument("--work", default=str(WORK_DIR), help="work folder (default bench/work)")

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
 )
@@ -195,3 +196,27 @@ OBSERVATION_VALUES = (
     "period_start", "period_end", "value", "lci95", "uci95", "lci998", "uci998", "count", "denominator", "note",
     "published_comparison",
 )
+
+
+class AnalysisSave(Base):
+    """One complete save of the precomputed analysis (tracker.analysis.saved): which data version and which analysis
+    code it belongs to. Written in the same transaction as its parts, so its presence means the save is whole."""
+
+    __tablename__ = "analysis_save"
+
+    data_version: Mapped[str] = mapped_column(String(80), primary_key=True)
+    code_digest: Mapped[str] = mapped_column(String(40), primary_key=True)
+    parts: Mapped[int] = mapped_column(Integer)
+    bytes: Mapped[int] = mapped_column(Integer)
+    saved_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class AnalysisPart(Base):
+    """A part of a save: part 0 is its JSON structure, the others one Parquet frame each (data, never code)."""
+
+    __tablename__ = "analysis_part"
+
+    data_version: Mapped[str] = mapped_column(String(80), primary_key=True)
+    code_digest: Mapped[str] = mapped_column(String(40), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)

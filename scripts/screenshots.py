@@ -33,6 +33,13 @@ def free_port() -> int:
 @contextmanager
 def serve(env: dict | None = None, timeout: float = 120):
     """Run `streamlit run streamlit_app.py` on a free local port; yield its base URL; stop it afterwards."""
+    with serve_process(env, timeout) as (base, _proc):
+        yield base
+
+
+@contextmanager
+def serve_process(env: dict | None = None, timeout: float = 120):
+    """serve(), yielding (base URL, the server's process)."""
     port = free_port()
     cmd = [str(ROOT / ".venv" / "bin" / "streamlit"), "run", "streamlit_app.py", "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
@@ -50,7 +57,7 @@ def serve(env: dict | None = None, timeout: float = 120):
                 if proc.poll() is not None or time.time() > deadline:
                     raise RuntimeError(f"streamlit did not start: {proc.stdout.read().decode(errors='replace')[-2000:]}")
                 time.sleep(0.5)
-        yield base
+        yield base, proc
     finally:
         proc.terminate()
         try:

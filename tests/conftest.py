@@ -103,9 +103,6 @@ def snapshot_engine(snapshot_db_file, tmp_path, monkeypatch):
     """A private copy of the snapshot database, with TRACKER_DATABASE_URL pointing at it."""
     target = tmp_path / "snapshot.sqlite"
     shutil.copy(snapshot_db_file, target)
-    saved = Path(f"{snapshot_db_file}-analysis")  # the analysis tracker prepare saved (tracker.analysis.warm)
-    if saved.exists():
-        shutil.copytree(saved, f"{target}-analysis")
     url = f"sqlite:///{target}"
     monkeypatch.setenv("TRACKER_DATABASE_URL", url)
     engine = make_engine(url)

@@ -4,6 +4,7 @@ and the exports read."""
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -166,24 +167,31 @@ def test_indicator_catalog_and_area_info(engine):
 
 
 def test_a_new_process_reads_back_the_analysis_saved_after_the_refresh(snapshot_engine, monkeypatch):
-    """tracker prepare (and every refresh that changes data) precomputes and saves the analysis; a new process
-    (the dashboard's first visitor, `tracker export`) reads it back with the first views' results already in it,
-    and gets exactly what computing it again gives. A damaged save is rebuilt, never an error."""
+    """tracker prepare (and every refresh that changes data) precomputes the analysis and saves it in the database
+    itself; a new process on any host (the dashboard's first visitor, `tracker export`) reads it back with the
+    first views' results already in it, and gets exactly what computing it again gives. No pickle anywhere. A
+    damaged save is rebuilt, never an error."""
     from collections import OrderedDict
 
-    from tracker.analysis import data
+    from sqlalchemy import update
+
+    from db.models import AnalysisPart
+    from tracker.analysis import data, saved
 
     version = analysis.data_version(snapshot_engine)
-    saved = data._saved_path(snapshot_engine, version)
-    assert saved.exists() and str(saved.parent) == f"{snapshot_engine.url.database}-analysis"
+    assert saved.saved_versions(snapshot_engine) == [(version, data.CODE_DIGEST)]
+    assert not list(Path(snapshot_engine.url.database).parent.glob("**/*.pickle"))
     monkeypatch.setattr(data, "_CACHE", OrderedDict())  # as in a new process
+    monkeypatch.setattr(data, "_load", lambda *a: pytest.fail("the saved analysis was not used"))
     store = get_store(snapshot_engine)
     sex = data.headline_sex(store, "life-expectancy")
     assert ("department_summary", "life-expectancy", sex) in store.memo and ("judged_rows",) in store.memo
     from_save = analysis.department_summary(snapshot_engine, "life-expectancy")
     profile_from_save = analysis.place_profile(snapshot_engine, NENC)
+    monkeypatch.undo()
 
-    saved.write_bytes(b"damaged")
+    with snapshot_engine.begin() as conn:
+        conn.execute(update(AnalysisPart).where(AnalysisPart.seq == 1).values(payload=b"damaged"))
     monkeypatch.setattr(data, "_CACHE", OrderedDict())
     rebuilt = get_store(snapshot_engine)
     assert rebuilt.memo == {}  # computed again from the database

@@ -38,9 +38,7 @@ def life_expectancy(code: str, sex: str = "Male", period: str = "2023 - 25") -> 
 def app(snapshot_db_file, tmp_path_factory):
     folder = tmp_path_factory.mktemp("browser")
     shutil.copy(snapshot_db_file, folder / "tracker.sqlite")
-    saved = Path(f"{snapshot_db_file}-analysis")  # the analysis prepare saved: the server starts warm, as after a refresh
-    if saved.exists():
-        shutil.copytree(saved, folder / "tracker.sqlite-analysis")
+    # the copy holds the analysis prepare saved in the database: the server starts warm, as after a refresh
     env = {"TRACKER_DATA_DIR": str(folder), "TRACKER_DATABASE_URL": f"sqlite:///{folder / 'tracker.sqlite'}"}
     with shots.serve(env) as base:
         yield base

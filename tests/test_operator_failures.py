@@ -182,22 +182,31 @@ def test_status_shows_a_killed_run_as_interrupted_without_writing(engine, tmp_pa
 # ---- leftovers and one-line messages ----------------------------------------------------------------------------------
 
 KILLED_WHILE_SAVING = """
-import pickle, sys, time
+import sys, time
 from db.engine import make_engine
+from tracker.analysis import saved
 from tracker.analysis.data import get_store, save_store
 
-def slow_dump(state, handle, protocol=None):
-    handle.write(b"x" * 1_000_000)
-    handle.flush()
-    print("WRITING", flush=True)
-    time.sleep(120)
+real_insert, calls = saved.insert, []
 
-pickle.dump = slow_dump
+def slow_insert(table):
+    calls.append(table)
+    if len(calls) == 3:  # some parts written, inside the save's transaction
+        print("WRITING", flush=True)
+        time.sleep(120)
+    return real_insert(table)
+
+saved.insert = slow_insert
 save_store(get_store(make_engine(sys.argv[1])))
 """
 
 
-def test_a_partial_save_left_by_a_killed_process_is_removed(engine, tmp_path):
+def test_a_save_killed_midway_leaves_nothing_behind(engine, tmp_path):
+    """The analysis is saved in the database in one transaction: a process killed while writing it leaves no part
+    of it (and no file) behind, and the next save works."""
+    from sqlalchemy import func, select
+
+    from db.models import AnalysisPart, AnalysisSave
     from tracker.analysis.data import get_store, save_store
 
     log = tmp_path / "stderr.txt"
@@ -208,12 +217,13 @@ def test_a_partial_save_left_by_a_killed_process_is_removed(engine, tmp_path):
         proc.wait(timeout=10)
     finally:
         proc.kill()
-    folder = Path(f"{engine.url.database}-analysis")
-    left = list(folder.glob("*.tmp"))
-    assert len(left) == 1 and left[0].stat().st_size == 1_000_000
-
-    saved = save_store(get_store(engine))
-    assert saved.exists() and list(folder.glob("*.tmp")) == []
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(AnalysisPart)).scalar() == 0
+        assert conn.execute(select(func.count()).select_from(AnalysisSave)).scalar() == 0
+    assert not list(Path(engine.url.database).parent.glob("**/*.tmp"))
+    assert save_store(get_store(engine)) > 0
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(AnalysisSave)).scalar() == 1
 
 
 def test_a_full_disk_is_one_line_and_keeps_the_data(prepared_db, tmp_path):

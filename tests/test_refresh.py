@@ -170,9 +170,10 @@ def test_a_run_can_be_replayed_from_its_archived_payload(engine, isolated_data_d
         latest = conn.execute(select(Run).order_by(Run.id.desc())).first()
     assert (latest.mode, latest.replay_of, latest.status, latest.rows_changed) == ("replay", first.run_id, "succeeded", 1)
     # new data: the analysis of it was precomputed and saved for the dashboard's next first view
-    from tracker.analysis.data import _saved_path, data_version
+    from tracker.analysis.data import CODE_DIGEST, data_version
+    from tracker.analysis.saved import saved_versions
 
-    assert _saved_path(engine, data_version(engine)).exists()
+    assert saved_versions(engine) == [(data_version(engine), CODE_DIGEST)]
     assert "analysis: saving" in capsys.readouterr().err
     with pytest.raises(SystemExit) as missing:
         main(["replay", "9999"])

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from db.models import Run
-from tracker.analysis import data
+from db.models import AnalysisSave
+from tracker.analysis import data, saved
 from tracker.refresh import refresh
 from tracker.store import warm_analysis
 
@@ -25,6 +26,11 @@ def fresh_process(monkeypatch):
     monkeypatch.setattr(data, "SERVE_PREVIOUS", set())
 
 
+def _saved_at(engine):
+    with engine.connect() as conn:
+        return conn.execute(select(AnalysisSave.saved_at)).scalar_one()
+
+
 def _not_rebuilt(*_args):
     raise AssertionError("the analysis was computed again from the database instead of read from its save")
 
@@ -35,9 +41,8 @@ def test_an_identical_refresh_keeps_the_version_and_the_next_start_reads_the_sav
     assert first[0].status == "succeeded" and first[0].rows_changed > 0
     warm_analysis(initialised_engine)
     version = data.data_version(initialised_engine)
-    saved = data._saved_path(initialised_engine, version)
-    assert saved.exists()
-    written = saved.stat().st_mtime_ns
+    assert saved.saved_versions(initialised_engine) == [(version, data.CODE_DIGEST)]
+    written = _saved_at(initialised_engine)
 
     second = refresh(initialised_engine, SMALL, offline=True)
     assert second[0].status == "succeeded" and second[0].rows_changed == 0
@@ -49,7 +54,7 @@ def test_an_identical_refresh_keeps_the_version_and_the_next_start_reads_the_sav
     monkeypatch.setattr(data, "_load", _not_rebuilt)
     store = data.get_store(initialised_engine)
     assert store.version == version and ("indicator_catalog",) in store.memo  # the warmed results came back
-    assert saved.exists() and saved.stat().st_mtime_ns == written  # the same save, not a new one
+    assert _saved_at(initialised_engine) == written  # the same save, not a new one
 
 
 def test_a_refresh_that_changes_data_changes_the_version(initialised_engine, fresh_process):
@@ -79,5 +84,23 @@ def test_the_dashboard_answers_from_the_previous_analysis_until_the_new_one_is_r
 
     current = data.get_store(initialised_engine)
     assert current.version == new_version and "fuel-poverty-lilee" in set(current.obs["indicator_id"])
-    assert data._saved_path(initialised_engine, new_version).exists()  # saved for the next start
-    assert not data._saved_path(initialised_engine, old_version).exists()  # the old save is gone
+    # saved for the next start, on any host; the old save is gone
+    assert saved.saved_versions(initialised_engine) == [(new_version, data.CODE_DIGEST)]
+
+
+def test_a_dashboard_does_not_build_what_a_refresh_is_about_to_save(initialised_engine, fresh_process):
+    """While a refresh (on any host) is loading sources or computing the analysis it will save, a dashboard answers
+    from the previous save and starts no build of its own: several dashboards never all compute the same thing."""
+    refresh(initialised_engine, SMALL, offline=True)
+    warm_analysis(initialised_engine)
+    old_version = data.data_version(initialised_engine)
+    refresh(initialised_engine, ["desnz_fuel_poverty"], offline=True)  # new data; the refresh's warm not yet run
+    saved.mark_building(initialised_engine, data.CODE_DIGEST)  # as a refresh worker does while it computes
+    data.serve_previous(initialised_engine)
+    assert data.get_store(initialised_engine).version == old_version
+    assert not data._BUILDING  # no build here: the refresh will save it
+    saved.clear_building(initialised_engine)  # the worker failed: the dashboard builds it itself next time
+    assert data.get_store(initialised_engine).version == old_version
+    builder = data._BUILDING[initialised_engine.url.render_as_string(hide_password=False)]
+    builder.join(timeout=300)
+    assert data.get_store(initialised_engine).version != old_version

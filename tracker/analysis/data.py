@@ -2,15 +2,14 @@
 
 A handful of queries (SQLAlchemy Core, bound parameters only) fill a Store; every public function then works
 on pandas frames. The Store is rebuilt when data_version() changes, i.e. when a refresh lands. After a refresh,
-warm() builds it with the results every first view needs and saves it to disk, so a new process (the dashboard's
-first visitor, `tracker export`) reads it back in about a second instead of computing it again."""
+warm() builds it with the results every first view needs and saves it in the database, so a new process (the dashboard's
+first visitor, `tracker export`, a dashboard on another host) reads it back from the database instead of computing
+it again."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import pickle
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, fields
@@ -21,9 +20,10 @@ import pandas as pd
 from sqlalchemy import Engine, String, and_, cast, func, or_, select
 
 from db.models import Area, AreaCodeHistory, AreaLink, Department, Indicator, Observation, Run
+from tracker.analysis import saved
 from tracker.analysis.stats import NOT_COMPARED, SIMILAR, compare, position_words, quintile_labels, rate_ci, wilson_ci
 from tracker.catalog import catalog_fields
-from tracker.config import SNAPSHOT_DIR, paths
+from tracker.config import SNAPSHOT_DIR
 
 log = logging.getLogger("tracker.analysis")
 
@@ -120,23 +120,24 @@ def get_store(engine: Engine) -> Store:
     building = getattr(_local, "stores", None)
     if building is not None:  # the background build's own thread
         if key not in building:
-            building[key] = _read_saved(engine, version) or _load(engine, version)
+            building[key] = _read_saved(engine, version) or _computed(engine, version)
         return building[key]
     with _CACHE_LOCK:
         store = _CACHE.get(key)
-        if store is None and url in SERVE_PREVIOUS and not _saved_path(engine, version).exists():  # else read it
+        if store is None and url in SERVE_PREVIOUS and not saved.exists(engine, version, CODE_DIGEST):  # else read it
             previous = next((s for k, s in reversed(_CACHE.items()) if k[0] == url), None)
             if previous is None:
                 previous = _read_newest_saved(engine)
                 if previous is not None:
                     _CACHE[(url, previous.version)] = previous
             if previous is not None:
-                _build_in_background(engine, url)
+                if not saved.in_progress(engine, CODE_DIGEST):  # else a refresh (maybe on another host) will save it
+                    _build_in_background(engine, url)
                 return previous
         if store is None:
             for old in [k for k in _CACHE if k[0] == url]:
                 del _CACHE[old]
-            store = _CACHE[key] = _read_saved(engine, version) or _load(engine, version)
+            store = _CACHE[key] = _read_saved(engine, version) or _computed(engine, version)
             while len(_CACHE) > MAX_STORES:
                 _CACHE.popitem(last=False)
         _CACHE.move_to_end(key)
@@ -170,6 +171,11 @@ def _build_in_background(engine: Engine, url: str) -> None:
     thread.start()
 
 
+def _computed(engine: Engine, version: str) -> Store:
+    log.info("no saved analysis of data version %s: computing it in this process", version)
+    return _load(engine, version)
+
+
 def _load(engine: Engine, version: str) -> Store:
     a, lk, o, i, d, h = (Area.__table__, AreaLink.__table__, Observation.__table__, Indicator.__table__,
                          Department.__table__, AreaCodeHistory.__table__)
@@ -199,114 +205,34 @@ def _load(engine: Engine, version: str) -> Store:
                  headline_ages=ages, run_finished=runs.set_index("id")["finished_at"], engine=engine)
 
 
-def _saved_path(engine: Engine, version: str) -> Path:
-    """Where the Store of this database and data version is saved: beside a SQLite database file, else in the
-    data folder under a digest of the database URL."""
-    name = f"{version}-{CODE_DIGEST}.pickle"
-    database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
-    if database and database.startswith("file:"):  # a read-only copy opened by URI (db.engine)
-        database = database[len("file:"):]
-    if database and database != ":memory:":
-        return Path(f"{database}-analysis") / name
-    url = engine.url.render_as_string(hide_password=True)
-    return paths().data_dir / "analysis" / hashlib.sha256(url.encode()).hexdigest()[:12] / name
-
-
-def save_store(store: Store) -> Path:
-    """Save the Store and what it has memoised (written whole, then moved into place; older saves removed)."""
-    path = _saved_path(store.engine, store.version)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def save_store(store: Store) -> int:
+    """Save the Store and what it has memoised in the database (tracker.analysis.saved), for every process on every
+    host that reads this database. Returns the bytes written."""
     with store.lock:
         state = {f.name: getattr(store, f.name) for f in fields(store) if f.name not in ("engine", "lock", "memo")}
-        state["memo"] = {k: v for k, v in store.memo.items() if k not in NOT_SAVED}
-        state = _each_frame(state, _compact)
-        _remove_leftovers(path.parent)
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")  # its writer's pid: see _remove_leftovers
-        try:
-            with tmp.open("wb") as handle:
-                pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)  # a full disk or an error leaves no partial file
-    for old in path.parent.glob("*.pickle"):
-        if old != path:
-            old.unlink(missing_ok=True)
-    return path
-
-
-def _remove_leftovers(folder: Path) -> None:
-    """Partial saves (`*.tmp`) of processes that were killed while writing: their writer is gone."""
-    for tmp in folder.glob("*.tmp"):
-        pid = tmp.stem.rsplit(".", 1)[-1]
-        if pid.isdigit() and _alive(int(pid)) and int(pid) != os.getpid():
-            continue  # another process is writing it now
-        tmp.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-TEXT_COLUMNS = "_saved_text_columns"
-
-
-def _each_frame(value, change):
-    """`value` with `change` applied to every DataFrame in it (through tuples and dicts, as the memo holds them)."""
-    if isinstance(value, pd.DataFrame):
-        return change(value)
-    if isinstance(value, tuple):
-        return tuple(_each_frame(v, change) for v in value)
-    if isinstance(value, dict):
-        return {k: _each_frame(v, change) for k, v in value.items()}
-    return value
-
-
-def _compact(frame: pd.DataFrame) -> pd.DataFrame:
-    """For saving: columns of plain text (every cell a str) as categoricals. Far smaller on disk, and read back
-    without creating one Python string per cell (what made reading the save slow). _restore undoes it."""
-    text = [c for c in frame.columns
-            if frame[c].dtype == object and pd.api.types.infer_dtype(frame[c], skipna=False) == "string"]
-    if not text:
-        return frame
-    out = frame.copy(deep=False)
-    for c in text:
-        out[c] = out[c].astype("category")
-    out.attrs = {**frame.attrs, TEXT_COLUMNS: text}
-    return out
-
-
-def _restore(frame: pd.DataFrame) -> pd.DataFrame:
-    for c in frame.attrs.pop(TEXT_COLUMNS, None) or ():
-        frame[c] = frame[c].astype(object)
-    return frame
+        memo = {k: v for k, v in store.memo.items() if k not in NOT_SAVED}
+        structure, parts = saved.encode_state(state, memo)
+    return saved.write(store.engine, store.version, CODE_DIGEST, structure, parts)
 
 
 def _read_newest_saved(engine: Engine) -> Store | None:
     """The analysis saved for an earlier data version by this code (the newest), or None."""
-    folder = _saved_path(engine, "x").parent
-    saved = sorted(folder.glob(f"*-{CODE_DIGEST}.pickle"), key=lambda p: p.stat().st_mtime) if folder.exists() else []
-    return _read_saved(engine, saved[-1].name[: -len(f"-{CODE_DIGEST}.pickle")]) if saved else None
+    versions = [v for v, digest in saved.saved_versions(engine) if digest == CODE_DIGEST]
+    return _read_saved(engine, versions[0]) if versions else None
 
 
 def _read_saved(engine: Engine, version: str) -> Store | None:
-    """The saved Store of this data version, or None (none saved, or unreadable: then it is simply rebuilt).
-    The file is the tracker's own, written by save_store into the tracker's data folder."""
-    path = _saved_path(engine, version)
-    if not path.exists():
-        return None
+    """The saved Store of this data version, or None (none saved, or unreadable: then it is simply rebuilt)."""
     try:
-        with path.open("rb") as handle:
-            state = _each_frame(pickle.load(handle), _restore)
-        return Store(**state, engine=engine)
-    except Exception as exc:  # a damaged or partial file must never stop the analysis
-        log.warning("could not read the saved analysis %s (%s); rebuilding it", path, exc)
+        found = saved.read(engine, version, CODE_DIGEST)
+    except Exception as exc:  # a damaged save, or a database from before migration 0004, must never stop the analysis
+        log.warning("could not read the saved analysis of data version %s (%s); rebuilding it", version, exc)
         return None
+    if found is None:
+        return None
+    state, memo = found
+    log.info("read the saved analysis of data version %s from the database", version)
+    return Store(**state, memo=memo, engine=engine)
 
 
 def _typed(obs: pd.DataFrame) -> pd.DataFrame:

@@ -1,24 +1,31 @@
 """Precomputing, after a refresh lands, what every first view needs, and saving it (tracker.analysis.data.save_store),
-so the dashboard's first visitor and `tracker export` in a new process do not wait for it."""
+so the dashboard's first visitor and `tracker export` in a new process, on any host, do not wait for it."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlalchemy import Engine
 
-from tracker.analysis.data import ENGLAND, get_store, headline_sex, save_store
+from tracker.analysis import saved
+from tracker.analysis.data import CODE_DIGEST, ENGLAND, get_store, headline_sex, save_store
 from tracker.analysis.dependence import all_place_departments, department_summary
 from tracker.analysis.icb import icb_figures
 from tracker.analysis.place import indicator_catalog, latest_observations
 
 
-def warm(engine: Engine, progress=None) -> Path | None:
+def warm(engine: Engine, progress=None) -> int | None:
     """Build the analysis of the current data: comparisons, trends and ICB figures for every area, and for each
     headline outcome (in its headline sex) the associations, department summary and place rankings; then save it.
-    Returns where it was saved, or None when the database holds no observations."""
+    Returns the bytes saved in the database, or None when it holds no observations."""
     say = progress or (lambda _message: None)
     say("reading the data")
+    saved.mark_building(engine, CODE_DIGEST)  # dashboards keep answering from the previous save meanwhile
+    try:
+        return _warm(engine, say)
+    finally:
+        saved.clear_building(engine)  # saved or failed: nothing is being built any more
+
+
+def _warm(engine: Engine, say) -> int | None:
     store = get_store(engine)
     if store.obs.empty:
         return None

@@ -70,6 +70,7 @@ def ensure_database() -> None:
     from db.engine import has_schema, is_current
     from pipelines.registry import all_sources
     from tracker.refresh import has_observations
+    from tracker.analysis.data import serve_previous
     from tracker.store import initialise, prepare
 
     eng = engine()
@@ -93,6 +94,7 @@ def ensure_database() -> None:
                        state="complete" if not failed else "error", expanded=bool(failed))
             for s in failed:
                 box.error(f"{s.source}: {s.error}")
+    serve_previous(eng)  # after a refresh lands, answer from the previous analysis until the new one is ready
     st.session_state["_database_ready"] = True
 
 
@@ -109,10 +111,12 @@ def version() -> str:
 @st.cache_data(ttl=5, show_spinner=False)
 def _data_version(url: str) -> str:
     """Asked of the database at most every 5 seconds: a page makes dozens of cached calls, and a refresh that
-    lands is still seen within seconds."""
-    from tracker.analysis import data_version
+    lands is still seen within seconds. It is the version of the analysis being served: while the analysis of new
+    data is built (tracker.analysis.data.serve_previous), the previous one's, so nothing computed from the previous
+    analysis is cached under the new data's key."""
+    from tracker.analysis.data import get_store
 
-    return data_version(engine())
+    return get_store(engine()).version
 
 
 # Functions that are not in tracker.analysis, and where they live.

@@ -1,0 +1,132 @@
+"""Part 6: page speed as a user sees it. `streamlit run` serves the prepared snapshot database and Debian's Chromium
+(Playwright, /usr/bin/chromium) opens each view by its shared link and waits until the last chart has drawn.
+
+- views: England, an ICB, a county and a local authority (Place page), and the Overview, Indicator, Department and
+  Data pages; the first visit after the server started, then `visits` warm visits (p50 and p95);
+- concurrent visitors: N browser pages at once (one Chromium, a context each: the lightest real client), each on the
+  Place page of a different ICB; the median and slowest time to drawn, against one visitor alone;
+- the server's CPU per render (its process's CPU time over the visits), so the cost of a render is known apart from
+  the browser's on the same two cores."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import statistics
+import time
+
+from bench.common import PROJECT_ROOT, percentile
+
+_spec = importlib.util.spec_from_file_location("screenshots", PROJECT_ROOT / "scripts" / "screenshots.py")
+shots = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(shots)
+
+ICB, COUNTY, LA = "E54000050", "E10000012", "E08000012"
+VIEWS = {
+    "Place: England": "/place?area=E92000001&outcome=life-expectancy&sex=Male",
+    "Place: ICB (E54000050)": f"/place?area={ICB}&outcome=life-expectancy&sex=Male",
+    "Place: county (E10000012)": f"/place?area={COUNTY}&outcome=life-expectancy&sex=Male",
+    "Place: local authority (E08000012)": f"/place?area={LA}&outcome=life-expectancy&sex=Male",
+    "Overview: England": "/?outcome=life-expectancy&sex=Male&geography=ltla",
+    "Indicator (ICB)": f"/indicator?indicator=claimant-count-rate-16-64&area={ICB}&outcome=life-expectancy",
+    "Department (ICB)": f"/department?department=department-for-work-pensions&area={ICB}",
+    "Data (ICB)": f"/data?area={ICB}",
+}
+# Place pages of different ICBs, for the concurrent visitors (NENC, Cheshire and Merseyside, Greater Manchester ...)
+ICBS = ["E54000050", "E54000008", "E54000057", "E54000054", "E54000048", "E54000027", "E54000029", "E54000025",
+        "E54000062", "E54000063", "E54000064", "E54000022", "E54000023", "E54000024", "E54000026", "E54000028",
+        "E54000030", "E54000031", "E54000032", "E54000034"]
+BUSY = "[data-testid=\"stStatusWidget\"], [data-testid=\"stSpinner\"]"
+
+
+def wait_drawn(page, timeout: float = 240_000) -> None:
+    """Until the page script has run to its end and every chart has drawn: the navigation is there, no "running"
+    widget or spinner, every plotly chart has its SVG. Checked again a moment later, as a rerun can follow a run."""
+    page.wait_for_selector("[data-testid='stSidebarNav']", timeout=timeout)
+    for _ in range(2):
+        page.wait_for_function(f"() => !document.querySelector('{BUSY}')", timeout=timeout)
+        page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
+                               ".every(c => c.querySelector('.main-svg'))", timeout=timeout)
+        page.wait_for_timeout(150)
+
+
+def visit(context, url: str) -> float:
+    """Seconds from navigation to the last chart drawn, in a new tab (a new Streamlit session)."""
+    page = context.new_page()
+    try:
+        t = time.perf_counter()
+        page.goto(url)
+        wait_drawn(page)
+        return time.perf_counter() - t
+    finally:
+        page.close()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc), the server's share of the machine."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+DRAWN = ("() => !!document.querySelector(\"[data-testid='stSidebarNav']\") && !document.querySelector('" + BUSY + "')"
+         " && [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')].every(c => c.querySelector('.main-svg'))")
+
+
+def _concurrent(browser, base: str, n: int, pid: int) -> dict:
+    """n visitors open the Place page of n different ICBs at once; each one's seconds to drawn. Playwright's sync
+    API is one thread, so the pages load concurrently in the browser and are polled in turn (every 50 ms)."""
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(n)]
+    pages = [c.new_page() for c in contexts]
+    cpu = _cpu_seconds(pid)
+    t0 = time.perf_counter()
+    for i, page in enumerate(pages):
+        page.goto(base + f"/place?area={ICBS[i % len(ICBS)]}&outcome=life-expectancy&sex=Male", wait_until="commit")
+    done: dict[int, float] = {}
+    seen_once: dict[int, float] = {}
+    deadline = t0 + 600
+    while len(done) < n and time.perf_counter() < deadline:
+        for i, page in enumerate(pages):
+            if i in done:
+                continue
+            if page.evaluate(DRAWN):
+                if i in seen_once and time.perf_counter() - seen_once[i] >= 0.15:  # still drawn a moment later
+                    done[i] = seen_once[i] - t0
+                seen_once.setdefault(i, time.perf_counter())
+            else:
+                seen_once.pop(i, None)
+        time.sleep(0.05)
+    for c in contexts:
+        c.close()
+    times = list(done.values())
+    return {"visitors": n, "finished": len(times), "median_seconds": round(statistics.median(times), 2),
+            "slowest_seconds": round(max(times), 2), "server_cpu_seconds": round(_cpu_seconds(pid) - cpu, 2)}
+
+
+def measure(visits: int = 20, concurrency: tuple[int, ...] = (1, 5, 10)) -> dict:
+    """Child task (TRACKER_DATABASE_URL points at the prepared snapshot database)."""
+    from playwright.sync_api import sync_playwright
+
+    out: dict = {"visits": visits, "views": [], "concurrent": []}
+    started = time.perf_counter()
+    with shots.serve_process() as (base, server), sync_playwright() as p:
+        out["server_start_seconds"] = round(time.perf_counter() - started, 2)
+        pid = server.pid
+        browser = p.chromium.launch(executable_path=shots.CHROMIUM, args=shots.CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        for name, path in VIEWS.items():
+            first = visit(context, base + path)
+            cpu = _cpu_seconds(pid)
+            warm = [visit(context, base + path) for _ in range(visits)]
+            out["views"].append({"view": name, "path": path, "first_seconds": round(first, 2),
+                                 "warm_p50": round(percentile(warm, 50), 2), "warm_p95": round(percentile(warm, 95), 2),
+                                 "server_cpu_per_warm_render": round((_cpu_seconds(pid) - cpu) / visits, 3)})
+        for n in concurrency:
+            out["concurrent"].append(_concurrent(browser, base, n, pid))
+        browser.close()
+    single = out["concurrent"][0]["median_seconds"] if out["concurrent"] else None
+    for row in out["concurrent"]:
+        row["ratio_to_one"] = round(row["median_seconds"] / single, 2) if single else None
+    out["load_average_after"] = round(os.getloadavg()[0], 2)
+    return out
+

@@ -1,0 +1,254 @@
+"""The precomputed analysis of one data version, saved in the tracker's own database (tables analysis_save and
+analysis_part, migration 0004), so every dashboard process on every host reads the same result and none computes it
+again. No pickle: frames are stored as Parquet (data, never code) and the structure around them as JSON.
+
+A save is written in one transaction, so a reader sees all of it or none of it. It is keyed by the data version and
+by a digest of the analysis code (tracker.analysis.data.CODE_DIGEST): new code never reads an old save."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, delete, insert, select
+
+from db.models import AnalysisPart, AnalysisSave, Meta, Run
+
+log = logging.getLogger("tracker.analysis")
+
+STRUCTURE = 0  # part 0 holds the JSON structure; parts 1.. hold one Parquet frame each
+
+
+class NotStorable(TypeError):
+    """A value with no faithful Parquet/JSON form: that memo entry is not saved (it is rebuilt when first used)."""
+
+
+JSON_COLUMNS = "_saved_json_columns"
+OBJECT_COLUMNS = "_saved_object_columns"  # text kept in object columns (the analysis filters those fastest)
+OBJECT_INDEX = "_saved_object_index"
+NAN_MARK = "\x00nan:"  # a saved frame's extra column: where an object column held NaN, not None
+
+
+def _frame_bytes(frame: pd.DataFrame) -> bytes:
+    """A frame as Parquet. Object columns that are not plain text (lists from JSON fields, mixed numbers and text)
+    are stored as JSON text and named in the frame's attrs, so reading gives back the same Python values."""
+    if not all(isinstance(c, str) for c in frame.columns):
+        raise NotStorable("column names must be text")
+    as_json = [c for c in frame.columns if frame[c].dtype == object
+               and pd.api.types.infer_dtype(frame[c], skipna=True) not in ("string", "empty", "boolean")]
+    # text in object columns, and which missing values were NaN rather than None (both mean "no value" to pandas,
+    # but a reader comparing with `is None` would see the difference)
+    as_object = [c for c in frame.columns if frame[c].dtype == object and c not in as_json]
+    frame = frame.copy(deep=False)
+    for c in as_object:
+        nan = np.fromiter((isinstance(v, float) for v in frame[c]), bool, len(frame)) if frame[c].isna().any() else None
+        if nan is not None and nan.any():
+            frame[NAN_MARK + c] = nan
+    for c in as_json:
+        frame[c] = [None if _missing(v) else _json(v) for v in frame[c]]
+    # Parquet gives text back in pandas' own string dtype: the attrs say which columns to turn back into objects
+    frame.attrs = {**frame.attrs, JSON_COLUMNS: as_json, OBJECT_COLUMNS: as_object,
+                   OBJECT_INDEX: [i for i, level in enumerate(_levels(frame.index)) if level.dtype == object]}
+    buffer = io.BytesIO()
+    try:
+        frame.to_parquet(buffer, engine="pyarrow", compression="zstd")
+    except (ValueError, TypeError, ImportError) as exc:  # pyarrow's own type errors are ValueError/TypeError
+        raise NotStorable(str(exc)) from exc
+    return buffer.getvalue()
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def _json(value) -> str:
+    try:
+        return json.dumps(value.item() if isinstance(value, np.generic) else value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise NotStorable(f"{type(value).__name__} in a column") from exc
+
+
+def _read_frame(payload: bytes) -> pd.DataFrame:
+    frame = pd.read_parquet(io.BytesIO(payload), engine="pyarrow")
+    for c in frame.attrs.pop(OBJECT_COLUMNS, None) or ():
+        values = frame[c].array.to_numpy(dtype=object, na_value=None)
+        if NAN_MARK + c in frame.columns:
+            values[frame.pop(NAN_MARK + c).to_numpy()] = np.nan
+        frame[c] = pd.Series(values, index=frame.index, dtype=object)
+    for c in frame.attrs.pop(JSON_COLUMNS, None) or ():
+        frame[c] = pd.Series([None if v is None else json.loads(v) for v in frame[c]], index=frame.index, dtype=object)
+    objects = frame.attrs.pop(OBJECT_INDEX, None) or ()
+    if objects:
+        levels = [level.astype(object) if i in objects else level for i, level in enumerate(_levels(frame.index))]
+        frame.index = pd.MultiIndex.from_arrays(levels) if isinstance(frame.index, pd.MultiIndex) else levels[0]
+    return frame
+
+
+def _levels(index: pd.Index) -> list[pd.Index]:
+    if isinstance(index, pd.MultiIndex):
+        return [index.get_level_values(i) for i in range(index.nlevels)]
+    return [index]
+
+
+def encode(value, parts: list[bytes]):
+    """`value` as JSON-able structure; frames and series are appended to `parts` and referred to by number."""
+    if isinstance(value, pd.DataFrame):
+        parts.append(_frame_bytes(value))
+        return {"frame": len(parts)}
+    if isinstance(value, pd.Series):
+        parts.append(_frame_bytes(value.to_frame(name="values")))
+        return {"series": len(parts), "name": encode(value.name, parts)}
+    if isinstance(value, (set, frozenset)):
+        return {"frozenset" if isinstance(value, frozenset) else "set": [encode(v, parts) for v in sorted(value, key=repr)]}
+    if isinstance(value, tuple):
+        return {"tuple": [encode(v, parts) for v in value]}
+    if isinstance(value, list):
+        return {"list": [encode(v, parts) for v in value]}
+    if isinstance(value, dict):
+        return {"dict": [[encode(k, parts), encode(v, parts)] for k, v in value.items()]}
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return {"float": repr(value)}
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return {"v": value}
+    if isinstance(value, pd.Timestamp):
+        return {"timestamp": value.isoformat()}
+    raise NotStorable(f"{type(value).__name__} values are not saved")
+
+
+def decode(node, parts: dict[int, bytes]):
+    (kind, content), = ((k, v) for k, v in node.items() if k != "name")
+    if kind == "frame":
+        return _read_frame(parts[content])
+    if kind == "series":
+        series = _read_frame(parts[content])["values"]
+        series.name = decode(node["name"], parts)
+        return series
+    if kind in ("set", "frozenset", "tuple", "list"):
+        items = [decode(v, parts) for v in content]
+        return {"set": set, "frozenset": frozenset, "tuple": tuple, "list": list}[kind](items)
+    if kind == "dict":
+        return {decode(k, parts): decode(v, parts) for k, v in content}
+    if kind == "float":
+        return float(content)
+    if kind == "timestamp":
+        return pd.Timestamp(content)
+    return content
+
+
+def encode_state(state: dict, memo: dict) -> tuple[dict, list[bytes]]:
+    """The Store's fields and its memo as (structure, parts). Memo entries that cannot be stored are left out."""
+    parts: list[bytes] = []
+    structure = {"fields": {name: encode(value, parts) for name, value in state.items()}, "memo": []}
+    for key, value in memo.items():
+        mark = len(parts)
+        try:
+            structure["memo"].append([encode(key, parts), encode(value, parts)])
+        except NotStorable as exc:
+            del parts[mark:]
+            log.debug("not saving %r: %s", key, exc)
+    return structure, parts
+
+
+def decode_state(structure: dict, parts: dict[int, bytes]) -> tuple[dict, dict]:
+    state = {name: decode(node, parts) for name, node in structure["fields"].items()}
+    memo = {decode(k, parts): decode(v, parts) for k, v in structure["memo"]}
+    return state, memo
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def write(engine: Engine, version: str, digest: str, structure: dict, parts: list[bytes]) -> int:
+    """Save one version in one transaction, replacing any older save; returns the bytes written."""
+    payloads = [json.dumps(structure).encode()] + parts
+    rows = [{"data_version": version, "code_digest": digest, "seq": i, "payload": p} for i, p in enumerate(payloads)]
+    size = sum(len(p) for p in payloads)
+    with engine.begin() as conn:
+        conn.execute(delete(AnalysisPart).where(AnalysisPart.data_version == version, AnalysisPart.code_digest == digest))
+        conn.execute(delete(AnalysisSave).where(AnalysisSave.data_version == version, AnalysisSave.code_digest == digest))
+        for row in rows:  # one at a time: a driver must not hold every part twice over in one statement
+            conn.execute(insert(AnalysisPart).values(**row))
+        conn.execute(insert(AnalysisSave).values(data_version=version, code_digest=digest, parts=len(rows), bytes=size,
+                                                 saved_at=_now()))
+        conn.execute(delete(Meta).where(Meta.key == BUILDING))
+    with engine.begin() as conn:  # older saves of this code are of no use once a newer one is complete; other
+        # code's saves are kept a day, for the hosts of a rolling upgrade still running it
+        stale = select(AnalysisSave.data_version, AnalysisSave.code_digest).where(
+            ((AnalysisSave.code_digest == digest) & (AnalysisSave.data_version != version))
+            | ((AnalysisSave.code_digest != digest) & (AnalysisSave.saved_at < _now() - timedelta(days=1))))
+        for old_version, old_digest in conn.execute(stale).all():
+            conn.execute(delete(AnalysisPart).where(AnalysisPart.data_version == old_version,
+                                                    AnalysisPart.code_digest == old_digest))
+            conn.execute(delete(AnalysisSave).where(AnalysisSave.data_version == old_version,
+                                                    AnalysisSave.code_digest == old_digest))
+    return size
+
+
+def read(engine: Engine, version: str, digest: str) -> tuple[dict, dict] | None:
+    """(state, memo) of the saved version, or None when there is none."""
+    with engine.connect() as conn:
+        saved = conn.execute(select(AnalysisSave.parts).where(AnalysisSave.data_version == version,
+                                                               AnalysisSave.code_digest == digest)).scalar()
+        if saved is None:
+            return None
+        parts = dict(conn.execute(select(AnalysisPart.seq, AnalysisPart.payload).where(
+            AnalysisPart.data_version == version, AnalysisPart.code_digest == digest)).all())
+    if len(parts) != saved:
+        raise ValueError(f"the saved analysis has {len(parts)} of its {saved} parts")
+    return decode_state(json.loads(parts.pop(STRUCTURE)), parts)
+
+
+def exists(engine: Engine, version: str, digest: str) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(select(AnalysisSave.parts).where(AnalysisSave.data_version == version,
+                                                              AnalysisSave.code_digest == digest)).first() is not None
+
+
+BUILDING = "analysis_building"  # meta key: "<code digest> <ISO time>" while a refresh computes the analysis to save
+RUN_HOURS = 6  # a run or a build started longer ago than this is taken to have died (its process was killed)
+
+
+def mark_building(engine: Engine, digest: str) -> None:
+    """Say, in the database, that this process is computing the analysis to save (warm), so dashboards on every host
+    keep answering from the previous save meanwhile instead of each computing it too. write() clears it."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(delete(Meta).where(Meta.key == BUILDING))
+            conn.execute(insert(Meta).values(key=BUILDING, value=f"{digest} {_now().isoformat()}"))
+    except Exception:  # noqa: BLE001 - a read-only database: the save fails later and says so
+        log.debug("could not set the analysis-building mark", exc_info=True)
+
+
+def clear_building(engine: Engine) -> None:
+    try:
+        with engine.begin() as conn:
+            conn.execute(delete(Meta).where(Meta.key == BUILDING))
+    except Exception:  # noqa: BLE001 - a read-only database never had the mark
+        log.debug("could not clear the analysis-building mark", exc_info=True)
+
+
+def in_progress(engine: Engine, digest: str) -> bool:
+    """A refresh is loading sources, or computing the analysis this code will save: a newer save is coming."""
+    since = _now() - timedelta(hours=RUN_HOURS)
+    with engine.connect() as conn:
+        if conn.execute(select(Run.id).where(Run.status == "running", Run.started_at >= since)).first():
+            return True
+        mark = conn.execute(select(Meta.value).where(Meta.key == BUILDING)).scalar()
+    if not mark:
+        return False
+    mark_digest, _, when = mark.partition(" ")
+    return mark_digest == digest and datetime.fromisoformat(when) >= since
+
+
+def saved_versions(engine: Engine) -> list[tuple[str, str]]:
+    """(data version, code digest) of every complete save, newest first."""
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(AnalysisSave.data_version, AnalysisSave.code_digest)
+                                               .order_by(AnalysisSave.saved_at.desc())).all()]
