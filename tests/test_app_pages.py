@@ -270,9 +270,9 @@ def test_place_compares_hartlepool_with_its_ons_similar_areas(open_page):
     own = life_expectancy(HARTLEPOOL)
     assert le["Similar areas"] == f"{sum(peers) / len(peers):.1f}"  # the mean of the 19 English neighbours
     assert le["Value"] == f"{own:.1f}"
-    # published without confidence intervals: compared with England by fifths, so not tested against the peers;
-    # its position among them instead
-    assert le["vs England"].endswith("fifth") and le["vs similar areas"] == "Not compared"
+    # published without confidence intervals: against England the publisher's own judgement (Fingertips says
+    # "Worse"); against the peers no test can be made, so its position among them instead
+    assert le["vs England"] == "Worse (95%)" and le["vs similar areas"] == "Not compared"
     assert le["Position"] == f"{sum(p > own for p in peers) + 1} of 20"
 
     # rank against similar areas instead of England; then another ONS model

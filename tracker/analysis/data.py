@@ -23,7 +23,7 @@ from db.models import Area, AreaCodeHistory, AreaLink, Department, Indicator, Ob
 from tracker.analysis import saved
 from tracker.analysis.stats import NOT_COMPARED, SIMILAR, compare, position_words, quintile_labels, rate_ci, wilson_ci
 from tracker.catalog import catalog_fields
-from tracker.config import SNAPSHOT_DIR
+from tracker.config import CATALOG_DIR, SNAPSHOT_DIR
 
 log = logging.getLogger("tracker.analysis")
 
@@ -32,8 +32,10 @@ POPULATION_FILE = SNAPSHOT_DIR / "population" / "ons_mid2020_population_single_y
 POPULATION_NOTE = "ONS mid-2020 population estimates (2021 districts, merged into 2024 local authorities)"
 OBS_COLUMNS = ["indicator_id", "area_code", "period", "period_start", "period_end", "sex", "age", "value", "lci95",
                "uci95", "lci998", "uci998", "count", "denominator", "note", "published_comparison", "run_id"]
-# A saved Store is read back only by the code that wrote it: the key includes a digest of this package's source.
-CODE_DIGEST = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(Path(__file__).parent.glob("*.py")))).hexdigest()[:12]
+# A saved Store is read back only by the code that wrote it: the key includes a digest of this package's source and
+# of the catalog it was computed with (a changed ci_method or polarity changes the analysis without new data).
+CODE_DIGEST = hashlib.sha256(b"".join(p.read_bytes() for p in [*sorted(Path(__file__).parent.glob("*.py")),
+                                                               *sorted(CATALOG_DIR.glob("*.yaml"))])).hexdigest()[:12]
 NOT_SAVED = {("by_indicator",), ("obs_by_area",)}  # memoised results cheaper to rebuild than to save and read back
 
 

@@ -31,7 +31,8 @@ def render() -> None:
     _headlines(profile, cat)
 
     kind = similar.peers_section(code, info, cat)
-    profile = c.fetch("place_peer_profile", code, kind).join(cat[["producer", "source_url"]], on="indicator_id")
+    profile = c.fetch("place_peer_profile", code, kind, sex=sex).join(cat[["producer", "source_url", "decimals"]],
+                                                                      on="indicator_id")
     similar.headline_peers(profile)
 
     st.subheader("The departments this place's health depends on")
