@@ -28,13 +28,15 @@ def test_an_icb_figure_of_a_dsr_says_it_is_an_approximate_average_without_a_ci(e
     assert got["method"] == WEIGHTED_DSR and got["approximate"]
     assert "age band" in got["note"] and "no confidence interval" in got["note"]
     assert np.isnan(got["lci95"]) and np.isnan(got["uci95"]) and np.isnan(got["count"])
-    assert got["comparison_level"] == "quintile"
+    # no CI: never tested against England; its position among the 42 ICBs instead
+    assert got["comparison_label"] == "Not compared" and got["position"].endswith("fifth")
 
 
 def test_cis_are_filled_from_counts_for_a_crude_rate_but_never_for_a_dsr():
     """CONSTRUCTED: the same count, population and value (40 events in 20,000 = 200 per 100,000) as a crude rate
     and as a DSR that happens to equal its crude rate."""
-    indicators = pd.DataFrame({"value_type": ["rate", "rate"], "multiplier": [100_000.0, 100_000.0]},
+    indicators = pd.DataFrame({"value_type": ["rate", "rate"], "multiplier": [100_000.0, 100_000.0],
+                               "ci_method": ["byar", "published"]},
                               index=["dfe-first-time-entrants-youth-justice", "preventable-mortality-u75"])
     obs = pd.DataFrame({"indicator_id": indicators.index, "value": [200.0, 200.0], "count": [40.0, 40.0],
                         "denominator": [20_000.0, 20_000.0], "lci95": np.nan, "uci95": np.nan, "lci998": np.nan,

@@ -14,7 +14,7 @@ from tests.test_app_pages import database_url, life_expectancy, open_page, texts
 from tracker.catalog import load_catalog
 
 LIVERPOOL, CHESHIRE_MERSEYSIDE, HARTLEPOOL, ENGLAND = "E08000012", "E54000008", "E06000001", "E92000001"
-FIRST_COLUMNS = ["Indicator", "Value", "England", "Comparison"]
+FIRST_COLUMNS = ["Indicator", "Value", "England", "Compared with England"]
 
 
 def cards(at) -> str:
@@ -89,7 +89,7 @@ def test_no_raw_none_in_department_and_freshness_tables(open_page):
     freshness = at.dataframe[0].value
     assert freshness.notna().all().all() and not (freshness == "None").any().any()
     nomis = freshness[freshness["Source"].str.startswith("NOMIS")].iloc[0]  # never loaded offline
-    assert (nomis["Last success"], nomis["Latest period"], nomis["Age (days)"]) == ("–", "–", "–")
+    assert (nomis["Last checked"], nomis["Latest period"], nomis["Released by the publisher"]) == ("–", "–", "–")
 
 
 def test_england_chart_is_not_england_and_england_and_periods_are_counted_right(open_page):

@@ -59,7 +59,8 @@ def test_refresh_summary_in_a_log_keeps_each_source_on_one_line(capsys):
     _print_summaries([summary], "text")
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "Refresh summary"
-    assert out[2].split() == ["desnz_fuel_poverty", "succeeded", "34090", "34082", "34082", "0", "8", "5.2"]
+    assert out[1].split()[5:7] == ["removed", "kept"]
+    assert out[2].split() == ["desnz_fuel_poverty", "succeeded", "34090", "34082", "34082", "0", "0", "0", "8", "5.2"]
 
 
 def test_export_without_output_in_the_project_folder_goes_to_the_data_folder(snapshot_db_file, tmp_path,

@@ -307,6 +307,8 @@ def thin_database(snapshot_db_file, tmp_path, monkeypatch):
                 f"INSERT INTO observation ({cols}, sex) SELECT {cols}, :sex FROM observation "
                 f"WHERE indicator_id = 'life-expectancy' AND sex = 'Male' AND area_code IN {areas} "
                 "AND period = (SELECT MAX(period) FROM observation WHERE indicator_id = 'life-expectancy')"), {"sex": sex})
+        conn.execute(text("DELETE FROM analysis_part"))  # changed behind the saved analysis' back: build it again
+        conn.execute(text("DELETE FROM analysis_save"))
     engine.dispose()
     monkeypatch.setenv("TRACKER_DATABASE_URL", f"sqlite:///{target}")
     return target
@@ -343,6 +345,8 @@ def test_a_failed_excel_export_says_why_on_the_page(prepared_db, tmp_path, monke
     engine = make_engine(f"sqlite:///{target}")
     with engine.begin() as conn:  # as a database loaded before non-finite values were refused could hold
         conn.execute(text("UPDATE observation SET value = 9e999 WHERE area_code = 'E06000001'"))
+        conn.execute(text("DELETE FROM analysis_part"))  # changed behind the saved analysis' back: build it again
+        conn.execute(text("DELETE FROM analysis_save"))
     engine.dispose()
     monkeypatch.setenv("TRACKER_DATABASE_URL", f"sqlite:///{target}")
     at = AppTest.from_file(str(PROJECT_ROOT / "streamlit_app.py"), default_timeout=300)
