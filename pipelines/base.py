@@ -7,7 +7,6 @@ are shared (pipelines.validate, tracker.refresh, db.load), so every source behav
 from __future__ import annotations
 
 import csv
-import gzip
 import hashlib
 import io
 import zlib
