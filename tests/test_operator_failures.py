@@ -359,3 +359,22 @@ def test_a_failed_excel_export_says_why_on_the_page(prepared_db, tmp_path, monke
     assert [b.label for b in at.get("download_button")] == ["Download CSV", "Data dictionary (CSV)"]
     (error,) = [e.value for e in at.error]
     assert error.startswith("The Excel file could not be made: ") and "NAN/INF" in error
+
+
+def test_the_dashboard_workbook_is_made_again_for_new_data(prepared_db, tmp_path, monkeypatch):
+    """The Excel file is cached by the database and its data version: after a refresh (here: another database with
+    a changed figure) the page makes it again instead of serving the previous data's workbook."""
+    from tracker.app.pages import data as data_page
+
+    changed = tmp_path / "changed.sqlite"
+    shutil.copy(prepared_db, changed)
+    engine = make_engine(f"sqlite:///{changed}")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE observation SET value = 9e999 WHERE area_code = 'E06000001'"))
+    engine.dispose()
+    monkeypatch.setenv("TRACKER_DATABASE_URL", f"sqlite:///{prepared_db}")
+    before = data_page._workbook(f"sqlite:///{prepared_db}#1", "E06000001", (), False)
+    assert before.startswith(b"PK")  # an xlsx is a zip
+    monkeypatch.setenv("TRACKER_DATABASE_URL", f"sqlite:///{changed}")
+    with pytest.raises(TypeError, match="NAN/INF"):  # made from the changed figures, not the cached workbook
+        data_page._workbook(f"sqlite:///{changed}#2", "E06000001", (), False)

@@ -24,7 +24,9 @@ def pack(area: str, fmt: str, departments: tuple[str, ...], all_periods: bool) -
 
 
 @st.cache_data(show_spinner="Making the Excel file…", max_entries=16)
-def _workbook(_version: str, area: str, departments: tuple[str, ...], all_periods: bool) -> bytes:
+def _workbook(version: str, area: str, departments: tuple[str, ...], all_periods: bool) -> bytes:
+    # `version` (database and data version) is part of the cache key: a refresh must not serve the old workbook.
+    # (Streamlit leaves arguments whose names start with "_" out of the key.)
     return pack(area, "xlsx", departments, all_periods)
 
 
