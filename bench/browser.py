@@ -6,7 +6,8 @@
 - concurrent visitors: N browser pages at once (one Chromium, a context each: the lightest real client), each on the
   Place page of a different ICB; the median and slowest time to drawn, against one visitor alone;
 - the server's CPU per render (its process's CPU time over the visits), so the cost of a render is known apart from
-  the browser's on the same two cores."""
+  the browser's on the same two cores;
+- the server process's memory (resident now and its peak) after the views and after the concurrent visitors."""
 
 from __future__ import annotations
 
@@ -37,12 +38,15 @@ ICBS = ["E54000050", "E54000008", "E54000057", "E54000054", "E54000048", "E54000
         "E54000062", "E54000063", "E54000064", "E54000022", "E54000023", "E54000024", "E54000026", "E54000028",
         "E54000030", "E54000031", "E54000032", "E54000034"]
 BUSY = "[data-testid=\"stStatusWidget\"], [data-testid=\"stSpinner\"]"
+TITLE = "[data-testid=\"stMain\"] h1"  # every page starts with its title: its script has started
 
 
 def wait_drawn(page, timeout: float = 240_000) -> None:
-    """Until the page script has run to its end and every chart has drawn: the navigation is there, no "running"
-    widget or spinner, every plotly chart has its SVG. Checked again a moment later, as a rerun can follow a run."""
+    """Until the page script has run to its end and every chart has drawn: the navigation and the page's title are
+    there, no "running" widget or spinner, every plotly chart has its SVG. Checked again a moment later, as a rerun
+    can follow a run."""
     page.wait_for_selector("[data-testid='stSidebarNav']", timeout=timeout)
+    page.wait_for_selector(TITLE, timeout=timeout)  # else a page whose script has not started yet looks drawn
     for _ in range(2):
         page.wait_for_function(f"() => !document.querySelector('{BUSY}')", timeout=timeout)
         page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
@@ -69,7 +73,14 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-DRAWN = ("() => !!document.querySelector(\"[data-testid='stSidebarNav']\") && !document.querySelector('" + BUSY + "')"
+def _memory_mb(pid: int) -> dict:
+    """The server process's resident memory now and its high-water mark (Linux /proc VmRSS, VmHWM), in MiB."""
+    fields = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines() if ":" in line)
+    return {key: round(int(fields[name].split()[0]) / 1024) for key, name in (("now", "VmRSS"), ("peak", "VmHWM"))}
+
+
+DRAWN = ("() => !!document.querySelector(\"[data-testid='stSidebarNav']\") && !!document.querySelector('" + TITLE + "')"
+         " && !document.querySelector('" + BUSY + "')"
          " && [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')].every(c => c.querySelector('.main-svg'))")
 
 
@@ -121,8 +132,10 @@ def measure(visits: int = 20, concurrency: tuple[int, ...] = (1, 5, 10)) -> dict
             out["views"].append({"view": name, "path": path, "first_seconds": round(first, 2),
                                  "warm_p50": round(percentile(warm, 50), 2), "warm_p95": round(percentile(warm, 95), 2),
                                  "server_cpu_per_warm_render": round((_cpu_seconds(pid) - cpu) / visits, 3)})
+        out["server_memory_after_views_mb"] = _memory_mb(pid)
         for n in concurrency:
             out["concurrent"].append(_concurrent(browser, base, n, pid))
+        out["server_memory_mb"] = _memory_mb(pid)
         browser.close()
     single = out["concurrent"][0]["median_seconds"] if out["concurrent"] else None
     for row in out["concurrent"]:

@@ -16,6 +16,7 @@ PAGE_GOAL_S = 1.5
 BROWSER_WARM_GOAL_S = 2  # part 6: navigation to the last chart drawn, p95 of the warm visits
 BROWSER_FIRST_GOAL_S = 4  # and the first visit after the server started
 CONCURRENT_GOAL_RATIO = 3  # 10 visitors at once: median within 3x one visitor's
+DASHBOARD_MEMORY_GOAL_MB = 300  # part 6: one dashboard process's peak resident memory on the snapshot
 FRESH_GOAL_S = 120  # part 7: fresh clone to the first chart, cold package cache
 NAMES = {"tracker": "tracker (run_source)", "sqlite_utils": "sqlite-utils", "pandas": "pandas to_sql",
          "raw": "raw sqlite3 executemany"}
@@ -222,6 +223,11 @@ def goals(results: dict) -> list[dict]:
                     c["ratio_to_one"] is not None and c["ratio_to_one"] <= CONCURRENT_GOAL_RATIO,
                     f"the server spent {c['server_cpu_seconds']:.1f} s CPU on the 10 renders: one Python process, "
                     "its page scripts share one interpreter lock, and Chromium draws 10 pages on the same two cores")
+        if "server_memory_mb" in b:
+            peak = b["server_memory_mb"]["peak"]
+            add("6 browser", f"one dashboard process's peak memory <= {DASHBOARD_MEMORY_GOAL_MB} MB", f"{peak} MB",
+                peak <= DASHBOARD_MEMORY_GOAL_MB, "each process holds the whole analysis (every observation and its "
+                "derived frames, read from the saved analysis) in memory; pages do not query slices of it")
     elif b:
         add("6 browser", "browser goals", b.get("not_measured") or "failed", None if "not_measured" in b else False,
             b.get("not_measured") or b.get("error", "")[-300:])
@@ -476,6 +482,10 @@ def markdown(results: dict) -> str:
         lines += _table(["visitors", "median s", "slowest s", "x one visitor", "server CPU s"],
                         [[c["visitors"], c["median_seconds"], c["slowest_seconds"], c["ratio_to_one"],
                           c["server_cpu_seconds"]] for c in b["concurrent"]])
+        if "server_memory_mb" in b:
+            views, end = b["server_memory_after_views_mb"], b["server_memory_mb"]
+            lines += [f"The server process's resident memory: {views['now']} MB after the views (peak {views['peak']} MB), "
+                      f"{end['now']} MB after the concurrent visitors (peak {end['peak']} MB).", ""]
     else:
         lines += [f"Not measured: {(b or {}).get('not_measured') or (b or {}).get('error', 'part not run')}.", ""]
 
