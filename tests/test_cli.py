@@ -6,17 +6,8 @@ import io
 import json
 
 import pandas as pd
-import pytest
 
-from tracker.cli import main
-
-
-def run(capsys, *args):
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return exit_info.value.code or 0, out, err
+from tests.cli_helpers import run_cli as run
 
 
 def test_departments_csv_flags_dhsc(capsys):

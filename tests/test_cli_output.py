@@ -9,21 +9,12 @@ import subprocess
 from datetime import date
 from pathlib import Path
 
-import pytest
 
-from tracker.cli import main
+from tests.cli_helpers import run_cli as run
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACKER = ROOT / ".venv" / "bin" / "tracker"
 NENC, HARTLEPOOL = "E54000050", "E06000001"
-
-
-def run(capsys, *args):
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return exit_info.value.code or 0, out, err
 
 
 def test_export_into_a_pipe_that_closes_early_ends_quietly(snapshot_db_file, tmp_path):

@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from db.engine import make_engine
 from tracker import exports
+from tests.cli_helpers import run_cli as run
 from tracker.cli import main
 from tracker.config import GEOGRAPHY_DIR, SNAPSHOT_DIR
 
@@ -116,14 +117,6 @@ def row(frame: pd.DataFrame, area: str, indicator: str, sex: str = "Persons") ->
     found = frame[(frame["Area code"] == area) & (frame["Indicator ID"] == indicator) & (frame["Sex"] == sex)]
     assert len(found) == 1, (area, indicator, sex, len(found))
     return found.iloc[0]
-
-
-def run(capsys, *args):
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return exit_info.value.code or 0, out, err
 
 
 # ---------------------------------------------------------------------------------------------------------------
