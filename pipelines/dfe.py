@@ -2,17 +2,29 @@
 Explore Education Statistics (EES) public API (live).
 
 Catalog options used here:
-  source_id        LAIT measure code (e.g. AVG_Attain8_Score).
+  source_id        LAIT measure code (e.g. AVG_Attain8_Score), or for an indicator only EES publishes, its EES column.
   lait_breakdowns  {LAIT measure code: [category_type, category]}: breakdowns kept as categories.
   ees_column       the indicator's column in DfE's EES files (the NCCIS files and the EES API data sets).
+  ees_column_aliases  other names the same column has had in the data set (DfE renamed KS4 and children's social
+                   care columns in 2025: avg_att8 -> attainment8_average, Re_referrals_percent -> rereferral_percent);
+                   the API query takes the first of ees_column and these that the data set's meta lists.
   ees_breakdowns   {EES column: [category_type, category]}.
-  ees_filters      {EES filter column: option label} pinning every filter of the data set.
+  ees_filters      {EES filter column: option label} pinning a filter of the data set; every other filter is pinned
+                   to its "Total" option, except one with a single option and those in ees_any_filters.
+  ees_any_filters  filters left unpinned because they describe each row rather than split it (KS4's version:
+                   each year is in one version); the parser fails if a place and period still has two rows.
   ees_dataset      EES API data set id: only entries with one are fetched live.
   ees_csv          true: fetch GET data-sets/{id}/csv instead of meta + paged POST query.
   period           "nccis_neet" (average of Dec-Feb) or "nccis_march" (end of March) for NCCIS timing.
   age              age band when the source gives one (NCCIS: 16-17).
-An indicator with both a LAIT measure and an ees_column takes each year from the NCCIS files when they have
-it and from LAIT otherwise (the two agree where both publish: checked for 2021-2025)."""
+An indicator with both a LAIT measure and an ees_column (and no ees_dataset) takes each year from the NCCIS files
+when they have it and from LAIT otherwise (the two agree where both publish: checked for 2021-2025). An indicator
+with an ees_dataset is never read from the NCCIS files: their avg_att8 and pt_l2basics_94 are context columns for an
+earlier academic year than the file's calendar year.
+
+A live indicator with lait_breakdowns (Attainment 8's FSM and disadvantage splits) keeps them from the bundled LAIT
+extract: the live run reads the headline series from EES and the breakdowns from LAIT, since a live series replaces
+the indicator's stored rows and the EES filter options that would give them could not be checked offline."""
 
 from __future__ import annotations
 
@@ -145,6 +157,9 @@ class DfeSource(Source):
                     paging = _json(p).get("paging") or {}
                     pages = int(paging.get("totalPages") or 1)
                     page += 1
+        kept = [s.id for s in live if s.options.get("lait_breakdowns")]
+        if kept:  # their breakdowns are not in the live series: keep LAIT's (see the module docstring)
+            yield snapshot_payload(LAIT_FILE, lait_breakdowns_only=kept)
 
     def _discover(self, http, base: str, known: str, options: dict):
         """The data set to read for catalog id `known`, found by publication so that a new release is read without a
@@ -207,15 +222,20 @@ class DfeSource(Source):
         frame["value"] = frame["value"].where(frame["value"] != "", frame["value_as_published"])
         nccis_years = set(payload.meta.get("nccis_years", []))
         by_measure = dict(tuple(frame.groupby("measure_code")))
+        only = payload.meta.get("lait_breakdowns_only")  # a live run: just these indicators' breakdowns
+        if only is not None:
+            specs = [s for s in specs if s.id in only]
         parts = []
         for spec in specs:
             if spec.source_id not in by_measure:
-                if spec.options.get("ees_column") or spec.options.get("ees_dataset"):
-                    continue  # an EES-only indicator
+                if spec.source_id in (spec.options.get("ees_column"), *spec.options.get("ees_column_aliases", [])):
+                    continue  # an EES-only indicator: its source id is its EES column
                 raise SourceFormatError(
                     f"dfe: {payload.location} has no LAIT measure {spec.source_id!r} (indicator {spec.id})"
                 )
             measures = _with_breakdowns(spec.source_id, spec.options.get("lait_breakdowns", {}))
+            if only is not None:
+                del measures[spec.source_id]  # the headline comes from EES
             for code, (ctype, cat) in measures.items():
                 rows = by_measure.get(code)
                 if rows is None:
@@ -251,6 +271,8 @@ class DfeSource(Source):
             column = spec.options.get("ees_column")
             if not column or column not in frame.columns or (wanted and spec.id not in wanted):
                 continue
+            if not wanted and spec.options.get("ees_dataset"):
+                continue  # an NCCIS file's context column (an earlier year's KS4 figure), not this indicator's series
             rows = frame
             for fcol, label in spec.options.get("ees_filters", {}).items():
                 if fcol not in frame.columns:
@@ -284,12 +306,19 @@ class DfeSource(Source):
             for group in meta.get("locations", []) for o in group.get("options", [])
         }
         columns = {i["id"]: i["column"] for i in meta.get("indicators", [])}
-        wanted = _with_breakdowns(spec.options["ees_column"], spec.options.get("ees_breakdowns", {}))
-        rows = []
+        wanted = _with_breakdowns(_column(spec, set(columns.values())), spec.options.get("ees_breakdowns", {}))
+        rows, seen = [], {}
         for r in doc.get("results", []):
             level = r.get("geographicLevel")
             if level not in API_LEVELS:
                 continue
+            key = (level, (r.get("locations") or {}).get(level), r["timePeriod"].get("period"))
+            if key in seen:  # a filter left free (options.ees_any_filters) splits the rows after all
+                raise SourceFormatError(
+                    f"dfe: {payload.location}: more than one row for {key[1]} ({level}) in {key[2]} (filters "
+                    f"{seen[key]} and {r.get('filters')}); pin the filter that differs in options.ees_filters "
+                    f"(indicator {spec.id})")
+            seen[key] = r.get("filters")
             tp = r["timePeriod"]
             identifier = API_TIME_CODES.get(tp["code"])
             if identifier is None:
@@ -345,10 +374,16 @@ def _json(payload: Payload) -> dict:
         ) from exc
 
 
+def _column(spec: IndicatorSpec, available: set[str]) -> str:
+    """The indicator's column as the data set names it: ees_column, else the first of ees_column_aliases it has."""
+    names = [spec.options["ees_column"], *spec.options.get("ees_column_aliases", [])]
+    return next((n for n in names if n in available), names[0])
+
+
 def _query_body(spec: IndicatorSpec, meta: dict, dataset: str) -> dict:
     """The POST /query body: the spec's indicator columns and filter options, resolved to the data set's ids."""
     by_column = {i["column"]: i["id"] for i in meta.get("indicators", [])}
-    columns = [spec.options["ees_column"], *spec.options.get("ees_breakdowns", {})]
+    columns = [_column(spec, set(by_column)), *spec.options.get("ees_breakdowns", {})]
     missing = [c for c in columns if c not in by_column]
     if missing:
         raise SourceFormatError(
@@ -363,14 +398,21 @@ def _query_body(spec: IndicatorSpec, meta: dict, dataset: str) -> dict:
         if label not in options:
             raise SourceFormatError(f"dfe: EES data set {dataset} has no filter {column} = {label!r} (indicator {spec.id})")
         criteria.append({"filters": {"eq": options[label]}})
+    free = set(spec.options.get("ees_any_filters", []))
     for column, f in filters.items():  # any other filter: its "Total" option (EES data standards), so one row per place
         if column in pinned:
             continue
         total = [o["id"] for o in f.get("options", []) if o.get("label") == "Total"]
-        if not total:
-            raise SourceFormatError(
-                f"dfe: EES data set {dataset} has filter {column} with no 'Total' option (indicator {spec.id}); pin it "
-                f"in the catalog's options.ees_filters to one of: {', '.join(o['label'] for o in f.get('options', []))}")
-        criteria.append({"filters": {"eq": total[0]}})
+        if total:
+            criteria.append({"filters": {"eq": total[0]}})
+            continue
+        if column in free or len(f.get("options", [])) == 1:
+            # a filter with one option (C1's category "Referrals and Re-referrals") selects nothing; one listed in
+            # ees_any_filters describes each row rather than splitting it (KS4's version: each year is published in
+            # one version). _parse_query checks that each place and period still has one row.
+            continue
+        raise SourceFormatError(
+            f"dfe: EES data set {dataset} has filter {column} with no 'Total' option (indicator {spec.id}); pin it "
+            f"in the catalog's options.ees_filters to one of: {', '.join(o['label'] for o in f.get('options', []))}")
     indicators = [by_column[c] for c in columns]
     return {"criteria": {"and": criteria}, "indicators": indicators, "debug": False, "pageSize": PAGE_SIZE}

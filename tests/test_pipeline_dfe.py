@@ -436,3 +436,129 @@ def test_offline_refresh_end_to_end_and_again(initialised_engine):
 
     second = run_source(initialised_engine, dfe.DfeSource(), by_source("dfe"), True, mapper)
     assert second.status == "succeeded" and second.rows_changed == 0 and second.rows_loaded == first.rows_loaded
+
+
+# ---- Attainment 8 and children in need re-referrals live (issue 12) ------------------------------------------------
+# Constructed responses (see tests/fixtures/dfe/README.md): the documented schemas, the data sets' real column and
+# filter names from their EES data catalogue pages, and real values (KS4: DfE's own EES figures from the NCCIS files'
+# context columns for local authorities and the region, LAIT's state-funded figure for England; C1: the real preview
+# rows of the data set's catalogue page).
+
+KS4_ID = "b3e19901-5d2b-b676-bb4c-e60937d74725"
+C1_ID = "342f9a01-26f0-2a71-91a1-f8bc0bee8b11"
+KS4_FREE = {"criteria": {"and": [{"geographicLevels": {"in": ["NAT", "REG", "LA"]}}, {"filters": {"eq": "eAsf1"}},
+                                 {"filters": {"eq": "bTot1"}}, {"filters": {"eq": "sTot1"}}, {"filters": {"eq": "dTot1"}}]}}
+
+
+def without_discovery(spec):
+    """The catalog entry as it is, but read by its data set id (discovery by publication is tested above)."""
+    options = {k: v for k, v in spec.options.items() if k not in ("ees_publication", "ees_dataset_title")}
+    return dataclasses.replace(spec, options=options)
+
+
+def serve_ks4_catalog(server):
+    serve_summary(server, KS4_ID)
+    server.expect_request(f"/data-sets/{KS4_ID}/meta", method="GET").respond_with_data(
+        (FIXTURES / "ees_ks4_attainment_meta_constructed.json").read_text(), content_type="application/json")
+    for indicator, name in (("a8avg", "attainment"), ("em94p", "engmath94")):
+        server.expect_request(f"/data-sets/{KS4_ID}/query", method="POST", json={
+            **KS4_FREE, "indicators": [indicator], "debug": False, "pageSize": 5, "page": 1,
+        }).respond_with_data((FIXTURES / f"ees_ks4_{name}_query_constructed.json").read_text(),
+                             content_type="application/json")
+
+
+def test_catalog_makes_attainment_8_and_re_referrals_live_from_the_real_data_sets():
+    ids = {s.id: s.options.get("ees_dataset") for s in by_source("dfe")}
+    assert ids["dfe-attainment-8"] == KS4_ID and ids["dfe-children-in-need-re-referrals"] == C1_ID
+    spec = catalog("dfe-children-in-need-re-referrals")
+    assert spec.department == "department-for-education" and spec.rationale.strip()
+
+
+def test_ks4_query_pins_all_state_funded_and_every_total_and_leaves_version_free(ees):
+    serve_ks4_catalog(ees)
+    specs = [without_discovery(catalog("dfe-attainment-8")), without_discovery(catalog("dfe-gcse-english-maths-grade-4"))]
+    source = dfe.DfeSource()
+    payloads = list(source.fetch(HttpClient(timeout=5, retries=0, backoff=0.01), specs))
+    # the summary and meta once for the data set both indicators share, a query each; then LAIT for the breakdowns
+    assert [(r.method, r.path) for r, _ in ees.log] == [("GET", f"/data-sets/{KS4_ID}"), ("GET", f"/data-sets/{KS4_ID}/meta"),
+        ("POST", f"/data-sets/{KS4_ID}/query"), ("POST", f"/data-sets/{KS4_ID}/query")]
+    assert payloads[-1].location.endswith(dfe.LAIT_FILE) and payloads[-1].meta["lait_breakdowns_only"] == ["dfe-attainment-8"]
+    frame = numbers(pd.concat([source.parse(p, specs) for p in payloads], ignore_index=True))
+    headline = frame[frame["category"] == ""].set_index(["indicator_id", "area_code", "period"])["value"]
+    assert headline[("dfe-attainment-8", "E06000001", "2023/24")] == 41.0
+    assert headline[("dfe-gcse-english-maths-grade-4", "E08000037", "2021/22")] == 70.3
+    assert len(headline) == 24  # 6 areas x 2 years x 2 indicators: nothing else from the data set
+    breakdowns = frame[frame["category"] != ""]
+    assert set(breakdowns["indicator_id"]) == {"dfe-attainment-8"}
+    assert set(breakdowns["category"]) == {"Eligible for FSM", "Not eligible for FSM", "Disadvantaged pupils", "Other pupils"}
+
+
+def test_live_attainment_8_and_gcse_match_the_bundled_snapshot_for_the_same_area_and_year(ees, initialised_engine):
+    from tracker.geography import AreaMapper
+    from tracker.refresh import run_source
+
+    mapper = AreaMapper.from_engine(initialised_engine)
+    specs = [catalog("dfe-attainment-8"), catalog("dfe-gcse-english-maths-grade-4")]
+    query = ("SELECT indicator_id, area_code, period, category, value, run_id FROM observation "
+             "WHERE indicator_id IN ('dfe-attainment-8', 'dfe-gcse-english-maths-grade-4')")
+    offline = run_source(initialised_engine, dfe.DfeSource(), specs, True, mapper)
+    assert offline.status == "succeeded", offline.error
+    with initialised_engine.connect() as conn:
+        before = pd.read_sql(text(query), conn)
+    serve_ks4_catalog(ees)
+    live = run_source(initialised_engine, dfe.DfeSource(), [without_discovery(s) for s in specs], False, mapper,
+                      http=HttpClient(timeout=5, retries=0, backoff=0.01), allow_shrink=True)
+    assert live.status == "succeeded", live.error
+    with initialised_engine.connect() as conn:
+        after = pd.read_sql(text(query), conn)
+    key = ["indicator_id", "area_code", "period", "category"]
+    headline = after[after["category"] == ""]
+    assert len(headline) == 24 and set(headline["period"]) == {"2021/22", "2023/24"}
+    both = headline.merge(before, on=key, suffixes=("_live", "_snapshot"))
+    assert len(both) == 24  # every live figure has a snapshot figure for the same area and year ...
+    assert (both["value_live"] == both["value_snapshot"]).all(), both[both["value_live"] != both["value_snapshot"]]
+    # ... and the breakdowns the live data set was not asked for are LAIT's, unchanged
+    kept = before[before["category"] != ""].merge(after, on=key, suffixes=("_snapshot", "_live"))
+    assert len(kept) == len(before[before["category"] != ""]) > 0
+    same = (kept["value_snapshot"] == kept["value_live"]) | (kept["value_snapshot"].isna() & kept["value_live"].isna())
+    assert same.all()  # suppressed figures stay NULL
+
+
+def test_two_rows_for_one_place_and_year_from_a_free_filter_is_a_clear_error(ees):
+    doc = json.loads((FIXTURES / "ees_ks4_attainment_query_constructed.json").read_text())
+    twin = json.loads(json.dumps(doc["results"][0]))
+    twin["filters"]["fVer1"], twin["values"]["a8avg"] = "vPrv1", "48.9"
+    doc["results"].append(twin)  # the same year published in two versions
+    spec = without_discovery(catalog("dfe-attainment-8"))
+    meta = json.loads((FIXTURES / "ees_ks4_attainment_meta_constructed.json").read_text())
+    payload = Payload("query", json.dumps(doc).encode(), meta={"indicator_id": spec.id, "ees_meta": meta})
+    with pytest.raises(SourceFormatError, match=r"more than one row for nEng1 \(NAT\) in 2021/2022.*vPrv1"):
+        dfe.DfeSource().parse(payload, [spec])
+
+
+def test_live_children_in_need_re_referrals_as_published(ees):
+    serve_summary(ees, C1_ID)
+    ees.expect_request(f"/data-sets/{C1_ID}/meta", method="GET").respond_with_data(
+        (FIXTURES / "ees_cin_referrals_meta_constructed.json").read_text(), content_type="application/json")
+    ees.expect_request(f"/data-sets/{C1_ID}/query", method="POST").respond_with_data(
+        (FIXTURES / "ees_cin_referrals_query_constructed.json").read_text(), content_type="application/json")
+    spec = without_discovery(catalog("dfe-children-in-need-re-referrals"))
+    source = dfe.DfeSource()
+    payloads = list(source.fetch(HttpClient(timeout=5, retries=0, backoff=0.01), [spec]))
+    sent = json.loads(ees.log[-1][0].data)
+    # the one-option category filter is not a choice: no criterion for it, and the live indicator has no LAIT payload
+    assert sent["criteria"] == {"and": [{"geographicLevels": {"in": ["NAT", "REG", "LA"]}}]} and sent["indicators"] == ["rrpct"]
+    assert not any(p.location.startswith("snapshot/") for p in payloads)
+    frame = numbers(pd.concat([source.parse(p, [spec]) for p in payloads], ignore_index=True)).set_index("area_code")
+    assert frame.loc[ENGLAND, "value"] == 22.6 and frame.loc["E12000004", "value"] == 24.7
+    assert set(frame["period"]) == {"2025"}  # DfE's reporting year to 31 March 2025
+    assert (str(frame.loc[ENGLAND, "period_start"]), str(frame.loc[ENGLAND, "period_end"])) == ("2024-04-01", "2025-03-31")
+
+
+def test_ks4_indicators_are_not_read_from_the_nccis_context_columns(offline):
+    """The NCCIS files carry avg_att8 and pt_l2basics_94 for an earlier academic year than their calendar year: they are
+    not the live indicators' series (they once added mislabelled '2021'..'2025' periods to the GCSE indicator)."""
+    for indicator in ("dfe-attainment-8", "dfe-gcse-english-maths-grade-4"):
+        periods = set(offline.loc[offline["indicator_id"] == indicator, "period"])
+        assert periods and all("/" in p for p in periods), (indicator, sorted(periods))
+    assert "dfe-children-in-need-re-referrals" not in set(offline["indicator_id"])  # live only
