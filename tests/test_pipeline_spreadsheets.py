@@ -19,6 +19,7 @@ from pipelines.base import Payload, SourceError, SourceFormatError, snapshot_pay
 from pipelines.desnz import FuelPovertySource, LA_FILE
 from pipelines.discovery import govuk_attachments
 from pipelines.http import HttpClient
+from pipelines.ons_crime import SCORE_FILE, CrimeSeveritySource
 from pipelines.ons_health_index import HealthIndexSource
 from pipelines.mhclg import HCLIC_COLUMNS, HCLIC_FILE, DeprivationSource, HomelessnessSource
 from tracker.catalog import by_source
@@ -30,6 +31,7 @@ ODS_2025Q4 = "Statutory_Homelessness_Detailed_Local_Authority_Data_202512.ods"
 XLSX_2024Q3 = "Detailed_LA_202409.xlsx"
 FUEL_TABLES = "sub-regional-fuel-poverty-2023-tables.xlsx"
 HOM, FUEL, IOD, HI = HomelessnessSource(), FuelPovertySource(), DeprivationSource(), HealthIndexSource()
+CRIME = CrimeSeveritySource()
 HOM_PAGE = "/api/content/government/statistical-data-sets/live-tables-on-homelessness"
 FUEL_COLLECTION = "/api/content/government/collections/fuel-poverty-sub-regional-statistics"
 FUEL_PAGE = "/api/content/government/statistics/sub-regional-fuel-poverty-data-2023"
@@ -285,6 +287,105 @@ def test_health_index_live_reads_the_newest_edition_workbook(ons, initialised_en
     assert summary.rows_changed < 20
 
 
+# --- ONS Crime Severity Score data tool -------------------------------------------------------------------------
+
+CSS_BASE = "/peoplepopulationandcommunity/crimeandjustice/datasets/crimeseverityscoreexperimentalstatistics"
+CSS_FILE = "datatool.xls"
+CSS_FIXTURES = Path(__file__).parent / "fixtures" / "crime"
+CSS_FIXTURE = "datatool.constructed.xls"  # real values in the data tool's layout (fixtures/crime/README.md)
+
+
+def crime_fixture(name: str) -> bytes:
+    return (CSS_FIXTURES / name).read_bytes()
+
+
+def edited_bytes(data: bytes, old: bytes, new: bytes) -> bytes:
+    """A copy of a binary (xls) file with a string replaced by one of the same length (a synthetic layout change)."""
+    assert len(old) == len(new) and old in data
+    return data.replace(old, new)
+
+
+def serve_crime(server, workbook: bytes | None, files: list[str] | None = None) -> str:
+    """The landing and edition /data JSON and the data tool at /file?uri=...; returns the file's path."""
+    server.expect_request(CSS_BASE + "/data").respond_with_data(
+        crime_fixture("ons_crimeseverityscore__landing.constructed.json"), content_type="text/plain")
+    edition = json.loads(crime_fixture("ons_crimeseverityscore__current.constructed.json"))
+    if files is not None:
+        edition["downloads"] = [{"file": f} for f in files]
+    server.expect_request(CSS_BASE + "/current/data").respond_with_json(edition)
+    if workbook is not None:
+        server.expect_request("/file", query_string={"uri": f"{CSS_BASE}/current/{CSS_FILE}"}).respond_with_data(
+            workbook, content_type="application/vnd.ms-excel")
+    return "/file"
+
+
+def test_crime_data_tool_gives_the_bundled_scores_by_district():
+    payload = Payload(location=CSS_FILE, content=crime_fixture(CSS_FIXTURE),
+                      meta={"kind": "workbook", "filename": CSS_FILE})
+    live = CRIME.parse(payload, by_source(CRIME.name))
+    bundled = CRIME.parse(snapshot_payload(SCORE_FILE), by_source(CRIME.name))
+    assert set(live.period) == {"2022/23"} and set(live.period_end) == {bundled.period_end.iloc[0]}
+    # every district of the bundled extract but North Northamptonshire (whose 2023 CSPs the 2019 lookup does
+    # not have: left out of the test workbook), with the same value and note
+    assert set(bundled.area_code) - set(live.area_code) == {"E06000061"}
+    joined = live.merge(bundled, on="area_code", suffixes=("", "_bundled"))
+    assert len(joined) == len(live) == 292
+    assert joined.value.fillna(-1).tolist() == joined.value_bundled.fillna(-1).tolist()
+    assert joined.note.fillna("").tolist() == joined.note_bundled.fillna("").tolist()
+    by_code = live.set_index("area_code")
+    assert by_code.loc["E06000001", "value"] == pytest.approx(24.532555264882394)  # Hartlepool: one CSP
+    # Cumberland: three CSPs (Allerdale, Carlisle, Copeland), their simple mean, said so
+    assert by_code.loc["E06000063", "value"] == pytest.approx((12.588216642903804 + 15.543930879228595
+                                                               + 11.548378226750684) / 3)
+    assert by_code.loc["E06000063", "note"].startswith("simple mean of 3 Community Safety Partnership values")
+    # BCP: Bournemouth and Poole ':' (not published), Dorset CSP published: blank, not a mean of part of it
+    assert pd.isna(by_code.loc["E06000058", "value"]) and "published for 1 of the 3" in by_code.loc["E06000058", "note"]
+    assert by_code.loc["E06000052", "note"] == "not published" and pd.isna(by_code.loc["E06000052", "value"])  # Cornwall
+    # the second block (crime severity score) is read, not the first (crime rate, blank in the test copy); the
+    # 'Violence against the person' rows are not mixed in (they would blank every district)
+    assert live.value.notna().sum() == bundled[bundled.area_code != "E06000061"].value.notna().sum() > 250
+
+
+def test_crime_severity_live_refresh_reads_the_newest_data_tool(ons, initialised_engine):
+    serve_crime(ons, crime_fixture(CSS_FIXTURE))
+    run(initialised_engine, CRIME, offline=True)
+    before = {r.area_code: r for r in observations(initialised_engine, CRIME)}
+    summary = run(initialised_engine, CRIME)
+    assert summary.status == "succeeded", summary.error
+    assert [req.path for req, _ in ons.log] == [CSS_BASE + "/data", CSS_BASE + "/current/data", "/file"]
+    assert ons.log[-1][0].args["uri"] == f"{CSS_BASE}/current/{CSS_FILE}"
+    after = {r.area_code: r for r in observations(initialised_engine, CRIME)}
+    assert set(before) - set(after) == {"E06000061"} and set(after) <= set(before)
+    assert all(after[c] == before[c] for c in after)
+    assert summary.rows_changed == 1  # North Northamptonshire, not in the test workbook, is removed
+
+
+def _crime_fault(server, fault: str):
+    if fault == "attachment gone":
+        serve_crime(server, None, files=["crimeseverityscoreuserguide.pdf"])
+        return
+    real = crime_fixture(CSS_FIXTURE)
+    bodies = {
+        "renamed sheet": edited_bytes(real, b"Data - csp", b"Data - CSP"),
+        "renamed header": edited_bytes(real, b"Offence group", b"Offence class"),
+        "html": b"<!DOCTYPE html><html><body>Page not found</body></html>",
+        "truncated": real[: len(real) // 3],
+    }
+    serve_crime(server, bodies[fault])
+
+
+def test_crime_rate_limited_download_is_retried_after_429(ons):
+    path = serve_crime(ons, None)
+    query = {"uri": f"{CSS_BASE}/current/{CSS_FILE}"}
+    ons.expect_oneshot_request(path, query_string=query).respond_with_data(
+        "Too Many Requests", status=429, headers={"Retry-After": "1"})
+    ons.expect_request(path, query_string=query).respond_with_data(crime_fixture(CSS_FIXTURE))
+    specs = by_source(CRIME.name)
+    frames = [CRIME.parse(payload, specs) for payload in CRIME.fetch(client(), specs)]
+    assert sum(len(f) for f in frames) == 292
+    assert [resp.status_code for req, resp in ons.log if req.path == path] == [429, 200]
+
+
 # --- faults: every one fails the source with the file named, and keeps its previous data ---------------------------
 
 def _hclic_fault(govuk, fault: str):
@@ -348,13 +449,13 @@ def _hi_fault(server, fault: str):
 
 
 FAULTS = {"mhclg_homelessness": _hclic_fault, "desnz_fuel_poverty": _fuel_fault, "mhclg_deprivation": _file10_fault,
-          "ons_health_index": _hi_fault}
+          "ons_health_index": _hi_fault, "ons_crime_severity": _crime_fault}
 FILES = {"mhclg_homelessness": XLSX_2024Q3, "desnz_fuel_poverty": FUEL_TABLES, "mhclg_deprivation": FILE10,
-         "ons_health_index": HI_FILE}
+         "ons_health_index": HI_FILE, "ons_crime_severity": CSS_FILE}
 SHEETS = {"mhclg_homelessness": "'TA1'", "desnz_fuel_poverty": "'Table 2'", "mhclg_deprivation": "'Income'",
-          "ons_health_index": "'Table_2_Underlying_data'"}
+          "ons_health_index": "'Table_2_Underlying_data'", "ons_crime_severity": "'Data - csp'"}
 HEADERS = {"mhclg_homelessness": "children in ta", "desnz_fuel_poverty": "number of households in fuel poverty",
-           "mhclg_deprivation": "average score", "ons_health_index": "value$"}
+           "mhclg_deprivation": "average score", "ons_health_index": "value$", "ons_crime_severity": "offence group"}
 EXPECTED = {
     "attachment gone": "no attachment on",
     "renamed sheet": "has no sheet",
@@ -374,7 +475,7 @@ def attempt(source) -> str:
 
 
 @pytest.mark.parametrize("fault", list(EXPECTED))
-@pytest.mark.parametrize("source", [HOM, FUEL, IOD, HI], ids=lambda s: s.name)
+@pytest.mark.parametrize("source", [HOM, FUEL, IOD, HI, CRIME], ids=lambda s: s.name)
 def test_layout_and_download_faults_name_the_file_sheet_and_what_was_expected(govuk, ons, source, fault):
     FAULTS[source.name](govuk, fault)
     message = attempt(source)
@@ -383,6 +484,8 @@ def test_layout_and_download_faults_name_the_file_sheet_and_what_was_expected(go
         assert EXPECTED[fault] in message and FILES[source.name] in message
     elif source is HI:  # the edition and the file looked for are named
         assert HI_BASE + "/current" in message and "healthindexunderlyingdata" in message
+    elif source is CRIME:
+        assert CSS_BASE + "/current" in message and "datatool.xls" in message
     else:  # the page and the rule are named
         assert EXPECTED[fault] in message and govuk.url_for("/api/content/") in message and "matches" in message
     if fault in ("renamed sheet", "renamed header"):
@@ -391,8 +494,8 @@ def test_layout_and_download_faults_name_the_file_sheet_and_what_was_expected(go
         assert HEADERS[source.name] in message
 
 
-@pytest.mark.parametrize("source", [HOM, FUEL], ids=lambda s: s.name)
-def test_a_layout_change_fails_the_run_and_keeps_the_previous_data(govuk, initialised_engine, source):
+@pytest.mark.parametrize("source", [HOM, FUEL, CRIME], ids=lambda s: s.name)
+def test_a_layout_change_fails_the_run_and_keeps_the_previous_data(govuk, ons, initialised_engine, source):
     FAULTS[source.name](govuk, "renamed sheet")
     assert run(initialised_engine, source, offline=True).status == "succeeded"
     before = observations(initialised_engine, source)
