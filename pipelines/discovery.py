@@ -16,8 +16,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from html.parser import HTMLParser
 from urllib.parse import quote, unquote, urljoin, urlsplit
+from zoneinfo import ZoneInfo
 
 from pipelines.base import Payload, SourceError, SourceFormatError
 from tracker.config import setting
@@ -147,6 +149,19 @@ def ons_latest_downloads(http, source: str, page_path: str) -> tuple[str, dict, 
     data = _json(http.get(source, ons_url(edition.rstrip("/") + "/data"), kind="page"), source, "ONS dataset edition")
     files = [d.get("file") for d in data.get("downloads") or [] if isinstance(d, dict) and d.get("file")]
     return edition, data.get("description") or {}, files
+
+
+def ons_release_date(description: dict) -> str | None:
+    """The edition's release date (`description.releaseDate`, e.g. "2023-07-19T23:00:00.000Z": midnight in London)
+    as a London calendar date, YYYY-MM-DD; None when absent or unreadable."""
+    value = (description or {}).get("releaseDate")
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return moment.date().isoformat()
+    return moment.astimezone(ZoneInfo("Europe/London")).date().isoformat()
 
 
 def ons_file_url(edition_uri: str, filename: str) -> str:

@@ -33,7 +33,7 @@ import pandas as pd
 from pipelines.base import (
     Payload, Source, SourceError, SourceFormatError, empty_tidy, read_csv_strict, snapshot_payload, tidy, with_skipped,
 )
-from pipelines.discovery import ons_file_url, ons_latest_downloads
+from pipelines.discovery import ons_file_url, ons_latest_downloads, ons_release_date
 from pipelines.mhclg import numeric
 from pipelines.spreadsheet import as_text, cell_text, find_columns, find_row, open_workbook, sheet_rows
 from tracker.catalog import IndicatorSpec
@@ -65,12 +65,13 @@ class CrimeSeveritySource(Source):
     publisher_url = "https://www.ons.gov.uk/" + PAGE
 
     def fetch(self, http, specs: list[IndicatorSpec]):
-        edition, _, files = ons_latest_downloads(http, self.name, PAGE)
+        edition, description, files = ons_latest_downloads(http, self.name, PAGE)
         wanted = [f for f in files if FILE_RULE.match(f)]
         if not wanted:
             raise SourceError(f"{self.name}: the newest edition {edition} lists no download named like "
                               f"'datatool.xls'; it lists {', '.join(files) or 'none'}")
-        yield http.get(self.name, ons_file_url(edition, wanted[0]), kind="workbook", filename=wanted[0])
+        yield http.get(self.name, ons_file_url(edition, wanted[0]), kind="workbook", filename=wanted[0],
+                       released=ons_release_date(description))
 
     def read_offline(self, specs: list[IndicatorSpec]):
         yield snapshot_payload(SCORE_FILE)

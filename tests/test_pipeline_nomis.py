@@ -107,13 +107,17 @@ def test_aps_annual_rows_confidence_intervals_and_markers(nomis_server):
     assert row(frame, "E92000001", "2022")["note"] is None
 
 
-def test_claimant_count_monthly_rows(nomis_server):
-    spec = next(s for s in specs() if s.id == "nomis-claimant-count-pct-16-64")
-    nomis_server.expect_request(
+def serve_claimant(server):
+    server.expect_request(
         CLAIMANT,
         query_string={"geography": GEOGRAPHY, "date": "latestMINUS23-latest", "gender": "0", "age": "0", "measure": "2",
                       "measures": "20100", "recordOffset": "0"},
     ).respond_with_data(fixture("nm_162_1_claimant_count.csv"), content_type="text/csv")
+
+
+def test_claimant_count_monthly_rows(nomis_server):
+    spec = next(s for s in specs() if s.id == "nomis-claimant-count-pct-16-64")
+    serve_claimant(nomis_server)
     _, frame = fetch_and_parse([spec])
     birmingham = row(frame, "E08000025", "December 2025")
     assert float(birmingham["value"]) == 10.1

@@ -4,8 +4,8 @@ Each test starts from a database initialised with departments, geography and cat
 Fingertips data (prepared once per module and copied per test: initialising takes seconds). Fingertips is then
 refreshed live from a local server next to a second source, and after each fault: that source's rows are
 exactly as before, its run row says failed with a message naming the URL and the problem, and the other source
-still loads. The second source is the real ONS crime severity parser fed its bundled real file over HTTP from a
-separate local server (ONS publishes that file only in a spreadsheet tool, so it has no live client of its own);
+still loads. The second source is the real ONS crime severity parser fed its bundled real file (CSV) over HTTP from a
+separate local server (its own live client reads ONS's data tool workbook: tests/test_pipeline_spreadsheets.py);
 the registry is pointed at these two sources for the refresh and CLI tests.
 
 Served Fingertips bodies are the real bundled API extract for indicator 93861 (Fingertips' own CSV); the faults
