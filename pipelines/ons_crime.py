@@ -4,11 +4,13 @@ Partnership (CSP), from Home Office police recorded crime, mapped to districts.
 Live: the dataset page's `/data` JSON gives the newest edition, whose `/data` lists the data tool (`datatool.xls`;
 earlier editions `cssdatatool.xls`), read with python-calamine. Sheet "Data - csp": a title row, then the header row
 (`Offence group`, `Code` = the CSP code, the CSP's name, then two blocks of year columns headed like
-"Apr '22 to Mar '23"). ONS calls the workbook its "crime severity and crime rate tool": the first block is the crime
-rate, the second the crime severity score. So the score is the SECOND column headed with the newest year (as
-humaniverse/healthyr reads it, `Apr '22 to \\nMar '23...25`; its values, e.g. Hartlepool 24.5, are on the score's
-scale, where total recorded crime per 1,000 people is over 100). Rows with `Offence group` "Total recorded crime"
-are read; ":" is ONS's "not published".
+"Apr '22 to Mar '23"). The score is the SECOND column headed with the newest year, as humaniverse/healthyr reads the
+2023 tool (`Apr '22 to \\nMar '23...25`): the values it took (Hartlepool 24.5, Middlesbrough 35.1) are on the
+score's scale, while total recorded crime per 1,000 people was about 110 in England and Wales that year; ONS titles
+the workbook "crime severity and crime rate tool", so the other block is presumably the crime rate. A script for an
+earlier tool read its first block as the score, so where the title row labels the blocks, the one labelled
+"severity" wins. Rows with
+`Offence group` "Total recorded crime" are read; ":" is ONS's "not published".
 
 CSP -> district: the bundled lookup tracker/data/geography/lad23_csp_lookup.csv (ONS's LAD to CSP to PFA lookup,
 December 2019, carried to 2023 district codes; see the folder's ATTRIBUTION.md). A CSP code not in it (a CSP created
@@ -112,7 +114,7 @@ class CrimeSeveritySource(Source):
                 f"blocks of year columns headed like \"Apr '22 to Mar '23\" (crime rate, then crime severity "
                 f"score); found {found}. The publisher changed the layout: the parser needs updating")
         newest = max(years)
-        score_col = years[newest][1]  # the second block: the crime severity score
+        score_col = _score_column(rows[at - 1] if at else [], years[newest])
         data = [r for r in rows[at + 1:] if cell_text(r[cols["group"]]) == TOTAL]
         if not data:
             raise SourceFormatError(f"{self.name}: {payload.meta.get('filename') or payload.location}, sheet "
@@ -126,6 +128,16 @@ class CrimeSeveritySource(Source):
                    "CSP code not in the bundled CSP-to-district lookup": int((~known & ~welsh).sum())}
         joined = csp[known].merge(lookup, on="CSP19CD", how="inner", sort=False)
         return joined[["LAD23CD", "score"]], newest, skipped
+
+
+def _score_column(title_row: list, candidates: list[int]) -> int:
+    """Of the newest year's two columns, the one under a title-row label mentioning "severity" if exactly one is;
+    else the second (the 2023 layout)."""
+    def label(j: int) -> str:  # the nearest title cell at or left of the column (a label spans its block)
+        return next((cell_text(title_row[k]) for k in range(min(j, len(title_row) - 1), -1, -1)
+                     if cell_text(title_row[k])), "")
+    labelled = [j for j in candidates if "severity" in label(j)]
+    return labelled[0] if len(labelled) == 1 else candidates[1]
 
 
 def combine(districts: pd.Series, scores: pd.Series) -> pd.DataFrame:

@@ -374,6 +374,15 @@ def _crime_fault(server, fault: str):
     serve_crime(server, bodies[fault])
 
 
+def test_crime_score_block_is_the_one_labelled_severity_else_the_second():
+    from pipelines.ons_crime import _score_column
+
+    newest = [14, 24]  # the newest year's column in each block
+    assert _score_column(["Constructed test copy"], newest) == 24  # no block labels: the 2023 layout
+    assert _score_column(["", "", "", "", "Crime severity score"] + [""] * 10 + ["Crime rate per 1,000"], newest) == 14
+    assert _score_column(["", "", "", "", "Crime rate per 1,000"] + [""] * 10 + ["Crime severity score"], newest) == 24
+
+
 def test_crime_rate_limited_download_is_retried_after_429(ons):
     path = serve_crime(ons, None)
     query = {"uri": f"{CSS_BASE}/current/{CSS_FILE}"}
