@@ -536,12 +536,16 @@ def test_two_rows_for_one_place_and_year_from_a_free_filter_is_a_clear_error(ees
         dfe.DfeSource().parse(payload, [spec])
 
 
-def test_live_children_in_need_re_referrals_as_published(ees):
-    serve_summary(ees, C1_ID)
-    ees.expect_request(f"/data-sets/{C1_ID}/meta", method="GET").respond_with_data(
+def serve_c1(server):
+    serve_summary(server, C1_ID)
+    server.expect_request(f"/data-sets/{C1_ID}/meta", method="GET").respond_with_data(
         (FIXTURES / "ees_cin_referrals_meta_constructed.json").read_text(), content_type="application/json")
-    ees.expect_request(f"/data-sets/{C1_ID}/query", method="POST").respond_with_data(
+    server.expect_request(f"/data-sets/{C1_ID}/query", method="POST").respond_with_data(
         (FIXTURES / "ees_cin_referrals_query_constructed.json").read_text(), content_type="application/json")
+
+
+def test_live_children_in_need_re_referrals_as_published(ees):
+    serve_c1(ees)
     spec = without_discovery(catalog("dfe-children-in-need-re-referrals"))
     source = dfe.DfeSource()
     payloads = list(source.fetch(HttpClient(timeout=5, retries=0, backoff=0.01), [spec]))

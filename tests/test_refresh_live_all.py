@@ -8,8 +8,8 @@ The routes are the pipeline tests' own replays of real recorded responses and re
 labelled in their fixture folders' READMEs), imported from those tests, not copied. Two sources are served from
 the project's own bundled real data instead of an excerpt: Fingertips (the bundled API extract for indicator 93861,
 as tests/test_refresh_faults.py serves it) and ONS ELS (each data set's bundled file, which is the ELS repository's
-CSV byte for byte). DfE's KS4 data set has no recorded response: its discovery, meta and query are constructed here
-from the catalog's real ids and titles and LAIT's real England figures (see dfe_routes)."""
+CSV byte for byte). DfE's discovery of the KS4 and C1 data sets by publication is constructed here from the catalog's real ids and
+titles (see dfe_routes)."""
 
 from __future__ import annotations
 
@@ -19,14 +19,13 @@ from collections import OrderedDict
 
 import pytest
 from sqlalchemy import select, text
-from werkzeug.wrappers import Response
 
 from db.engine import make_engine
 from db.models import AnalysisSave, Run
 from pipelines import dfe
 from pipelines.ons_els import ElsSource
 from pipelines.registry import all_sources
-from tests.test_pipeline_dfe import ABSENCE, serve_absence, serve_summary
+from tests.test_pipeline_dfe import ABSENCE, serve_absence, serve_c1, serve_ks4_catalog
 from tests.test_pipeline_dwp import KEY, serve_cilif
 from tests.test_pipeline_mhclg import FIXTURES as IOD_FIXTURES
 from tests.test_pipeline_nomis import serve_aps, serve_claimant
@@ -55,51 +54,24 @@ def els_routes(server):
 
 
 def dfe_routes(server):
-    """Absence: the pipeline test's constructed responses (real ids, LAIT's real values). Every other EES data set
-    the catalog reads (KS4): CONSTRUCTED here in the documented schemas (as tests/fixtures/dfe/README.md describes for
-    absence): the publication found by the catalog's slug (a stand-in publication id), its data set list naming the
-    catalog's real data set id and title, a meta listing the catalog's column and pinned filters, and a query answer
-    holding LAIT's real England figure for the latest year of each indicator (the bundled snapshot, as DfE's parser
-    reads it)."""
-    live = [s for s in by_source("dfe") if s.options.get("ees_dataset") and s.options["ees_dataset"] != ABSENCE]
-    lait = next(p for p in dfe.DfeSource().read_offline(live) if p.location.endswith(dfe.LAIT_FILE))
-    figures = dfe.DfeSource().parse(lait, live)
-    for dataset in dict.fromkeys(s.options["ees_dataset"] for s in live):
-        specs = [s for s in live if s.options["ees_dataset"] == dataset]
-        slug, title = specs[0].options.get("ees_publication"), specs[0].options.get("ees_dataset_title")
-        if slug:
-            publication = f"stand-in-{slug}"
-            server.expect_request("/publications", query_string={"search": slug.replace("-", " "), "pageSize": "40"}).respond_with_json(
-                {"paging": {"page": 1, "pageSize": 40, "totalResults": 1, "totalPages": 1},
-                 "results": [{"id": publication, "slug": slug, "title": title, "summary": "", "lastPublished": None}]})
-            server.expect_request(f"/publications/{publication}/data-sets").respond_with_json(
-                {"paging": {"page": 1, "pageSize": 40, "totalResults": 1, "totalPages": 1},
-                 "results": [{"id": dataset, "title": title, "summary": "", "status": "Published"}]})
-        serve_summary(server, dataset)
-        columns = {s.options["ees_column"]: f"i{n}" for n, s in enumerate(specs)}
-        pinned = {c: label for s in specs for c, label in s.options.get("ees_filters", {}).items()}
-        server.expect_request(f"/data-sets/{dataset}/meta").respond_with_json({
-            "timePeriods": [], "geographicLevels": [{"code": "NAT", "label": "National"}],
-            "locations": [{"level": {"code": "NAT", "label": "National"},
-                           "options": [{"id": "nEng1", "label": "England", "code": "E92000001"}]}],
-            "filters": [{"id": f"f{n}", "column": c, "label": c, "options": [{"id": f"o{n}", "label": label}]}
-                        for n, (c, label) in enumerate(pinned.items())],
-            "indicators": [{"id": i, "column": c, "label": c, "unit": "", "decimalPlaces": 1} for c, i in columns.items()],
-        })
-
-        def query(request, specs=specs, columns=columns):
-            (wanted,) = json.loads(request.data)["indicators"]
-            spec = next(s for s in specs if columns[s.options["ees_column"]] == wanted)
-            rows = figures[(figures.indicator_id == spec.id) & (figures.area_code == "E92000001")
-                           & (figures.category == "")].sort_values("period_start").tail(1)
-            results = [{"timePeriod": {"code": "AY", "period": f"{r.period_start.year}/{r.period_start.year + 1}"},
-                        "geographicLevel": "NAT", "locations": {"NAT": "nEng1"}, "filters": {},
-                        "values": {wanted: str(r.value)}} for r in rows.itertuples()]
-            return Response(json.dumps({"paging": {"page": 1, "pageSize": 1000, "totalResults": len(results),
-                                                   "totalPages": 1}, "results": results, "warnings": []}),
-                            mimetype="application/json")
-
-        server.expect_request(f"/data-sets/{dataset}/query", method="POST").respond_with_handler(query)
+    """The pipeline test's EES replays (absence, KS4, C1: constructed in the documented schemas from real ids and
+    values, tests/fixtures/dfe/README.md). The catalog finds KS4 and C1 by publication; those two discovery answers
+    are CONSTRUCTED here: the publication found by the catalog's slug (a stand-in publication id) and its data set
+    list naming the catalog's real data set id and title (absence's discovery is the pipeline test's)."""
+    for spec in by_source("dfe"):
+        dataset, slug = spec.options.get("ees_dataset"), spec.options.get("ees_publication")
+        if not dataset or not slug or dataset == ABSENCE:
+            continue
+        publication, title = f"stand-in-{slug}", spec.options["ees_dataset_title"]
+        server.expect_request("/publications", query_string={"search": slug.replace("-", " "), "pageSize": "40"}
+                              ).respond_with_json(
+            {"paging": {"page": 1, "pageSize": 40, "totalResults": 1, "totalPages": 1},
+             "results": [{"id": publication, "slug": slug, "title": title, "summary": "", "lastPublished": None}]})
+        server.expect_request(f"/publications/{publication}/data-sets").respond_with_json(
+            {"paging": {"page": 1, "pageSize": 40, "totalResults": 1, "totalPages": 1},
+             "results": [{"id": dataset, "title": title, "summary": "", "status": "Published"}]})
+    serve_ks4_catalog(server)
+    serve_c1(server)
     serve_absence(server)
 
 
