@@ -15,7 +15,7 @@ import pandas as pd
 from pipelines.base import (
     Payload, Source, SourceError, SourceFormatError, empty_tidy, read_csv_strict, snapshot_payload, tidy,
 )
-from pipelines.discovery import govuk_attachments, govuk_collection_documents, pick
+from pipelines.discovery import govuk_attachments, govuk_collection_documents, govuk_page_released, pick
 from pipelines.spreadsheet import as_text, cell_text, find_columns, find_row, open_workbook, sheet_rows
 from tracker.catalog import IndicatorSpec
 
@@ -64,7 +64,8 @@ class FuelPovertySource(Source):
         _, path = max(docs)
         page, attachments = govuk_attachments(http, self.name, path)
         att, _ = pick(attachments, TABLES_RULE, self.name, page.location, "'...fuel-poverty...tables' (.xlsx/.ods)")[0]
-        workbook = http.get(self.name, att.url, kind="workbook", filename=att.filename, title=att.title)
+        workbook = http.get(self.name, att.url, kind="workbook", filename=att.filename, title=att.title,
+                            released=govuk_page_released(page))
         yield workbook
         years = sorted({self._workbook_year(workbook)})
         for payload in self.read_offline(specs):

@@ -70,6 +70,15 @@ def govuk_attachments(http, source: str, page_path: str) -> tuple[Payload, list[
     return page, found
 
 
+def govuk_page_released(page: Payload) -> str | None:
+    """When the page was last updated (`public_updated_at`), as a London date: for a statistics page, the release
+    of its newest file. Shown by `tracker status` as the release date of what the run loaded."""
+    try:
+        return london_date(json.loads(page.text()).get("public_updated_at"))
+    except (ValueError, AttributeError, SourceFormatError):
+        return None
+
+
 def govuk_collection_documents(http, source: str, collection_path: str) -> list[tuple[str, str]]:
     """(title, page path) of each document in a GOV.UK collection (`links.documents[]`), e.g. one statistics
     publication per year."""
@@ -154,7 +163,11 @@ def ons_latest_downloads(http, source: str, page_path: str) -> tuple[str, dict, 
 def ons_release_date(description: dict) -> str | None:
     """The edition's release date (`description.releaseDate`, e.g. "2023-07-19T23:00:00.000Z": midnight in London)
     as a London calendar date, YYYY-MM-DD; None when absent or unreadable."""
-    value = (description or {}).get("releaseDate")
+    return london_date((description or {}).get("releaseDate"))
+
+
+def london_date(value) -> str | None:
+    """An ISO 8601 timestamp as the calendar date in London (publishers release at 9:30 or midnight UK time)."""
     try:
         moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:

@@ -18,7 +18,7 @@ import pandas as pd
 from pipelines.base import (
     Payload, Source, SourceError, SourceFormatError, empty_tidy, read_csv_strict, snapshot_payload, tidy,
 )
-from pipelines.discovery import Attachment, govuk_attachments, pick
+from pipelines.discovery import Attachment, govuk_attachments, govuk_page_released, pick
 from pipelines.spreadsheet import as_text, cell_text, find_columns, find_row, open_workbook, sheet_rows
 from tracker.catalog import IndicatorSpec
 from tracker.config import GEOGRAPHY_DIR, setting
@@ -172,7 +172,8 @@ class DeprivationSource(Source):
         if "lad" in levels:
             page, attachments = govuk_attachments(http, self.name, IOD2025_PAGE)
             att, _ = pick(attachments, FILE10_RULE, self.name, page.location, FILE10_RULE_TEXT)[-1]
-            yield http.get(self.name, att.url, kind="file10", filename=att.filename, title=att.title)
+            yield http.get(self.name, att.url, kind="file10", filename=att.filename, title=att.title,
+                           released=govuk_page_released(page))
             yield snapshot_payload(IOD2019_LAD_FILE)
             yield snapshot_payload(IOD2019_LAD23_FILE)
 
@@ -363,8 +364,9 @@ class HomelessnessSource(Source):
         wanted = sorted(q for q in by_quarter if q > bundled_to or q == newest)
         for quarter in wanted:
             att = by_quarter[quarter]
+            released = govuk_page_released(page) if quarter == newest else None  # the page's update: the newest file
             yield http.get(self.name, att.url, kind="workbook", quarter_end=quarter, filename=att.filename,
-                           title=att.title)
+                           title=att.title, released=released)
         history.meta = {"kind": "history", "replaced_quarters": wanted}
         yield history
 

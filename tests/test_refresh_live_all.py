@@ -161,8 +161,12 @@ def test_refresh_fetches_all_ten_sources_live_from_one_replay_server_and_a_secon
                                                            "ons_crime_severity")} == {
         "mhclg_homelessness": "2025 Q4", "desnz_fuel_poverty": "2021", "ons_crime_severity": "2022/23"}
     assert all(shown[name]["latest_period"] for name in SOURCES)
-    # the release date each publisher's service gives: EES's version date, ONS's /data releaseDate
+    # the release date each publisher's service gives: EES's version date, ONS's /data releaseDate, GOV.UK's
+    # public_updated_at of the page the file was found on
     assert shown["dfe"]["released"][:10] == "2026-03-19"
+    assert shown["mhclg_homelessness"]["released"][:10] == "2026-04-30"
+    assert shown["desnz_fuel_poverty"]["released"][:10] == "2023-04-27"
+    assert shown["mhclg_deprivation"]["released"][:10] == "2025-11-17"
     assert shown["ons_crime_severity"]["released"][:10] == "2023-07-20"
     assert shown["ons_health_index"]["released"][:10] == "2023-06-16"
     # overdue by the data: crime severity for the year to March 2023 (annual, 240 days' grace) is long overdue
