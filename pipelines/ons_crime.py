@@ -111,8 +111,8 @@ class CrimeSeveritySource(Source):
             found = f"{len(years[max(years)])} column(s) for {max(years)}" if years else "no year column"
             raise SourceFormatError(
                 f"{self.name}: {payload.meta.get('filename') or payload.location}, sheet {SHEET!r}: expected two "
-                f"blocks of year columns headed like \"Apr '22 to Mar '23\" (crime rate, then crime severity "
-                f"score); found {found}. The publisher changed the layout: the parser needs updating")
+                f"blocks of year columns headed like \"Apr '22 to Mar '23\" (the crime severity score is one "
+                f"of the two); found {found}. The publisher changed the layout: the parser needs updating")
         newest = max(years)
         score_col = _score_column(rows[at - 1] if at else [], years[newest])
         data = [r for r in rows[at + 1:] if cell_text(r[cols["group"]]) == TOTAL]
