@@ -13,6 +13,7 @@ TASKS = {
     "load": "bench.load:load",
     "prepare": "bench.snapshot:prepare_snapshot",
     "precompute": "bench.snapshot:precompute_analysis",
+    "reference": "bench.snapshot:physical_reference",
     "profile": "bench.snapshot:profile",
     "query": "bench.query:measure",
     "export": "bench.exports:measure",

@@ -8,7 +8,8 @@ from bench.load import CONTENDERS, NO_REPEAT
 
 LOAD_GOAL_RAW = 0.7  # the tracker's load at least this fraction of raw executemany's speed
 MEMORY_GOAL_MB = 500
-SNAPSHOT_GOAL_S = 15
+SNAPSHOT_GOAL_S = 8  # part 2: the whole snapshot loaded (prepare before its analysis precompute), by CPU time
+PREPARE_MEMORY_GOAL_MB = 400  # part 2: peak RSS of `tracker prepare`
 QUERY_P95_GOAL_MS = 100
 QUERY_RAW_FACTOR = 2
 EXPORT_GOAL_S = 1
@@ -104,6 +105,14 @@ def load_ratios(out: dict) -> None:
         out[f"same_rows_{phase}"] = len(states) == 1 and sorted(done) == sorted(expected)
 
 
+def snapshot_ratios(result: dict) -> None:
+    """Part 2 against its physical reference: how many times the reference's time the tracker's load takes."""
+    ref = result.get("reference") or {}
+    if ref.get("cpu_seconds"):
+        result["cpu_vs_reference"] = round(result["cpu_seconds"] / ref["cpu_seconds"], 2)
+        result["wall_vs_reference"] = round(result["seconds"] / ref["seconds"], 2)
+
+
 def query_ratios(result: dict) -> None:
     result["warm_vs_raw_p95"] = round(result["warm"]["p95_ms"] / result["raw"]["p95_ms"], 2)
     result["warm_vs_raw_p50"] = round(result["warm"]["p50_ms"] / result["raw"]["p50_ms"], 2)
@@ -160,10 +169,21 @@ def goals(results: dict) -> list[dict]:
     snap = results.get("snapshot")
     if snap:
         slow = max(snap["sources"], key=lambda s: s["seconds"], default=None)
-        add("2 offline refresh", f"whole snapshot (tracker.store.prepare, before its analysis precompute) < {SNAPSHOT_GOAL_S} s",
-            f"{snap['seconds']:.1f} s (CPU {snap['cpu_seconds']:.1f} s)", snap["seconds"] < SNAPSHOT_GOAL_S,
+        ref = snap.get("reference") or {}
+        versus = (f"; {snap['cpu_vs_reference']:.1f}x the physical reference's CPU {ref['cpu_seconds']:.1f} s"
+                  if "cpu_vs_reference" in snap else "")
+        add("2 offline refresh", f"whole snapshot (tracker.store.prepare, before its analysis precompute) <= "
+            f"{SNAPSHOT_GOAL_S} s of CPU time", f"CPU {snap['cpu_seconds']:.1f} s (wall {snap['seconds']:.1f} s)"
+            + versus, snap["cpu_seconds"] <= SNAPSHOT_GOAL_S,
             f"initialise {snap['initialise_seconds']:.1f} s; slowest source {slow['source']} {slow['seconds']:.1f} s "
-            f"({_stage_text(slow)}); see the refresh profile" if slow else "")
+            f"({_stage_text(slow)}); SQLite's own insert of these rows into the tracker's text-keyed table costs "
+            "about twice the physical reference's (see part 2); see the refresh profile" if slow else "")
+        whole, loading = snap["peak_rss_mb"], snap.get("load_peak_rss_mb", snap["peak_rss_mb"])
+        add("2 offline refresh", f"`tracker prepare` peak memory <= {PREPARE_MEMORY_GOAL_MB} MB",
+            f"{whole:.0f} MB (loading the data alone: {loading:.0f} MB)", whole <= PREPARE_MEMORY_GOAL_MB,
+            "loading peaks at {:.0f} MB{}; the analysis precompute that ends prepare (tracker.analysis.warm) peaks "
+            "higher".format(loading, " (within the goal)" if loading <= PREPARE_MEMORY_GOAL_MB else "")
+            if whole > loading else "the loading itself")
 
     q = results.get("query")
     if q and "warm" in q:
@@ -383,6 +403,23 @@ def markdown(results: dict) -> str:
                   f"(tracker.analysis.warm): {snap.get('analysis_seconds', float('nan')):.1f} s more, not counted "
                   "above (a refresh's job is loading the data; the precompute is what spares the dashboard's first "
                   "visitor that wait).", ""]
+        ref = snap.get("reference") or {}
+        if "cpu_seconds" in ref:
+            lines += [f"**Physical reference**: the same {ref['rows']:,} rows, read back from the tracker's database "
+                      "with every text column (7 key columns, dates, note, published comparison) replaced by a small "
+                      "integer code, inserted by raw sqlite3 `executemany` in key order, in one transaction, into a "
+                      "minimal integer-keyed table (WITHOUT ROWID, no secondary index, no foreign key; the tracker's "
+                      f"pragmas): CPU {ref['cpu_seconds']:.2f} s, wall {ref['seconds']:.2f} s "
+                      f"({ref['rows_per_cpu_second']:,} rows per CPU second). The tracker's whole load takes "
+                      f"**{snap['cpu_vs_reference']:.1f}x** the reference's CPU time ({snap['wall_vs_reference']:.1f}x "
+                      "by wall time); it also reads, parses and validates every payload, archives it, records "
+                      "provenance, keeps text keys, checks foreign keys, builds two secondary indexes and sets up "
+                      "the schema and geography. The machine is shared (the load average is beside each figure), "
+                      "so the goal and the ratio use CPU time (time.process_time); wall time is shown beside it. "
+                      f"Peak RSS of loading alone (before the precompute): {snap['load_peak_rss_mb']:.0f} MB; of the "
+                      f"whole prepare: {snap['peak_rss_mb']:.0f} MB.", ""]
+        elif "error" in ref:
+            lines += [f"Physical reference: failed ({ref['error'].splitlines()[-1]}).", ""]
         lines += _table(["source", "status", "seconds", "rows read", "rows loaded", "rejected", "unmapped", "fetch s",
                          "parse s", "validate s", "load s"],
                         [[x["source"], x["status"], x["seconds"], x["rows_read"], x["rows_loaded"], x["rows_rejected"],

@@ -23,9 +23,12 @@ def prepare_snapshot(db: str, sources: list[str] | None = None) -> dict:
     engine = make_engine(f"sqlite:///{db}")
     analysis_from: list[tuple[float, float]] = []  # when prepare's last step (precomputing the analysis) began
 
+    loading_peak: list[float] = []  # the peak RSS of loading alone, read when the analysis precompute begins
+
     def progress(source: str, _message: str) -> None:
         if source == "analysis" and not analysis_from:
             analysis_from.append((time.perf_counter(), time.process_time()))
+            loading_peak.append(peak_rss_mb())
 
     t, cpu = time.perf_counter(), time.process_time()
     if sources:
@@ -44,7 +47,51 @@ def prepare_snapshot(db: str, sources: list[str] | None = None) -> dict:
     # tracker.store.prepare is reported apart ("analysis_seconds"): it is not part of loading the data
     return {"seconds": total, "cpu_seconds": cpu, "initialise_seconds": total - sum(s.seconds for s in summaries), "sources": sources,
             "analysis_seconds": round(end - refreshed, 3), "analysis_cpu_seconds": round(end_cpu - refreshed_cpu, 3),
-            "rows_loaded": sum(s.rows_loaded for s in summaries), "peak_rss_mb": peak_rss_mb()}
+            "rows_loaded": sum(s.rows_loaded for s in summaries), "peak_rss_mb": peak_rss_mb(),
+            "load_peak_rss_mb": loading_peak[0] if loading_peak else peak_rss_mb()}
+
+
+REFERENCE_KEY = ("indicator_id", "area_code", "period", "sex", "age", "category_type", "category")
+REFERENCE_CODED = REFERENCE_KEY + ("period_start", "period_end", "note", "published_comparison")
+REFERENCE_NUMBERS = ("value", "lci95", "uci95", "lci998", "uci998", "count", "denominator")
+
+
+def physical_reference(db: str, target: str) -> dict:
+    """Child task: the physical reference for part 2. The rows the tracker loaded (read back from its database),
+    with every text column (the 7 key columns, dates, note, published comparison) replaced by a small integer
+    code, inserted by raw sqlite3 executemany, in key order, in one transaction, into a minimal integer-keyed
+    table (WITHOUT ROWID, no secondary index, no foreign key) in a new database with the tracker's pragmas. Only
+    the executemany and the commit are timed: what SQLite itself costs for these rows, with nothing else to do."""
+    import sqlite3
+
+    from bench.load import connect
+
+    source = sqlite3.connect(db)
+    rows = source.execute(f"SELECT {', '.join(REFERENCE_CODED + REFERENCE_NUMBERS)} FROM observation").fetchall()
+    source.close()
+    codes: list[dict] = [{} for _ in REFERENCE_CODED]
+    n = len(REFERENCE_CODED)
+    coded = sorted(tuple(c.setdefault(v, len(c)) if v is not None else None for c, v in zip(codes, r[:n])) + r[n:]
+                   for r in rows)  # sorted by the integer key: the order the tracker inserts its own rows in
+    del rows
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    conn = connect(Path(target))
+    columns = [f"{c} INTEGER" for c in REFERENCE_CODED] + [f"{c} REAL" for c in REFERENCE_NUMBERS]
+    conn.execute(f"CREATE TABLE observation_ref ({', '.join(columns)}, PRIMARY KEY ({', '.join(REFERENCE_KEY)})) "
+                 "WITHOUT ROWID")
+    sql = f"INSERT INTO observation_ref VALUES ({', '.join('?' * len(columns))})"
+    t, cpu = time.perf_counter(), time.process_time()
+    conn.execute("BEGIN")
+    conn.executemany(sql, coded)
+    conn.execute("COMMIT")
+    seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
+    stored = conn.execute("SELECT COUNT(*) FROM observation_ref").fetchone()[0]
+    conn.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    return {"seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3), "rows": stored,
+            "rows_per_cpu_second": round(stored / cpu) if cpu else None, "peak_rss_mb": peak_rss_mb()}
 
 
 def precompute_analysis(db: str) -> dict:

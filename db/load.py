@@ -69,12 +69,16 @@ def _db_column(values: pd.Series, name: str, sqlite: bool) -> list:
 def _rows(frame: pd.DataFrame, run_id: int, sqlite: bool) -> Iterator[tuple[int, Iterator[tuple]]]:
     """(row count, rows) per chunk of CHUNK_ROWS."""
     cols = [c for c in COLUMNS if c != "run_id"]
+    order = None
     if frame["indicator_id"].nunique() > 1:
         # in key order: SQLite appends to the key's B-tree instead of jumping around it (several times faster for a
-        # payload that interleaves indicators, e.g. one row per area with a column per indicator)
-        frame = frame.sort_values(list(OBSERVATION_KEY), kind="stable")
+        # payload that interleaves indicators, e.g. one row per area with a column per indicator). The order is
+        # worked out on integer codes and taken chunk by chunk: no sorted copy of the whole frame in memory.
+        codes = [pd.factorize(frame[c], sort=True)[0] for c in reversed(OBSERVATION_KEY)]
+        order = np.lexsort(codes)
+        del codes
     for start in range(0, len(frame), CHUNK_ROWS):
-        part = frame.iloc[start : start + CHUNK_ROWS]
+        part = frame.iloc[start : start + CHUNK_ROWS] if order is None else frame.take(order[start : start + CHUNK_ROWS])
         columns = [_db_column(part[c], c, sqlite) for c in cols]
         yield len(part), zip(*columns, repeat(run_id, len(part)))
 

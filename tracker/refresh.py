@@ -13,12 +13,14 @@ import gzip
 import json
 import logging
 import os
+import queue
 import shutil
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Callable, Iterator
 
 import pandas as pd
 from filelock import FileLock, Timeout
@@ -176,7 +178,16 @@ def run_source(
                 stats.add(frame, clean, problems)
                 keep.extend(problems.keys)  # the loader keeps the stored rows of these keys
                 del frame, problems
-                say(source.name, f"loading {stats.read:,} rows read so far")
+                yield clean, stats.read
+                del clean
+
+        waited: list[float] = []  # seconds the load spent waiting for the next prepared payload
+
+        def loaded_chunks():
+            # the next payload is read, parsed and validated in a worker thread while this thread inserts the
+            # current one; progress is reported from here, the caller's thread (Streamlit's progress bar needs it)
+            for clean, read in read_ahead(prepared_chunks(), waited):
+                say(source.name, f"loading {read:,} rows read so far")
                 yield clean
                 del clean
 
@@ -184,7 +195,7 @@ def run_source(
         with engine.begin() as conn:
             guard = ShrinkGuard(max_share=shrink_limit(), allow=allow_shrink)
             try:
-                result = load_observations(conn, prepared_chunks(), run_id, [s.id for s in specs], keep=keep, guard=guard)
+                result = load_observations(conn, loaded_chunks(), run_id, [s.id for s in specs], keep=keep, guard=guard)
             except ShrinkRefused as exc:
                 raise SourceError(f"{source.title}: refused: the new data {exc}") from None
             if stats.read == 0:
@@ -219,9 +230,8 @@ def run_source(
                     latest_period_end=stats.latest_end, problems=stats.problems,
                 )
             )
-        summary.stages["load"] = time.perf_counter() - t_load - sum(
-            summary.stages.get(k, 0.0) for k in ("fetch", "parse", "validate")
-        )
+        # the load's own time: fetch, parse and validate overlap it in the worker, except while it waited for them
+        summary.stages["load"] = time.perf_counter() - t_load - sum(waited)
         summary.status = "succeeded"
     except (_Skip, SourceSkipped) as skip:
         summary.status = "skipped"
@@ -244,6 +254,60 @@ def run_source(
 
 class _Skip(Exception):
     pass
+
+
+_DONE = object()
+
+
+def read_ahead(items: Iterator, waited: list[float] | None = None) -> Iterator:
+    """The items of `items`, produced in a worker thread at most one item ahead of the consumer: the next payload
+    is read, parsed and validated on the other core while SQLite inserts the current one (sqlite3 lets go of the
+    GIL while it writes). Memory: at most the item being loaded, one waiting and one being prepared. An exception
+    in the worker is raised here; when the consumer stops early (a failed insert), the worker stops at its next
+    item. `waited`: the seconds this thread spent waiting for the worker are appended to it."""
+    handover: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                handover.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+                del item  # the consumer holds it now
+            put((_DONE, None))
+        except BaseException as exc:  # noqa: BLE001 - raised again in the consumer's thread
+            put((_DONE, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=work, name="refresh-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            t = time.perf_counter()
+            item, error = handover.get()
+            if waited is not None:
+                waited.append(time.perf_counter() - t)
+            if error is not None:
+                raise error
+            if item is _DONE:
+                return
+            yield item
+            del item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def nearly_full(folder) -> bool:
