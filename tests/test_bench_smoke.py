@@ -49,3 +49,20 @@ def test_harness_loads_the_same_rows_with_every_contender(tmp_path):
     assert sorted(titles) == ["synthetic-bench-01", "synthetic-bench-02"]
     assert all(t.startswith("SYNTHETIC benchmark") for t in titles.values())
     assert not [s.id for s in load_catalog() if s.id.startswith("synthetic")]
+
+
+def test_snapshot_part_reports_its_physical_reference_and_goals(tmp_path):
+    """Part 2 on one small real source: the physical reference holds the same number of rows as the tracker loaded,
+    the ratio is reported, and both part 2 goals (CPU time, peak memory) are in the goal table."""
+    work, out = tmp_path / "work", tmp_path / "RESULTS.md"
+    code = main(["--parts", "snapshot", "--snapshot-sources", "ons_crime_severity", "--work", str(work),
+                 "--out", str(out), "--no-profiles"])
+    assert code == 0
+    snap = json.loads((work / "results.json").read_text())["snapshot"]
+    assert snap["rows_loaded"] > 0
+    assert snap["reference"]["rows"] == snap["rows_loaded"]
+    assert snap["cpu_vs_reference"] == round(snap["cpu_seconds"] / snap["reference"]["cpu_seconds"], 2)
+    assert snap["load_peak_rss_mb"] <= snap["peak_rss_mb"]
+    text = out.read_text(encoding="utf-8")
+    assert "**Physical reference**" in text and "minimal integer-keyed table" in text
+    assert "<= 8 s of CPU time" in text and "peak memory <= 400 MB" in text
