@@ -127,7 +127,8 @@ def _build(store: Store) -> pd.DataFrame:
         clash = out.merge(counted[KEYS + ["icb_code"]], how="left", indicator=True)["_merge"] == "both"
         out = pd.concat([out[~clash.to_numpy()], counted], ignore_index=True)
     out["icb_name"] = out["icb_code"].map(store.areas["name"])
-    out = out.reindex(columns=ICB_COLUMNS)  # n_lsoas is absent when no LSOA-built measure is loaded.sort_values(["indicator_id", "sex", "icb_code", "period_end", "period"], kind="mergesort")
+    out = out.reindex(columns=ICB_COLUMNS)  # n_lsoas is absent when no LSOA-built measure is loaded
+    out = out.sort_values(["indicator_id", "sex", "icb_code", "period_end", "period"], kind="mergesort")
     return out.reset_index(drop=True)
 
 
