@@ -160,6 +160,18 @@ def ons_latest_downloads(http, source: str, page_path: str) -> tuple[str, dict, 
     return edition, data.get("description") or {}, files
 
 
+def ons_newest_workbook(http, source: str, page_path: str, rule: re.Pattern, expected: str) -> Payload:
+    """The newest edition's first download whose file name matches `rule` (`expected` describes it in the error),
+    fetched as a workbook payload carrying the edition's release date."""
+    edition, description, files = ons_latest_downloads(http, source, page_path)
+    wanted = [f for f in files if rule.match(f)]
+    if not wanted:
+        raise SourceError(f"{source}: the newest edition {edition} lists no download named like {expected}; "
+                          f"it lists {', '.join(files) or 'none'}")
+    return http.get(source, ons_file_url(edition, wanted[0]), kind="workbook", filename=wanted[0],
+                    released=ons_release_date(description))
+
+
 def ons_release_date(description: dict) -> str | None:
     """The edition's release date (`description.releaseDate`, e.g. "2023-07-19T23:00:00.000Z": midnight in London)
     as a London calendar date, YYYY-MM-DD; None when absent or unreadable."""

@@ -19,9 +19,9 @@ from datetime import date
 import pandas as pd
 
 from pipelines.base import (
-    Payload, Source, SourceError, SourceFormatError, empty_tidy, read_csv_strict, snapshot_payload, tidy,
+    Payload, Source, SourceFormatError, empty_tidy, read_csv_strict, snapshot_payload, tidy,
 )
-from pipelines.discovery import ons_file_url, ons_latest_downloads, ons_release_date
+from pipelines.discovery import ons_newest_workbook
 from pipelines.spreadsheet import as_text, cell_text, find_columns, find_row, open_workbook, sheet_rows
 from tracker.catalog import IndicatorSpec
 
@@ -42,13 +42,7 @@ class HealthIndexSource(Source):
     publisher_url = "https://www.ons.gov.uk/" + PAGE
 
     def fetch(self, http, specs: list[IndicatorSpec]):
-        edition, description, files = ons_latest_downloads(http, self.name, PAGE)
-        wanted = [f for f in files if FILE_RULE.match(f)]
-        if not wanted:
-            raise SourceError(f"{self.name}: the newest edition {edition} lists no download named like "
-                              f"'healthindexunderlyingdata....xlsx'; it lists {', '.join(files) or 'none'}")
-        yield http.get(self.name, ons_file_url(edition, wanted[0]), kind="workbook", filename=wanted[0],
-                       released=ons_release_date(description))
+        yield ons_newest_workbook(http, self.name, PAGE, FILE_RULE, "'healthindexunderlyingdata....xlsx'")
 
     def read_offline(self, specs: list[IndicatorSpec]):
         yield snapshot_payload(UNDERLYING_FILE)
