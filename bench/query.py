@@ -57,9 +57,10 @@ def build_query_db(loaded: Path, snapshot: Path | None, target: Path) -> dict:
         offset = conn.execute("SELECT COALESCE(MAX(id), 0) FROM run").fetchone()[0]
         cols = ", ".join(RUN_COLUMNS[1:])
         conn.execute(f"INSERT INTO run (id, {cols}) SELECT id + ?, {cols} FROM snap.run", (offset,))
-        conn.execute("INSERT INTO observation SELECT indicator_id, area_code, period, sex, age, category_type, category, "
-                     "period_start, period_end, value, lci95, uci95, lci998, uci998, count, denominator, note, "
-                     "run_id + ? FROM snap.observation", (offset,))
+        # every column by name (the schema grows through migrations), run ids moved past the synthetic runs
+        names = [row[1] for row in conn.execute("PRAGMA table_info(observation)")]
+        picked = ", ".join("run_id + ?" if n == "run_id" else n for n in names)
+        conn.execute(f"INSERT INTO observation ({', '.join(names)}) SELECT {picked} FROM snap.observation", (offset,))
         conn.commit()
         conn.execute("DETACH DATABASE snap")
     rows = conn.execute("SELECT COUNT(*) FROM observation").fetchone()[0]
