@@ -77,7 +77,7 @@ APPLIED = [
     ("pipelines/ons_els.py, pipelines/dfe.py", "periods, indicators and notes worked out per distinct value",
      "ELS parse 2.1 s -> 1.2 s"),
     ("tracker/analysis (warm.py, data.py save_store)", "after a refresh lands, the analysis every first view needs is "
-     "computed once and saved (pickle keyed by data version and analysis-code digest); a new process reads it back; "
+     "computed once and saved (in the database, keyed by data version and analysis-code digest); a new process reads it back; "
      "exports take headline ages and load dates from it; SciPy imported on first use",
      "dashboard app start 16-18 s -> 1.5-3 s; `tracker export` of an ICB in a new process 21 s -> about 3 s "
      "(whole command)"),
@@ -215,8 +215,8 @@ def goals(results: dict) -> list[dict]:
                 icb["warm_max_seconds"] < EXPORT_GOAL_S, "see the export_icb profile")
             add("4 export", f"ICB pack, `tracker export` in a new process (reads the saved analysis) < {EXPORT_GOAL_S} s",
                 f"{icb['cold_seconds']:.2f} s", icb["cold_seconds"] < EXPORT_GOAL_S,
-                "the first call in a process reads back the analysis the last refresh saved (a pickle of a few "
-                "hundred MB) before writing the pack")
+                "the first call in a process reads back the analysis the last refresh saved in the database "
+                "(Parquet frames, decoded into a few hundred MB in memory) before writing the pack")
     elif e:
         add("4 export", "export goals", e.get("not_measured", "not measured"), None, e.get("not_measured", ""))
 
@@ -470,7 +470,9 @@ def markdown(results: dict) -> str:
         pre = e.get("precompute", {})
         lines += [f"On the {e['database']}. First, as `tracker refresh` does once data has landed, the analysis was "
                   "precomputed and saved (tracker.analysis.warm): "
-                  + (f"{pre['seconds']:.1f} s, {pre['saved_mb']:.0f} MB saved." if "seconds" in pre else
+                  + (f"{pre['seconds']:.1f} s" + (f", {pre['saved_mb']:.0f} MB saved." if pre.get("saved_mb") is not None
+                                             else " (nothing new saved: the save of this data version was there).")
+                   if "seconds" in pre else
                      f"failed: {pre.get('error', 'not run')[-200:]}"), ""]
         icb, full = e["icb"], e["full"]
         if "error" not in icb:
