@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from pipelines.base import Payload, SourceError, SourceFormatError, snapshot_payload
-from pipelines.desnz import FuelPovertySource, LA_FILE
+from pipelines.desnz import FuelPovertySource
 from pipelines.discovery import govuk_attachments
 from pipelines.http import HttpClient
 from pipelines.ons_crime import SCORE_FILE, CrimeSeveritySource
@@ -252,17 +252,25 @@ HI_FILE = "healthindexunderlyingdataenglandcanscreenfix.xlsx"
 HI_FIXTURE = "healthindexunderlyingdataenglandcanscreenfix.constructed.xlsx"
 
 
-def serve_hi(server, workbook: bytes | None, files: list[str] | None = None) -> str:
-    """The landing and edition /data JSON and the workbook at /file?uri=...; returns the file's path."""
-    server.expect_request(HI_BASE + "/data").respond_with_data(
-        fixture("ons_healthindexunderlyingdataengland__landing.constructed.json"), content_type="text/plain")
-    edition = json.loads(fixture("ons_healthindexunderlyingdataengland__current.constructed.json"))
+def serve_ons_dataset(server, base: str, landing: bytes, edition_json: bytes, filename: str, workbook: bytes | None,
+                      files: list[str] | None = None, **file_headers) -> str:
+    """An ONS dataset page as the site serves it: the landing and edition /data JSON (the landing as text/plain, as
+    recorded) and the workbook at /file?uri=...; `files` replaces the edition's downloads. Returns the file's path."""
+    server.expect_request(base + "/data").respond_with_data(landing, content_type="text/plain")
+    edition = json.loads(edition_json)
     if files is not None:
         edition["downloads"] = [{"file": f} for f in files]
-    server.expect_request(HI_BASE + "/current/data").respond_with_json(edition)
+    server.expect_request(base + "/current/data").respond_with_json(edition)
     if workbook is not None:
-        server.expect_request("/file", query_string={"uri": f"{HI_BASE}/current/{HI_FILE}"}).respond_with_data(workbook)
+        server.expect_request("/file", query_string={"uri": f"{base}/current/{filename}"}).respond_with_data(
+            workbook, **file_headers)
     return "/file"
+
+
+def serve_hi(server, workbook: bytes | None, files: list[str] | None = None) -> str:
+    return serve_ons_dataset(server, HI_BASE, fixture("ons_healthindexunderlyingdataengland__landing.constructed.json"),
+                             fixture("ons_healthindexunderlyingdataengland__current.constructed.json"), HI_FILE,
+                             workbook, files)
 
 
 @pytest.fixture
@@ -306,17 +314,9 @@ def edited_bytes(data: bytes, old: bytes, new: bytes) -> bytes:
 
 
 def serve_crime(server, workbook: bytes | None, files: list[str] | None = None) -> str:
-    """The landing and edition /data JSON and the data tool at /file?uri=...; returns the file's path."""
-    server.expect_request(CSS_BASE + "/data").respond_with_data(
-        crime_fixture("ons_crimeseverityscore__landing.constructed.json"), content_type="text/plain")
-    edition = json.loads(crime_fixture("ons_crimeseverityscore__current.constructed.json"))
-    if files is not None:
-        edition["downloads"] = [{"file": f} for f in files]
-    server.expect_request(CSS_BASE + "/current/data").respond_with_json(edition)
-    if workbook is not None:
-        server.expect_request("/file", query_string={"uri": f"{CSS_BASE}/current/{CSS_FILE}"}).respond_with_data(
-            workbook, content_type="application/vnd.ms-excel")
-    return "/file"
+    return serve_ons_dataset(server, CSS_BASE, crime_fixture("ons_crimeseverityscore__landing.constructed.json"),
+                             crime_fixture("ons_crimeseverityscore__current.constructed.json"), CSS_FILE, workbook,
+                             files, content_type="application/vnd.ms-excel")
 
 
 def test_crime_data_tool_gives_the_bundled_scores_by_district():
