@@ -200,6 +200,42 @@ def test_a_new_process_reads_back_the_analysis_saved_after_the_refresh(snapshot_
     pd.testing.assert_frame_equal(analysis.place_profile(snapshot_engine, NENC), profile_from_save)
 
 
+def test_a_new_process_reads_only_the_saved_results_it_uses(snapshot_engine, monkeypatch, caplog):
+    """An export or a dashboard page in a new process reads from the save only the results it needs, not the whole
+    analysis; a saved result that cannot be read (damaged, or replaced by a newer save) is computed again, and gives
+    the same figures."""
+    from collections import OrderedDict
+
+    from sqlalchemy import update
+
+    from db.models import AnalysisPart
+    from tracker.analysis import data, saved
+
+    monkeypatch.setattr(data, "_CACHE", OrderedDict())  # as in a new process
+    monkeypatch.setattr(data, "_load", lambda *a: pytest.fail("the saved analysis was not used"))
+    store = get_store(snapshot_engine)
+    assert isinstance(store.memo, saved.SavedMemo) and store.memo.held() == set()
+    assert ("judged_rows",) in store.memo and ("judged_rows",) not in store.memo.held()  # asking does not read
+    sex = data.headline_sex(store, "life-expectancy")
+    summary = analysis.department_summary(snapshot_engine, "life-expectancy")
+    assert ("department_summary", "life-expectancy", sex) in store.memo.held()
+    assert ("judged_rows",) not in store.memo.held()  # the department summary did not need it
+
+    # damage the parts of the saved department summary: a new process computes it again
+    key = ("department_summary", "life-expectancy", sex)
+    node = saved.read(snapshot_engine, store.version, data.CODE_DIGEST)[1].pending_node(key)
+    with snapshot_engine.begin() as conn:
+        conn.execute(update(AnalysisPart).where(AnalysisPart.seq.in_(saved.part_numbers(node)))
+                     .values(payload=b"damaged"))
+    monkeypatch.undo()  # computing is allowed again
+    monkeypatch.setattr(data, "_CACHE", OrderedDict())
+    again = get_store(snapshot_engine)
+    assert isinstance(again.memo, saved.SavedMemo)
+    with caplog.at_level("WARNING", logger="tracker.analysis"):
+        pd.testing.assert_frame_equal(analysis.department_summary(snapshot_engine, "life-expectancy"), summary)
+    assert "computing it again" in caplog.text
+
+
 def test_data_version_changes_when_a_refresh_lands(initialised_engine):
     before = analysis.data_version(initialised_engine)
     store = get_store(initialised_engine)

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -73,14 +74,16 @@ class Store:
     headline_ages: pd.Series  # indicator id -> the age group kept in obs
     run_finished: pd.Series  # run id -> when it finished (an observation's run_id says which run loaded it)
     engine: Engine
-    memo: dict = field(default_factory=dict)
+    memo: MutableMapping = field(default_factory=dict)  # a SavedMemo when read from a save
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def derived(self, key, build):
         with self.lock:
-            if key not in self.memo:
-                self.memo[key] = build()
-            return self.memo[key]
+            try:
+                return self.memo[key]  # computed, or read from the save (tracker.analysis.saved.SavedMemo)
+            except KeyError:
+                value = self.memo[key] = build()
+                return value
 
     def parent(self, parent_type: str) -> pd.Series:
         """child code -> parent code of that type (the largest share for a split LA's ICB). Memoised."""
@@ -212,7 +215,12 @@ def save_store(store: Store) -> int:
     host that reads this database. Returns the bytes written."""
     with store.lock:
         state = {f.name: getattr(store, f.name) for f in fields(store) if f.name not in ("engine", "lock", "memo")}
-        memo = {k: v for k, v in store.memo.items() if k not in NOT_SAVED}
+        memo = {}
+        for key in [k for k in store.memo if k not in NOT_SAVED]:
+            try:
+                memo[key] = store.memo[key]
+            except KeyError:  # read from a save that is now unreadable: computed again when first used
+                continue
         structure, parts = saved.encode_state(state, memo)
     return saved.write(store.engine, store.version, CODE_DIGEST, structure, parts)
 

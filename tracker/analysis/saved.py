@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import MutableMapping
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -155,10 +156,69 @@ def encode_state(state: dict, memo: dict) -> tuple[dict, list[bytes]]:
     return structure, parts
 
 
-def decode_state(structure: dict, parts: dict[int, bytes]) -> tuple[dict, dict]:
-    state = {name: decode(node, parts) for name, node in structure["fields"].items()}
-    memo = {decode(k, parts): decode(v, parts) for k, v in structure["memo"]}
-    return state, memo
+def part_numbers(node) -> set[int]:
+    """The parts (Parquet frames) a structure node refers to."""
+    found: set[int] = set()
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for kind, content in item.items():
+                if kind in ("frame", "series"):
+                    found.add(content)
+                else:
+                    stack.append(content)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+class SavedMemo(MutableMapping):
+    """The memo of a saved analysis, read lazily: each entry's frames are fetched from the database and decoded the
+    first time it is used, so a process (an export, a dashboard showing one page) holds only what it uses. An entry
+    whose parts are gone (a newer save replaced this one) or unreadable is dropped: the caller computes it again."""
+
+    def __init__(self, fetch, entries: dict):
+        self._fetch = fetch  # part numbers -> {part number: bytes}
+        self._pending = entries  # memo key -> its structure node, not decoded yet
+        self._values: dict = {}
+
+    def __getitem__(self, key):
+        if key in self._values:
+            return self._values[key]
+        node = self._pending.pop(key)  # KeyError: not in the save
+        try:
+            value = decode(node, self._fetch(part_numbers(node)))
+        except Exception as exc:  # noqa: BLE001 - a damaged or replaced save is computed again, never an error
+            log.warning("could not read %r from the saved analysis (%s): computing it again", key, exc)
+            raise KeyError(key) from exc
+        self._values[key] = value
+        return value
+
+    def __setitem__(self, key, value):
+        self._pending.pop(key, None)
+        self._values[key] = value
+
+    def __delitem__(self, key):
+        if self._pending.pop(key, None) is None:
+            del self._values[key]
+
+    def __contains__(self, key):  # without reading it (Mapping's own would)
+        return key in self._values or key in self._pending
+
+    def __iter__(self):
+        return iter([*self._values, *self._pending])
+
+    def __len__(self):
+        return len(self._values) + len(self._pending)
+
+    def held(self) -> set:
+        """The keys held in memory: read from the save, or computed, since."""
+        return set(self._values)
+
+    def pending_node(self, key):
+        """The structure node of an entry not read yet (its parts: part_numbers(node))."""
+        return self._pending[key]
 
 
 def _now() -> datetime:
@@ -192,17 +252,31 @@ def write(engine: Engine, version: str, digest: str, structure: dict, parts: lis
 
 
 def read(engine: Engine, version: str, digest: str) -> tuple[dict, dict] | None:
-    """(state, memo) of the saved version, or None when there is none."""
+    """(state, memo) of the saved version, or None when there is none. The state is read at once; the memo is a
+    SavedMemo, each entry read from the database when first used."""
     with engine.connect() as conn:
         saved = conn.execute(select(AnalysisSave.parts).where(AnalysisSave.data_version == version,
                                                                AnalysisSave.code_digest == digest)).scalar()
-        if saved is None:
-            return None
-        parts = dict(conn.execute(select(AnalysisPart.seq, AnalysisPart.payload).where(
-            AnalysisPart.data_version == version, AnalysisPart.code_digest == digest)).all())
-    if len(parts) != saved:
-        raise ValueError(f"the saved analysis has {len(parts)} of its {saved} parts")
-    return decode_state(json.loads(parts.pop(STRUCTURE)), parts)
+    if saved is None:
+        return None
+
+    def fetch(numbers) -> dict[int, bytes]:
+        numbers = sorted(numbers)
+        with engine.connect() as conn:
+            parts = dict(conn.execute(select(AnalysisPart.seq, AnalysisPart.payload).where(
+                AnalysisPart.data_version == version, AnalysisPart.code_digest == digest,
+                AnalysisPart.seq.in_(numbers))).all()) if numbers else {}
+        if len(parts) != len(numbers):
+            raise ValueError(f"the saved analysis of data version {version} has lost parts (a newer save replaced it?)")
+        return parts
+
+    structure = json.loads(fetch([STRUCTURE])[STRUCTURE])
+    if len(part_numbers([structure["fields"], structure["memo"]])) + 1 != saved:
+        raise ValueError(f"the saved analysis should have {saved} parts, its structure refers to others")
+    state_parts = fetch(part_numbers(structure["fields"]))
+    state = {name: decode(node, state_parts) for name, node in structure["fields"].items()}
+    entries = {decode(k, {}): v for k, v in structure["memo"]}  # keys are plain values (no frames)
+    return state, SavedMemo(fetch, entries)
 
 
 def exists(engine: Engine, version: str, digest: str) -> bool:
