@@ -353,8 +353,7 @@ def markdown(results: dict) -> str:
     v = m["versions"]
     lines = [
         "# Benchmark results", "",
-        f"Latest full run of `make bench` (`python -m bench.run`): {results['started']} to {results['finished']} "
-        f"({results['wall_seconds']:.0f} s in all). Parts: {', '.join(results['parts'])}.", "",
+        *_when(results),
         *_timing(results),
         "Every contender ran in the same invocation, each measurement in its own subprocess (peak RSS is that "
         "process's own high-water mark, VmHWM). The machine is shared, so absolute times drift from run to run: read "
@@ -570,6 +569,17 @@ def markdown(results: dict) -> str:
               "`python -m bench.run --help` lists the options (parts, scale, work folder, output). Work files "
               "(databases, payloads, the raw-results JSON `results.json`) go to bench/work/, which git ignores.", ""]
     return "\n".join(lines)
+
+
+def _when(results: dict) -> list[str]:
+    runs = results.get("part_runs")
+    if not runs:
+        return [f"Latest full run of `make bench` (`python -m bench.run`): {results['started']} to "
+                f"{results['finished']} ({results['wall_seconds']:.0f} s in all). Parts: {', '.join(results['parts'])}.",
+                ""]
+    return ["Measured in more than one run of `make bench` (`python -m bench.run --merge` keeps the parts it does not "
+            "measure); each part's run:", "",
+            *_table(["part", "started", "finished"], [[p, *runs[p]] for p in results["parts"]])]
 
 
 def _timing(results: dict) -> list[str]:

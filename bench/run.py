@@ -304,7 +304,8 @@ class Bench:
         if self.args.no_profiles:
             return
         for old in (Path(self.args.out).resolve().parent / "profiles").glob("*.txt"):
-            old.unlink()  # the folder holds this run's profiles only
+            if not self.args.merge:
+                old.unlink()  # the folder holds this run's profiles only (with --merge, the kept parts' too)
         if not todo:
             return
         self.say("[profiles] pyinstrument on the slowest stage of each missed goal ...")
@@ -367,6 +368,31 @@ class Bench:
         return self.results
 
 
+# what each part writes into the results
+PART_RESULTS = {"snapshot": ["snapshot"], "load": ["load_real", "load_synthetic", "scale"], "query": ["query"],
+                "export": ["exports"], "dashboard": ["dashboard"], "browser": ["browser"], "fresh": ["fresh"]}
+
+
+def merged(previous: dict, new: dict) -> dict:
+    """`new`'s parts over `previous`' results; each part keeps the time of the run that measured it."""
+    out = dict(previous)
+    runs = dict(previous.get("part_runs") or {p: [previous["started"], previous["finished"]]
+                                              for p in previous["parts"]})
+    for part in new["parts"]:
+        for key in PART_RESULTS[part]:
+            if key in new:
+                out[key] = new[key]
+        runs[part] = [new["started"], new["finished"]]
+    out["timing"] = {**previous.get("timing", {}), **new["timing"]}
+    out["parts"] = [p for p in PARTS if p in runs]
+    out["part_runs"] = {p: runs[p] for p in out["parts"]}
+    renewed = {p["name"] for p in new["profiles"]}
+    out["profiles"] = [p for p in previous.get("profiles", []) if p["name"] not in renewed] + new["profiles"]
+    out["machine"], out["started"], out["finished"] = new["machine"], min(r[0] for r in runs.values()), new["finished"]
+    out["wall_seconds"] = round(sum(t["wall_seconds"] for t in out["timing"].values()), 1)
+    return out
+
+
 def cpu_used() -> float:
     """CPU seconds used so far by this process and every finished child (the measurements)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -399,12 +425,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-profiles", action="store_true", help="skip profiling missed goals")
     parser.add_argument("--report-only", action="store_true",
                         help="rewrite the results file from the last run's results.json, measuring nothing")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the last run's results of the parts not measured now (the report says when each "
+                             "part was measured)")
     args = parser.parse_args(argv)
     raw_results = Path(args.work, "results.json")
     if args.report_only:
         results = json.loads(raw_results.read_text())
     else:
         results = Bench(args).run()
+        if args.merge and raw_results.exists():
+            results = merged(json.loads(raw_results.read_text()), results)
         raw_results.write_text(json.dumps(results, indent=1, default=str))
     text = report.markdown(results)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

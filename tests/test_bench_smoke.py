@@ -66,3 +66,19 @@ def test_snapshot_part_reports_its_physical_reference_and_goals(tmp_path):
     text = out.read_text(encoding="utf-8")
     assert "**Physical reference**" in text and "minimal integer-keyed table" in text
     assert "<= 8 s of CPU time" in text and "peak memory <= 400 MB" in text
+
+
+def test_a_merged_run_keeps_the_parts_it_did_not_measure(tmp_path):
+    """`--merge`: a second run of one part keeps the first run's other parts, and the report says when each part ran."""
+    work, out = tmp_path / "work", tmp_path / "RESULTS.md"
+    assert main(["--parts", "snapshot", "--snapshot-sources", "ons_crime_severity", "--work", str(work),
+                 "--out", str(out), "--no-profiles"]) == 0
+    first = json.loads((work / "results.json").read_text())
+    assert main(["--parts", "export", "--work", str(work), "--out", str(out), "--no-profiles", "--merge"]) == 0
+    both = json.loads((work / "results.json").read_text())
+    assert both["parts"] == ["snapshot", "export"]
+    assert both["snapshot"] == first["snapshot"] and both["exports"]["icb"]["areas"] > 0
+    assert both["part_runs"]["snapshot"] == [first["started"], first["finished"]]
+    assert both["part_runs"]["export"][0] > first["finished"] or both["part_runs"]["export"][0] >= first["started"]
+    text = out.read_text(encoding="utf-8")
+    assert "Measured in more than one run" in text and "| snapshot | " + first["started"] in text
