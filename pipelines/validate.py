@@ -11,7 +11,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from db.columns import per_distinct
 from pipelines.base import NUMERIC_COLUMNS, TIDY_COLUMNS, SourceFormatError
 from tracker.catalog import IndicatorSpec
 
@@ -36,10 +35,8 @@ class Problems:
         bucket["count"] += len(rows)
         room = EXAMPLES - len(bucket["examples"])
         if room > 0:
-            head = rows.head(room)
-            bucket["examples"].extend(
-                f"{i} {a} {p}" for i, a, p in zip(head["indicator_id"], head["area_code"], head["period"])
-            )
+            bucket["examples"].extend(f"{i} {a} {p}" for i, a, p in zip(
+                *(rows[c].iloc[:room].tolist() for c in ("indicator_id", "area_code", "period"))))
 
     @property
     def rejected_count(self) -> int:
@@ -144,17 +141,23 @@ def _reject_with_cell(problems: Problems, reason: str, frame: pd.DataFrame, raw:
 
 def harmonise_areas(frame: pd.DataFrame, mapper, problems: Problems) -> pd.DataFrame:
     """Map each area code to the current code; rows that cannot be mapped are counted with the reason."""
-    mapped = mapper.map_series(frame["area_code"])
-    unmapped = mapped.isna()
+    # worked out once per distinct code (a payload repeats each area many times), then spread over the rows
+    positions, distinct = pd.factorize(frame["area_code"])  # position -1: a missing code
+    current = mapper.map_series(pd.Series(distinct, dtype=object)).tolist()
+    mapped = np.array([*current, None], dtype=object).take(positions)
+    unmapped = pd.isna(mapped)
     if unmapped.any():
-        rows = frame[unmapped]
+        rows = frame.loc[unmapped, [c for c in KEY if c in frame.columns]]  # what the problems keep of each row
         codes = rows["area_code"]
         why = codes.map({code: mapper.why_unmapped(code) for code in codes.unique()})  # once per code
         for reason, part in rows.groupby(why, sort=False):
             problems.add("unmapped", reason, part)
-    out = frame[~unmapped]  # a new frame: assigning a column below leaves `frame` as it was
-    recoded = out["area_code"] != mapped[~unmapped]
-    out["area_code"] = mapped[~unmapped].astype(str)
+    # a new frame either way: assigning a column below leaves `frame` as it was (copy-on-write)
+    out = frame[~unmapped] if unmapped.any() else frame.copy(deep=False)
+    changed = np.array([c is not None and c != d for d, c in zip(distinct.tolist(), current)] + [False])
+    recoded = pd.Series(changed.take(positions)[~unmapped], index=out.index)
+    if recoded.any():  # else every code is already the current one, as written
+        out["area_code"] = pd.Series(mapped[~unmapped], index=out.index).astype(str)
     # An old code recoded to a current one, where the source also publishes the current code's own row for
     # the same key (e.g. Buckinghamshire county and the unitary): the current code's own row wins.
     dup = out.duplicated(KEY, keep=False) if recoded.any() else None
@@ -204,8 +207,9 @@ def check_values(frame: pd.DataFrame, specs: dict[str, IndicatorSpec], problems:
 
 def _dates(values: pd.Series) -> pd.Series:
     """pd.to_datetime once per distinct value (a payload has few distinct period dates)."""
-    parsed = per_distinct(values, lambda distinct: pd.to_datetime(pd.Series(distinct, dtype=object)), pd.NaT)
-    return pd.Series(pd.to_datetime(parsed), index=values.index)
+    positions, distinct = pd.factorize(values)  # position -1: a missing date, NaT (appended last)
+    parsed = pd.to_datetime(pd.Series(distinct, dtype=object)).to_numpy()
+    return pd.Series(np.append(parsed, np.array(["NaT"], dtype=parsed.dtype)).take(positions), index=values.index)
 
 
 KNOWN_SEXES = ("Persons", "Male", "Female")
@@ -224,13 +228,13 @@ def check_labels(frame: pd.DataFrame, problems: Problems) -> pd.DataFrame:
         _reject_with_cell(problems, f"unknown sex (valid: {', '.join(KNOWN_SEXES)})", frame, frame["sex"], bad)
     for col, longest in TEXT_LIMITS.items():
         values = frame[col].astype(str)
-        too_long = per_distinct(values, lambda d: pd.Series(d, dtype=object).str.len().to_numpy() > longest, False)
-        too_long = np.asarray(too_long, dtype=bool) & ~bad
+        positions, distinct = pd.factorize(values)  # each check once per distinct label; -1 (missing) passes
+        labels = pd.Series(distinct, dtype=object)
+        too_long = np.append(labels.str.len().to_numpy() > longest, False).take(positions) & ~bad
         if too_long.any():
             _reject_with_cell(problems, f"{col} longer than {longest} characters", frame, values.str[:40] + "…", too_long)
         bad |= too_long
-        odd = per_distinct(values, lambda d: pd.Series(d, dtype=object).str.contains(NOT_A_LABEL, regex=True).to_numpy(), False)
-        odd = np.asarray(odd, dtype=bool) & ~bad
+        odd = np.append(labels.str.contains(NOT_A_LABEL, regex=True).to_numpy(dtype=bool), False).take(positions) & ~bad
         if odd.any():
             _reject_with_cell(problems, f"{col} is markup or a formula, not a label", frame, values, odd)
         bad |= odd
