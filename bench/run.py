@@ -42,6 +42,7 @@ class Bench:
                                         "periods": args.periods, "queries": args.queries},
                               "parts": sorted(self.parts, key=PARTS.index), "profiles": []}
         self.snapshot_db = self.work / "snapshot.sqlite"
+        self.snapshot_warmed = False
 
     def say(self, message: str) -> None:
         print(message, flush=True)
@@ -90,11 +91,25 @@ class Bench:
             make_template(path, synthetic_specs(self.args.indicators))
         return path
 
+    def snapshot_ready(self) -> bool:
+        """Part 2's database is there and is the one the results report: built by this run, or kept with --merge."""
+        return self.snapshot_db.exists() and ("snapshot" in self.parts or self.args.merge)
+
+    def snapshot_prepared(self) -> bool:
+        """snapshot_ready(), with the analysis saved by this code as `tracker prepare` leaves it (a kept database
+        may hold the save of older code: the dashboard would compute it in front of the measurement)."""
+        if not self.snapshot_ready():
+            return False
+        if "snapshot" not in self.parts and not self.snapshot_warmed:
+            self.child("precompute", db=str(self.snapshot_db))
+            self.snapshot_warmed = True
+        return True
+
     def load(self) -> None:
         from bench.synthetic import export_observations, write_synthetic
 
         template = self.template()
-        if self.snapshot_db.exists() and "snapshot" in self.parts:
+        if self.snapshot_ready():
             from db.engine import make_engine
 
             engine = make_engine(f"sqlite:///{self.snapshot_db}")
@@ -172,7 +187,7 @@ class Bench:
             return
         self.say("[3] building the England-wide query database (SYNTHETIC LSOA rows + the real snapshot) ...")
         target = self.work / "england.sqlite"
-        snapshot = self.snapshot_db if "snapshot" in self.parts else None
+        snapshot = self.snapshot_db if self.snapshot_ready() else None
         built = build_query_db(Path(loaded), snapshot, target)
         self.say(f"    {built['rows']:,} rows ({built['synthetic_rows']:,} synthetic, {built['real_rows']:,} real)")
         try:
@@ -200,7 +215,7 @@ class Bench:
             return
         db = self.work / "england.sqlite"
         label = "England-wide database (SYNTHETIC LSOA rows + real snapshot)"
-        if not db.exists():
+        if not db.exists() or not ((self.results.get("query") or {}).get("database") or {}).get("real_rows"):
             db, label = self.snapshot_db, "snapshot database"
         if not db.exists():
             self.results["exports"] = {"not_measured": "needs a prepared database (run with --parts including "
@@ -221,6 +236,9 @@ class Bench:
             except ChildFailed as exc:
                 out[what] = {"error": str(exc)}
                 self.say(f"    {what} FAILED: {exc}")
+            if out[what].get("rows") == 0:  # an empty pack measures nothing worth reporting
+                out[what] = {"error": f"the {label} holds no rows to export"}
+                self.say(f"    {what}: no rows to export in the {label}")
         self.results["exports"] = out
         icb, full = out["icb"], out["full"]
         if "error" not in icb:
@@ -239,7 +257,7 @@ class Bench:
         except ImportError as exc:
             self.results["dashboard"] = {"not_measured": f"tracker.app missing ({exc})"}
             return
-        if not self.snapshot_db.exists() or "snapshot" not in self.parts:
+        if not self.snapshot_prepared():
             self.results["dashboard"] = {"not_measured": "needs part 2's snapshot database (--parts snapshot)"}
             return
         self.say("[5] dashboard pages under AppTest, on the snapshot database ...")
@@ -259,7 +277,7 @@ class Bench:
 
     # -- part 6 ------------------------------------------------------------------------------------------------
     def browser(self) -> None:
-        if not self.snapshot_db.exists() or "snapshot" not in self.parts:
+        if not self.snapshot_prepared():
             self.results["browser"] = {"not_measured": "needs part 2's snapshot database (--parts snapshot)"}
             return
         if not Path("/usr/bin/chromium").exists():
