@@ -401,7 +401,7 @@ class _Pack:
     def ranks(self) -> pd.Series:
         """(area code, department slug) -> the department's ranking text for the area over the headline outcomes."""
         if self._ranks is None:
-            parts = []
+            joined: dict[tuple[str, str], str] = {}  # in outcome order; a dict, not a groupby: thousands of keys
             for outcome, column in HEADLINE_OUTCOMES.items():
                 try:
                     pd_ = all_place_departments(self.engine, outcome)[0]
@@ -416,9 +416,10 @@ class _Pack:
                           + (", rests on one indicator" if one and not h else ""))
                          for r, k, lo, hi, h, one in zip(pd_["rank"], n, pd_["rank_lci"], pd_["rank_uci"],
                                                          pd_["held_back"], pd_["rests_on_one_indicator"])]
-                parts.append(pd.Series(words, index=pd.MultiIndex.from_frame(pd_[["place_code", "department_slug"]])))
-            joined = pd.concat(parts) if parts else pd.Series(dtype=object)
-            self._ranks = joined.groupby(level=[0, 1], sort=False).agg("; ".join)
+                for key, word in zip(zip(pd_["place_code"], pd_["department_slug"]), words):
+                    joined[key] = f"{joined[key]}; {word}" if key in joined else word
+            self._ranks = pd.Series(list(joined.values()), dtype=object, index=pd.MultiIndex.from_tuples(
+                list(joined), names=["place_code", "department_slug"]) if joined else None)
         return self._ranks
 
     def icb(self, code: str) -> tuple[pd.DataFrame, pd.Series]:
