@@ -104,3 +104,22 @@ def test_a_dashboard_does_not_build_what_a_refresh_is_about_to_save(initialised_
     builder = data._BUILDING[initialised_engine.url.render_as_string(hide_password=False)]
     builder.join(timeout=300)
     assert data.get_store(initialised_engine).version != old_version
+
+
+def test_a_save_read_lazily_never_mixes_in_a_later_save_of_the_same_data(initialised_engine, fresh_process):
+    """A process reads saved results when first used; if the same data version is saved again meanwhile (another
+    host's refresh, a replay), what it has not read yet is computed again, never taken from the other save."""
+    refresh(initialised_engine, SMALL, offline=True)
+    warm_analysis(initialised_engine)
+    version = data.data_version(initialised_engine)
+    _state, memo = saved.read(initialised_engine, version, data.CODE_DIGEST)
+    framed = sorted((k for k in memo if saved.part_numbers(memo.pending_node(k))), key=repr)  # held in parts
+    first = memo[framed[0]]  # read before the second save
+    store = data.get_store(initialised_engine)
+    data.save_store(store)  # the same version saved again: a new save with its own parts
+    assert saved.saved_versions(initialised_engine) == [(version, data.CODE_DIGEST)]
+    assert len(framed) > 5
+    for key in framed[1:]:
+        with pytest.raises(KeyError):
+            memo[key]
+    assert memo[framed[0]] is first  # what was read stays

@@ -255,19 +255,25 @@ def read(engine: Engine, version: str, digest: str) -> tuple[dict, dict] | None:
     """(state, memo) of the saved version, or None when there is none. The state is read at once; the memo is a
     SavedMemo, each entry read from the database when first used."""
     with engine.connect() as conn:
-        saved = conn.execute(select(AnalysisSave.parts).where(AnalysisSave.data_version == version,
-                                                               AnalysisSave.code_digest == digest)).scalar()
-    if saved is None:
+        found = conn.execute(select(AnalysisSave.parts, AnalysisSave.saved_at).where(
+            AnalysisSave.data_version == version, AnalysisSave.code_digest == digest)).first()
+    if found is None:
         return None
+    saved, saved_at = found
+    # parts of this very save only: the same version saved again meanwhile (or replaced by a newer one) gives none.
+    # One statement, so every database sees one committed state (a save is written in one transaction).
+    this_save = (select(AnalysisPart.seq, AnalysisPart.payload)
+                 .join(AnalysisSave, (AnalysisSave.data_version == AnalysisPart.data_version)
+                       & (AnalysisSave.code_digest == AnalysisPart.code_digest))
+                 .where(AnalysisPart.data_version == version, AnalysisPart.code_digest == digest,
+                        AnalysisSave.saved_at == saved_at))
 
     def fetch(numbers) -> dict[int, bytes]:
         numbers = sorted(numbers)
         with engine.connect() as conn:
-            parts = dict(conn.execute(select(AnalysisPart.seq, AnalysisPart.payload).where(
-                AnalysisPart.data_version == version, AnalysisPart.code_digest == digest,
-                AnalysisPart.seq.in_(numbers))).all()) if numbers else {}
+            parts = dict(conn.execute(this_save.where(AnalysisPart.seq.in_(numbers))).all()) if numbers else {}
         if len(parts) != len(numbers):
-            raise ValueError(f"the saved analysis of data version {version} has lost parts (a newer save replaced it?)")
+            raise ValueError(f"the saved analysis of data version {version} was replaced since it was read")
         return parts
 
     structure = json.loads(fetch([STRUCTURE])[STRUCTURE])
