@@ -87,8 +87,12 @@ def test_a_one_source_refresh_reuses_the_other_indicators_and_saves_what_a_full_
     full_state, full_memo = saved.read(engine, version, data.CODE_DIGEST)
 
     _assert_same(partial_state, full_state, ("state",))
-    assert set(partial_memo) == set(full_memo)
-    for key in full_memo:
+    # a full build also saves small lookups it made in passing (an area's parent, which indicators have CIs); the
+    # partial build, which did not need them, leaves them to be made on first use
+    assert set(partial_memo) <= set(full_memo)
+    assert {k[0] for k in set(full_memo) - set(partial_memo)} <= {"parent", "with_ci", "sexes"}
+    assert any(k[0] == "pairs" for k in reused.frames)  # the associations of unchanged outcomes, too
+    for key in partial_memo:
         _assert_same(partial_memo[key], full_memo[key], key)
 
 

@@ -84,6 +84,10 @@ def reuse_previous(store: Store) -> Reused | None:
         frames[key] = spliced
     if not lsoa_same:  # computed afresh in the sub-store: they do not depend on which observations it holds
         frames.update({k: sub.memo[k] for k in LSOA_BUILT_KEYS if k in sub.memo})
+    for key in [k for k in memo if k[0] == "pairs" and k[1] not in changed]:  # a changed outcome: all computed again
+        pairs = _pairs_spliced(store, changed, key, memo[key])
+        if pairs is not None:
+            frames[key] = pairs
     with store.lock:
         store.memo.update(frames)
     reused = Reused(state["version"], changed, len(store.indicators), list(frames))
@@ -130,18 +134,35 @@ def _same_lsoa_rows(store: Store, memo: dict) -> bool:
     return all(o.equals(n) for o, n in zip(old, new))
 
 
-def _sub_store(store: Store, changed: set[str], frames: dict) -> Store:
-    """A Store holding only the changed indicators' observations, with the per-indicator frames built in it."""
+def _sub_store(store: Store, indicators: set[str], frames: dict | None = None) -> Store:
+    """A Store holding only these indicators' observations; with `frames`, the per-indicator frames built in it."""
     from tracker.analysis.place import icb_rows, judged_rows
 
-    obs = store.obs[store.obs["indicator_id"].isin(changed)].reset_index(drop=True)
+    obs = store.obs[store.obs["indicator_id"].isin(indicators)].reset_index(drop=True)
     sub = Store(version=store.version, indicators=store.indicators, areas=store.areas, links=store.links,
                 utla_codes=store.utla_codes, population=store.population, obs=obs,
                 headline_ages=store.headline_ages, run_finished=store.run_finished, engine=store.engine)
-    sub.memo.update({k: v for k, v in store.memo.items() if k == ("lsoa_rows",) or k in frames})
-    judged_rows(sub)
-    icb_rows(sub)
+    if frames is not None:
+        sub.memo.update({k: v for k, v in store.memo.items() if k == ("lsoa_rows",) or k in frames})
+        judged_rows(sub)
+        icb_rows(sub)
     return sub
+
+
+def _pairs_spliced(store: Store, changed: set[str], key: tuple, previous: tuple) -> tuple | None:
+    """The association pairs of an unchanged outcome (key: "pairs", outcome, sex): the previous ones of the unchanged
+    determinants, the changed determinants' computed again (each determinant is paired with the outcome alone)."""
+    from tracker.analysis.dependence import _pairs
+
+    _, outcome, sex = key
+    fresh_pairs, fresh_choices = _pairs(_sub_store(store, changed | {outcome}), outcome, sex)
+    old_pairs, old_choices = previous
+    pairs = _splice(old_pairs, fresh_pairs, changed, ["indicator_id", "area_code"])
+    choices = _splice(old_choices, fresh_choices, changed, ["indicator_id"])
+    if pairs is None or choices is None:
+        log.info("the previous analysis cannot be reused for %r: computing it in full", key)
+        return None
+    return pairs, choices
 
 
 def _splice(previous: pd.DataFrame, fresh: pd.DataFrame, changed: set[str], columns: list[str]) -> pd.DataFrame | None:
