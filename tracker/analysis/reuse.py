@@ -143,7 +143,8 @@ def _sub_store(store: Store, indicators: set[str], frames: dict | None = None) -
                 utla_codes=store.utla_codes, population=store.population, obs=obs,
                 headline_ages=store.headline_ages, run_finished=store.run_finished, engine=store.engine)
     if frames is not None:
-        sub.memo.update({k: v for k, v in store.memo.items() if k == ("lsoa_rows",) or k in frames})
+        sub.memo.update({k: v for k, v in store.memo.items() if k == ("lsoa_rows",)})
+        sub.memo.update(frames)  # the LSOA-built frames when they are reused: not built again in the sub-store
         judged_rows(sub)
         icb_rows(sub)
     return sub
