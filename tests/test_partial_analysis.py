@@ -92,6 +92,7 @@ def test_a_one_source_refresh_reuses_the_other_indicators_and_saves_what_a_full_
     assert set(partial_memo) <= set(full_memo)
     assert {k[0] for k in set(full_memo) - set(partial_memo)} <= {"parent", "with_ci", "sexes"}
     assert any(k[0] == "pairs" for k in reused.frames)  # the associations of unchanged outcomes, too
+    assert any(k[0] == "boot" for k in reused.frames)  # and their unchanged determinants' bootstrap columns
     for key in partial_memo:
         _assert_same(partial_memo[key], full_memo[key], key)
 

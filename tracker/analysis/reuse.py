@@ -88,6 +88,9 @@ def reuse_previous(store: Store) -> Reused | None:
         pairs = _pairs_spliced(store, changed, key, memo[key])
         if pairs is not None:
             frames[key] = pairs
+    for key in [k for k in memo if k[0] == "boot" and k[1] not in changed]:  # bootstrap columns, likewise
+        clusters, columns = memo[key]
+        frames[key] = (clusters, columns.drop(columns=[c for c in columns.columns if c in changed]))
     with store.lock:
         store.memo.update(frames)
     reused = Reused(state["version"], changed, len(store.indicators), list(frames))
