@@ -7,7 +7,12 @@ Only frames built one indicator at a time are reused (PER_INDICATOR): each row o
 observations, its catalog entry and the geography, nothing else. An indicator counts as changed when its observations
 (every column, run id included), its catalog/indicator row or its headline age differ from the previous save's, by
 value. Any doubt means a full build: no previous save of this code, a different geography or population, a different
-set of indicator fields, or a reused frame whose layout or order could differ from a full build's."""
+set of indicator fields, or a reused frame whose layout or order could differ from a full build's.
+
+Also reused: the LSOA-built frames when the LSOA rows are the same (read and compared), and for each unchanged outcome
+the association pairs and bootstrap columns of its unchanged determinants (each depends on that determinant and the
+outcome alone; a bootstrap column only when the same clusters are drawn from, dependence.bootstrap_aligned_rho).
+tests/test_partial_analysis.py checks that every saved frame equals a full build's, exactly."""
 
 from __future__ import annotations
 
