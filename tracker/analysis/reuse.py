@@ -70,6 +70,14 @@ def reuse_previous(store: Store) -> Reused | None:
     state, memo = found
     if not all(key in memo for key in PER_INDICATOR):
         return None
+    try:
+        return _reuse(store, state, memo)
+    except KeyError as exc:  # an entry of the previous save could not be read (it was replaced meanwhile)
+        log.info("the previous analysis could not be read (%s): building in full", exc)
+        return None
+
+
+def _reuse(store: Store, state: dict, memo) -> Reused | None:
     changed = _changed_indicators(store, state)
     if changed is None:
         return None
