@@ -215,12 +215,18 @@ def _associations(store: Store, outcome_id: str, out_sex: str) -> pd.DataFrame:
 
 
 def bootstrap_aligned_rho(pairs: pd.DataFrame, meta: pd.DataFrame, outcome_polarity: str, n_boot: int = N_BOOT,
-                          seed: int = SEED) -> pd.DataFrame:
+                          seed: int = SEED, known: tuple[list, pd.DataFrame] | None = None) -> pd.DataFrame:
     """B x determinant aligned rho from a cluster bootstrap: upper-tier authorities (all their districts together)
     resampled with replacement, the same draw for every determinant. pairs: indicator_id, area_code, x, y, cluster;
-    meta: polarity by indicator id. Deterministic for a seed, whatever the row order."""
+    meta: polarity by indicator id. Deterministic for a seed, whatever the row order.
+
+    known: (clusters, columns) of an earlier bootstrap with this seed and n_boot (boot_for); a determinant's column
+    is taken from it instead of computed again when the clusters drawn from are the same (the same draws) and the
+    caller vouches that the determinant's pairs are unchanged."""
     pairs = pairs.sort_values(["indicator_id", "area_code"])
     clusters = np.sort(pairs["cluster"].unique())
+    if known is not None and (list(known[0]) != clusters.tolist() or len(known[1]) != n_boot):
+        known = None
     rng = np.random.default_rng(seed)
     draws = (rng.multinomial(len(clusters), np.full(len(clusters), 1 / len(clusters)), size=n_boot)  # B x clusters
              if len(clusters) else np.zeros((n_boot, 0), dtype=int))  # thin data: no pairs, no departments
@@ -228,6 +234,9 @@ def bootstrap_aligned_rho(pairs: pd.DataFrame, meta: pd.DataFrame, outcome_polar
     o_sign = POLARITY_SIGN[outcome_polarity]
     boot = {}
     for det, g in pairs.groupby("indicator_id", sort=True):
+        if known is not None and det in known[1].columns:
+            boot[det] = known[1][det].to_numpy()
+            continue
         w = draws[:, position[g["cluster"]].to_numpy()]
         sign = POLARITY_SIGN[meta.at[det, "polarity"]] * o_sign
         boot[det] = weighted_rank_correlation(g["x"].to_numpy(float), g["y"].to_numpy(float), w) * sign
@@ -235,7 +244,7 @@ def bootstrap_aligned_rho(pairs: pd.DataFrame, meta: pd.DataFrame, outcome_polar
 
 
 def summarise_departments(pairs: pd.DataFrame, table: pd.DataFrame, meta: pd.DataFrame, outcome_polarity: str,
-                          n_boot: int = N_BOOT, seed: int = SEED) -> pd.DataFrame:
+                          n_boot: int = N_BOOT, seed: int = SEED, bootstrap=bootstrap_aligned_rho) -> pd.DataFrame:
     """For each department: the median aligned rho over its determinants (those with a polarity), with a 95%
     percentile interval from a cluster bootstrap that resamples upper-tier authorities (all their districts together)
     with replacement, the same draw for every indicator so the median is recomputed coherently.
@@ -246,8 +255,7 @@ def summarise_departments(pairs: pd.DataFrame, table: pd.DataFrame, meta: pd.Dat
     n_supporting, median_aligned_rho, lci, uci, strongest_indicator, strongest_aligned_rho."""
     used = table[table["aligned_rho"].notna()].copy()
     used["department_slug"] = used["indicator_id"].map(meta["department_slug"])
-    boot = bootstrap_aligned_rho(pairs[pairs["indicator_id"].isin(used["indicator_id"])], meta, outcome_polarity,
-                                 n_boot, seed)
+    boot = bootstrap(pairs[pairs["indicator_id"].isin(used["indicator_id"])], meta, outcome_polarity, n_boot, seed)
     rows = []
     for dept, g in used.sort_values("indicator_id").groupby("department_slug", sort=True):
         stacked = np.column_stack([boot[d] for d in g["indicator_id"]])
@@ -279,8 +287,22 @@ def department_summary(engine, outcome_id: str, sex: str | None = None) -> pd.Da
     def build():
         pairs, _ = association_pairs(store, outcome_id, out_sex)
         table = associations_for(store, outcome_id, out_sex)
-        return summarise_departments(pairs, table, store.indicators, store.indicators.at[outcome_id, "polarity"])
+        return summarise_departments(pairs, table, store.indicators, store.indicators.at[outcome_id, "polarity"],
+                                     bootstrap=lambda *args: boot_for(store, outcome_id, out_sex, *args))
     return store.derived(("department_summary", outcome_id, out_sex), build).copy()
+
+
+def boot_for(store: Store, outcome_id: str, out_sex: str, pairs: pd.DataFrame, meta: pd.DataFrame,
+             outcome_polarity: str, n_boot: int, seed: int = SEED) -> pd.DataFrame:
+    """bootstrap_aligned_rho for an outcome of a Store, its columns kept in the memo ("boot", outcome, sex, n_boot,
+    seed) as (clusters, columns): a build after a refresh (tracker.analysis.reuse) puts there the previous build's
+    columns of the determinants whose pairs are unchanged, and only the others are computed again."""
+    key = ("boot", outcome_id, out_sex, n_boot, seed)
+    with store.lock:
+        known = store.memo.get(key)
+        boot = bootstrap_aligned_rho(pairs, meta, outcome_polarity, n_boot, seed, known=known)
+        store.memo[key] = (np.sort(pairs["cluster"].unique()).tolist(), boot)
+    return boot
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -438,7 +460,8 @@ def ranking_inputs(store: Store, outcome_id: str, out_sex: str):
     pairs, _ = association_pairs(store, outcome_id, out_sex)
     pairs = pairs[pairs["indicator_id"].isin(evidence["indicator_id"].unique())]
     groups = near_duplicate_groups(pairs, store.indicators["department_slug"])
-    boot = bootstrap_aligned_rho(pairs, store.indicators, store.indicators.at[outcome_id, "polarity"], BOOT_DRAWS)
+    boot = boot_for(store, outcome_id, out_sex, pairs, store.indicators, store.indicators.at[outcome_id, "polarity"],
+                    BOOT_DRAWS)
     return evidence, store.indicators, groups, boot
 
 

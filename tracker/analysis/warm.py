@@ -10,6 +10,7 @@ from tracker.analysis.data import CODE_DIGEST, ENGLAND, get_store, headline_sex,
 from tracker.analysis.dependence import all_place_departments, department_summary
 from tracker.analysis.icb import icb_figures
 from tracker.analysis.place import indicator_catalog, latest_observations
+from tracker.analysis.reuse import reuse_previous
 
 
 def warm(engine: Engine, progress=None) -> int | None:
@@ -29,7 +30,9 @@ def _warm(engine: Engine, say) -> int | None:
     store = get_store(engine)
     if store.obs.empty:
         return None
-    say("comparisons, trends and ICB figures for every area")
+    reused = reuse_previous(store)  # a refresh of some sources: the other indicators' rows from the previous save
+    say("comparisons, trends and ICB figures for every area" if reused is None else
+        f"comparisons, trends and ICB figures of the {len(reused.changed)} changed indicators")
     indicator_catalog(engine)
     latest_observations(engine, [ENGLAND])
     icb_figures(engine, all_periods=True, sex="all")
