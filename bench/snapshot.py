@@ -96,17 +96,17 @@ def physical_reference(db: str, target: str) -> dict:
 
 def precompute_analysis(db: str) -> dict:
     """Child task: what `tracker refresh` does once new data has landed (tracker.analysis.warm): build the analysis
-    of the database's current data and save it beside the database."""
+    of the database's current data and save it in the database."""
     from db.engine import make_engine
     from tracker.analysis.warm import warm
 
     engine = make_engine(f"sqlite:///{db}")
     t, cpu = time.perf_counter(), time.process_time()
-    path = warm(engine)
+    saved_bytes = warm(engine)  # None when the database holds no observations
     seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
     engine.dispose()
-    return {"seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3), "saved_mb": round(path.stat().st_size / 1e6, 1)
-            if path else None, "peak_rss_mb": peak_rss_mb()}
+    return {"seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3),
+            "saved_mb": round(saved_bytes / 1e6, 1) if saved_bytes else None, "peak_rss_mb": peak_rss_mb()}
 
 
 def profile(kind: str, db: str, name: str, folder: str, files: list[str] | None = None, n_indicators: int = 0,
