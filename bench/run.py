@@ -391,6 +391,9 @@ PART_RESULTS = {"snapshot": ["snapshot"], "load": ["load_real", "load_synthetic"
                 "export": ["exports"], "dashboard": ["dashboard"], "browser": ["browser"], "fresh": ["fresh"]}
 
 
+PROFILED_PART = {"load": "load", "source": "snapshot", "query-warm": "query", "export-icb": "export"}  # profile kind
+
+
 def merged(previous: dict, new: dict) -> dict:
     """`new`'s parts over `previous`' results; each part keeps the time of the run that measured it."""
     out = dict(previous)
@@ -404,8 +407,9 @@ def merged(previous: dict, new: dict) -> dict:
     out["timing"] = {**previous.get("timing", {}), **new["timing"]}
     out["parts"] = [p for p in PARTS if p in runs]
     out["part_runs"] = {p: runs[p] for p in out["parts"]}
-    renewed = {p["name"] for p in new["profiles"]}
-    out["profiles"] = [p for p in previous.get("profiles", []) if p["name"] not in renewed] + new["profiles"]
+    # a re-measured part's old profiles go with its old figures
+    out["profiles"] = [p for p in previous.get("profiles", [])
+                       if PROFILED_PART.get(p.get("kind")) not in new["parts"]] + new["profiles"]
     out["machine"], out["started"], out["finished"] = new["machine"], min(r[0] for r in runs.values()), new["finished"]
     out["wall_seconds"] = round(sum(t["wall_seconds"] for t in out["timing"].values()), 1)
     return out
