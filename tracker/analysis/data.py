@@ -53,7 +53,7 @@ def data_version(engine: Engine) -> str:
     return f"{top or 0}-{n}-{when}"
 
 
-def _frame(conn, query) -> pd.DataFrame:
+def query_frame(conn, query) -> pd.DataFrame:
     result = conn.execute(query)
     keys, rows = list(result.keys()), result.fetchall()
     columns = list(zip(*rows)) if rows else [()] * len(keys)
@@ -185,15 +185,16 @@ def _load(engine: Engine, version: str) -> Store:
     a, lk, o, i, d, h = (Area.__table__, AreaLink.__table__, Observation.__table__, Indicator.__table__,
                          Department.__table__, AreaCodeHistory.__table__)
     with engine.connect() as conn:
-        indicators = _frame(conn, select(i, d.c.name.label("department_name"), d.c.abbreviation.label("department_abbr"),
-                                         d.c.is_dhsc).join(d, d.c.slug == i.c.department_slug))
-        areas = _frame(conn, select(a.c.code, a.c.name, a.c.type, a.c.nhs_code).where(a.c.type != "lsoa"))
-        links = _frame(conn, select(lk).join(a, a.c.code == lk.c.child_code).where(a.c.type != "lsoa"))
-        history = _frame(conn, select(h.c.old_code, h.c.current_code))
-        runs = _frame(conn, select(Run.__table__.c.id, Run.__table__.c.finished_at))
+        indicators = query_frame(conn, select(i, d.c.name.label("department_name"),
+                                              d.c.abbreviation.label("department_abbr"), d.c.is_dhsc)
+                                 .join(d, d.c.slug == i.c.department_slug))
+        areas = query_frame(conn, select(a.c.code, a.c.name, a.c.type, a.c.nhs_code).where(a.c.type != "lsoa"))
+        links = query_frame(conn, select(lk).join(a, a.c.code == lk.c.child_code).where(a.c.type != "lsoa"))
+        history = query_frame(conn, select(h.c.old_code, h.c.current_code))
+        runs = query_frame(conn, select(Run.__table__.c.id, Run.__table__.c.finished_at))
         # dates as ISO text: much faster than date objects, and parsed in one go below
         cols = [cast(o.c[c], String).label(c) if c.startswith("period_") else o.c[c] for c in OBS_COLUMNS]
-        obs = _frame(conn, select(*cols, a.c.type.label("area_type"))
+        obs = query_frame(conn, select(*cols, a.c.type.label("area_type"))
                      .join(a, a.c.code == o.c.area_code)
                      .where(and_(a.c.type != "lsoa", o.c.category_type == "")))
     indicators = indicators.set_index("id", drop=False).sort_index()

@@ -25,7 +25,7 @@ import pandas as pd
 from sqlalchemy import String, and_, cast, select
 
 from db.models import AreaLink, Observation
-from tracker.analysis.data import ENGLAND, POPULATION_NOTE, Store, _frame, get_store, judge
+from tracker.analysis.data import ENGLAND, POPULATION_NOTE, Store, get_store, judge, query_frame
 from tracker.analysis.stats import rate_ci, wilson_ci
 from tracker.catalog import catalog_fields
 from tracker.config import GEOGRAPHY_DIR
@@ -288,15 +288,15 @@ def _lsoa_rows(store: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
         o, lk = Observation.__table__, AreaLink.__table__
         ids = sorted({src for src, _ in LSOA_BUILT.values()})
         with store.engine.connect() as conn:
-            # dates as ISO text, and the frame built from columns (data._frame): a third of the time of a frame of
+            # dates as ISO text, and the frame built from columns (data.query_frame): a third of the time of a frame of
             # Row objects with date values, for the ~300,000 LSOA rows
-            obs = _frame(conn, select(o.c.indicator_id.label("source_id"), o.c.area_code.label("lsoa"), o.c.period,
+            obs = query_frame(conn, select(o.c.indicator_id.label("source_id"), o.c.area_code.label("lsoa"), o.c.period,
                                       cast(o.c.period_start, String).label("period_start"),
                                       cast(o.c.period_end, String).label("period_end"),
                                       o.c.sex, o.c.value, o.c.count, o.c.denominator).where(and_(
                 o.c.indicator_id.in_(ids), o.c.category_type == "", o.c.area_code.like("E01%"))))
-            links = _frame(conn, select(lk.c.child_code.label("lsoa"), lk.c.parent_code, lk.c.parent_type).where(and_(
-                lk.c.parent_type.in_(["ltla", "icb"]), lk.c.child_code.like("E01%"))))
+            links = query_frame(conn, select(lk.c.child_code.label("lsoa"), lk.c.parent_code, lk.c.parent_type)
+                                .where(and_(lk.c.parent_type.in_(["ltla", "icb"]), lk.c.child_code.like("E01%"))))
         for c in ("value", "count", "denominator"):
             obs[c] = pd.to_numeric(obs[c], errors="coerce").astype(float)
         for c in ("period_start", "period_end"):
