@@ -38,3 +38,15 @@ def test_snapshot_sources_describe_the_files_bundled_here():
     gone = [p for p in named if not (SNAPSHOT / p).resolve().is_file()]
     assert not gone, f"SOURCES.md names files that are not in the project: {gone}"
     assert any(p.startswith("../geography/") for p in named)
+
+
+def test_the_dashboard_started_from_the_project_folder_watches_no_source_files():
+    """`make run`, the systemd units and the image start Streamlit in the project folder: its settings there must turn
+    off the developer's file watcher, which cost every new visitor's page view about half the server's CPU."""
+    import subprocess
+    import sys
+
+    read = ("from streamlit import config; "
+            "print(config.get_option('server.fileWatcherType'), config.get_option('server.runOnSave'))")
+    out = subprocess.run([sys.executable, "-c", read], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["none", "False"]
