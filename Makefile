@@ -7,7 +7,10 @@ PORT ?= 8501
 .PHONY: run test prepare bench clean
 
 # uv (from the package index) installs the packages: about 7x faster than pip on a cold cache here (18 s vs 134 s).
-INSTALL := $(BIN)/uv pip install --quiet --python $(BIN)/python
+# --compile-bytecode: compiled once at install (about 14 s more here), not at every process start where Python cannot
+# write its cache (a read-only install such as the systemd units', or PYTHONDONTWRITEBYTECODE): importing the
+# dashboard's packages took 7.1 s without it, 2.6 s with it.
+INSTALL := $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
