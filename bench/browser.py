@@ -7,7 +7,8 @@
   Place page of a different ICB; the median and slowest time to drawn, against one visitor alone;
 - the server's CPU per render (its process's CPU time over the visits), so the cost of a render is known apart from
   the browser's on the same two cores;
-- the server process's memory (resident now and its peak) after the views and after the concurrent visitors."""
+- the server process's memory (resident now and its peak) after the views and after the concurrent visitors;
+- the floor: the same measurements of a minimal Streamlit page with no data (bench/floor_app.py), on its own server."""
 
 from __future__ import annotations
 
@@ -58,10 +59,12 @@ def visit(context, url: str) -> float:
     """Seconds from navigation to the last chart drawn, in a new tab (a new Streamlit session)."""
     page = context.new_page()
     try:
-        t = time.perf_counter()
-        page.goto(url)
-        wait_drawn(page)
-        return time.perf_counter() - t
+        t0 = time.perf_counter()
+        page.goto(url, wait_until="commit")
+        done = _drawn_times([page], t0)
+        if not done:
+            raise TimeoutError(f"{url} was not drawn in time")
+        return done[0]
     finally:
         page.close()
 
@@ -84,6 +87,32 @@ DRAWN = ("() => !!document.querySelector(\"[data-testid='stSidebarNav']\") && !!
          " && [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')].every(c => c.querySelector('.main-svg'))")
 
 
+def _drawn_times(pages: list, t0: float, timeout: float = 600) -> dict[int, float]:
+    """Seconds from t0 until each page was drawn (DRAWN, and still drawn 150 ms later, as a rerun can follow a run),
+    polling the pages in turn every 50 ms. Polling with page.evaluate, not Playwright's wait_for_selector or
+    wait_for_function: on this machine those added up to 2 s after the page had drawn (a minimal page: 3.4 s with
+    them, 1.4 s polled), which no user waits."""
+    done: dict[int, float] = {}
+    seen_once: dict[int, float] = {}
+    deadline = t0 + timeout
+    while len(done) < len(pages) and time.perf_counter() < deadline:  # the pages not drawn by then are left out
+        for i, page in enumerate(pages):
+            if i in done:
+                continue
+            try:
+                drawn = page.evaluate(DRAWN)
+            except Exception:  # noqa: BLE001 - the document is still being replaced (navigation): not drawn yet
+                drawn = False
+            if drawn:
+                if i in seen_once and time.perf_counter() - seen_once[i] >= 0.15:
+                    done[i] = seen_once[i] - t0
+                seen_once.setdefault(i, time.perf_counter())
+            else:
+                seen_once.pop(i, None)
+        time.sleep(0.05)
+    return done
+
+
 def _concurrent(browser, base: str, n: int, pid: int) -> dict:
     """n visitors open the Place page of n different ICBs at once; each one's seconds to drawn. Playwright's sync
     API is one thread, so the pages load concurrently in the browser and are polled in turn (every 50 ms)."""
@@ -93,25 +122,35 @@ def _concurrent(browser, base: str, n: int, pid: int) -> dict:
     t0 = time.perf_counter()
     for i, page in enumerate(pages):
         page.goto(base + f"/place?area={ICBS[i % len(ICBS)]}&outcome=life-expectancy&sex=Male", wait_until="commit")
-    done: dict[int, float] = {}
-    seen_once: dict[int, float] = {}
-    deadline = t0 + 600
-    while len(done) < n and time.perf_counter() < deadline:
-        for i, page in enumerate(pages):
-            if i in done:
-                continue
-            if page.evaluate(DRAWN):
-                if i in seen_once and time.perf_counter() - seen_once[i] >= 0.15:  # still drawn a moment later
-                    done[i] = seen_once[i] - t0
-                seen_once.setdefault(i, time.perf_counter())
-            else:
-                seen_once.pop(i, None)
-        time.sleep(0.05)
+    done = _drawn_times(pages, t0)
     for c in contexts:
         c.close()
     times = list(done.values())
     return {"visitors": n, "finished": len(times), "median_seconds": round(statistics.median(times), 2),
             "slowest_seconds": round(max(times), 2), "server_cpu_seconds": round(_cpu_seconds(pid) - cpu, 2)}
+
+
+def _floor(browser, visits: int, concurrency: tuple[int, ...]) -> dict:
+    """The same measurements of bench/floor_app.py (a title and one small chart, no data) on its own server: what any
+    Streamlit page costs here, so a view's time can be read against it."""
+    with shots.serve_process(script="bench/floor_app.py") as (base, server):
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        first = visit(context, base + "/place")
+        cpu = _cpu_seconds(server.pid)
+        warm = [visit(context, base + "/place") for _ in range(visits)]
+        out = {"first_seconds": round(first, 2), "warm_p50": round(percentile(warm, 50), 2),
+               "warm_p95": round(percentile(warm, 95), 2),
+               "server_cpu_per_warm_render": round((_cpu_seconds(server.pid) - cpu) / visits, 3),
+               "concurrent": [_concurrent(browser, base, n, server.pid) for n in concurrency]}
+        context.close()
+    _ratios(out["concurrent"])
+    return out
+
+
+def _ratios(rows: list[dict]) -> None:
+    single = rows[0]["median_seconds"] if rows else None
+    for row in rows:
+        row["ratio_to_one"] = round(row["median_seconds"] / single, 2) if single else None
 
 
 def measure(visits: int = 20, concurrency: tuple[int, ...] = (1, 5, 10)) -> dict:
@@ -136,10 +175,9 @@ def measure(visits: int = 20, concurrency: tuple[int, ...] = (1, 5, 10)) -> dict
         for n in concurrency:
             out["concurrent"].append(_concurrent(browser, base, n, pid))
         out["server_memory_mb"] = _memory_mb(pid)
+        out["floor"] = _floor(browser, visits, concurrency)
         browser.close()
-    single = out["concurrent"][0]["median_seconds"] if out["concurrent"] else None
-    for row in out["concurrent"]:
-        row["ratio_to_one"] = round(row["median_seconds"] / single, 2) if single else None
+    _ratios(out["concurrent"])
     out["load_average_after"] = round(os.getloadavg()[0], 2)
     return out
 

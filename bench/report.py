@@ -15,6 +15,7 @@ QUERY_RAW_FACTOR = 2
 EXPORT_GOAL_S = 1
 PAGE_GOAL_S = 1.5
 BROWSER_WARM_GOAL_S = 2  # part 6: navigation to the last chart drawn, p95 of the warm visits
+FLOOR_VIEW = "floor: minimal page, no data"
 BROWSER_FIRST_GOAL_S = 4  # and the first visit after the server started
 CONCURRENT_GOAL_RATIO = 3  # 10 visitors at once: median within 3x one visitor's
 DASHBOARD_MEMORY_GOAL_MB = 300  # part 6: one dashboard process's peak resident memory on the snapshot
@@ -249,10 +250,14 @@ def goals(results: dict) -> list[dict]:
 
     b = results.get("browser")
     if b and "views" in b:
+        floor = b.get("floor")
+        floor_says = (f"; a minimal Streamlit page with no data takes {floor['warm_p95']:.2f} s p95 here "
+                      f"(server CPU {floor['server_cpu_per_warm_render']:.2f} s)") if floor else ""
         for v in b["views"]:
             add("6 browser", f"{v['view']}: warm p95 <= {BROWSER_WARM_GOAL_S} s", f"{v['warm_p95']:.2f} s",
                 v["warm_p95"] <= BROWSER_WARM_GOAL_S, "server CPU per render "
-                f"{v['server_cpu_per_warm_render']:.2f} s; the rest is the browser drawing on the same two cores")
+                f"{v['server_cpu_per_warm_render']:.2f} s; the rest is the browser drawing on the same two cores"
+                + floor_says)
             add("6 browser", f"{v['view']}: first visit <= {BROWSER_FIRST_GOAL_S} s", f"{v['first_seconds']:.2f} s",
                 v["first_seconds"] <= BROWSER_FIRST_GOAL_S, "the view's own analysis calls, not cached yet")
         for c in b["concurrent"]:
@@ -261,7 +266,9 @@ def goals(results: dict) -> list[dict]:
                     f"{c['ratio_to_one']}x ({c['median_seconds']:.2f} s vs one visitor)",
                     c["ratio_to_one"] is not None and c["ratio_to_one"] <= CONCURRENT_GOAL_RATIO,
                     f"the server spent {c['server_cpu_seconds']:.1f} s CPU on the 10 renders: one Python process, "
-                    "its page scripts share one interpreter lock, and Chromium draws 10 pages on the same two cores")
+                    "its page scripts share one interpreter lock, and Chromium draws 10 pages on the same two cores"
+                    + "".join(f"; 10 visitors of the minimal page: {f['ratio_to_one']}x" for f in
+                              (floor or {}).get("concurrent", []) if f["visitors"] == 10))
         if "server_memory_mb" in b:
             peak = b["server_memory_mb"]["peak"]
             add("6 browser", f"one dashboard process's peak memory <= {DASHBOARD_MEMORY_GOAL_MB} MB", f"{peak} MB",
@@ -531,15 +538,24 @@ def markdown(results: dict) -> str:
                   "First: the view's first visit after the start (the first row's includes reading the saved "
                   f"analysis); warm: {b['visits']} later visits. Server CPU: the server process's CPU time per warm "
                   f"render. Load average after: {b['load_average_after']}.", ""]
+        floor = b.get("floor")
+        floor_rows = [[FLOOR_VIEW, floor["first_seconds"], floor["warm_p50"], floor["warm_p95"],
+                       floor["server_cpu_per_warm_render"]]] if floor else []
         lines += _table(["view", "first s", "warm p50 s", "warm p95 s", "server CPU s a render"],
                         [[v["view"], v["first_seconds"], v["warm_p50"], v["warm_p95"], v["server_cpu_per_warm_render"]]
-                         for v in b["views"]])
+                         for v in b["views"]] + floor_rows)
+        if floor:
+            lines += [f"The last row is the floor: `bench/floor_app.py`, a page with a title and one small chart and "
+                      "no data, served and timed the same way on its own server. What any Streamlit page costs in "
+                      "this browser on this machine; a view's time above it is the tracker's own.", ""]
         lines += ["Concurrent visitors: N tabs, each in its own browser context, open the Place page of N different "
                   "ICBs at once (one Chromium on the same two cores as the server, so this overstates the server's "
                   "share).", ""]
         lines += _table(["visitors", "median s", "slowest s", "x one visitor", "server CPU s"],
                         [[c["visitors"], c["median_seconds"], c["slowest_seconds"], c["ratio_to_one"],
-                          c["server_cpu_seconds"]] for c in b["concurrent"]])
+                          c["server_cpu_seconds"]] for c in b["concurrent"]]
+                        + [[f"{c['visitors']} ({FLOOR_VIEW})", c["median_seconds"], c["slowest_seconds"],
+                            c["ratio_to_one"], c["server_cpu_seconds"]] for c in (floor or {}).get("concurrent", [])])
         if "server_memory_mb" in b:
             views, end = b["server_memory_after_views_mb"], b["server_memory_mb"]
             lines += [f"The server process's resident memory: {views['now']} MB after the views (peak {views['peak']} MB), "

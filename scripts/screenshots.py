@@ -38,10 +38,10 @@ def serve(env: dict | None = None, timeout: float = 120):
 
 
 @contextmanager
-def serve_process(env: dict | None = None, timeout: float = 120):
-    """serve(), yielding (base URL, the server's process)."""
+def serve_process(env: dict | None = None, timeout: float = 120, script: str = "streamlit_app.py"):
+    """serve(), yielding (base URL, the server's process); `script` (from the project folder) is the app to run."""
     port = free_port()
-    cmd = [str(ROOT / ".venv" / "bin" / "streamlit"), "run", "streamlit_app.py", "--server.port", str(port),
+    cmd = [str(ROOT / ".venv" / "bin" / "streamlit"), "run", script, "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
