@@ -188,6 +188,9 @@ def test_a_new_process_reads_back_the_analysis_saved_after_the_refresh(snapshot_
     assert ("department_summary", "life-expectancy", sex) in store.memo and ("judged_rows",) in store.memo
     from_save = analysis.department_summary(snapshot_engine, "life-expectancy")
     profile_from_save = analysis.place_profile(snapshot_engine, NENC)
+    # memory: hundreds of thousands of rows hold a few hundred distinct codes, each kept once, read or computed
+    assert _one_object_per_value(store.obs, "area_code", "indicator_id", "period", "note")
+    assert _one_object_per_value(store.memo[("judged_rows",)], "area_code", "indicator_id", "area_type")
     monkeypatch.undo()
 
     with snapshot_engine.begin() as conn:
@@ -196,8 +199,14 @@ def test_a_new_process_reads_back_the_analysis_saved_after_the_refresh(snapshot_
     rebuilt = get_store(snapshot_engine)
     assert rebuilt.memo == {}  # computed again from the database
     pd.testing.assert_frame_equal(rebuilt.obs, store.obs)
+    assert _one_object_per_value(rebuilt.obs, "area_code", "indicator_id", "period", "note")
     pd.testing.assert_frame_equal(analysis.department_summary(snapshot_engine, "life-expectancy"), from_save)
     pd.testing.assert_frame_equal(analysis.place_profile(snapshot_engine, NENC), profile_from_save)
+
+
+def _one_object_per_value(frame: pd.DataFrame, *columns: str) -> bool:
+    """Equal text values in each column are one Python object (missing values aside)."""
+    return all(len({id(v) for v in frame[c].dropna()}) == frame[c].nunique() for c in columns)
 
 
 def test_a_new_process_reads_only_the_saved_results_it_uses(snapshot_engine, monkeypatch, caplog):

@@ -248,7 +248,8 @@ def _read_saved(engine: Engine, version: str) -> Store | None:
 
 def _typed(obs: pd.DataFrame) -> pd.DataFrame:
     for c in ("indicator_id", "area_code", "period", "sex", "age", "note", "published_comparison", "area_type"):
-        obs[c] = obs[c].astype(object)  # numpy objects: filtering and merging are much faster than Arrow strings
+        # numpy objects: filtering and merging are much faster than Arrow strings; equal values one object (memory)
+        obs[c] = pd.Series(saved.one_object_per_value(obs[c].astype(object).to_numpy()), index=obs.index, dtype=object)
     for c in ("value", "lci95", "uci95", "lci998", "uci998", "count", "denominator"):
         obs[c] = pd.to_numeric(obs[c], errors="coerce").astype(float)
     for c in ("period_start", "period_end"):

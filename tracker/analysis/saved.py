@@ -73,10 +73,22 @@ def _json(value) -> str:
         raise NotStorable(f"{type(value).__name__} in a column") from exc
 
 
+def one_object_per_value(values: np.ndarray) -> np.ndarray:
+    """An object array of text (or booleans) in which equal values are one Python object, missing values left as they
+    are. Frames hold hundreds of thousands of rows of a few hundred distinct codes and labels: a separate string per
+    row took most of a process's memory (a new process reading the save and showing one place's profile and
+    departments held 742 MB over its imports, now 488 MB), and frames derived by merges and selections share them."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    present = codes >= 0
+    out = values.copy()
+    out[present] = np.asarray(uniques, dtype=object)[codes[present]]
+    return out
+
+
 def _read_frame(payload: bytes) -> pd.DataFrame:
     frame = pd.read_parquet(io.BytesIO(payload), engine="pyarrow")
     for c in frame.attrs.pop(OBJECT_COLUMNS, None) or ():
-        values = frame[c].array.to_numpy(dtype=object, na_value=None)
+        values = one_object_per_value(frame[c].array.to_numpy(dtype=object, na_value=None))
         if NAN_MARK + c in frame.columns:
             values[frame.pop(NAN_MARK + c).to_numpy()] = np.nan
         frame[c] = pd.Series(values, index=frame.index, dtype=object)
