@@ -246,10 +246,20 @@ def _read_saved(engine: Engine, version: str) -> Store | None:
     return Store(**state, memo=memo, engine=engine)
 
 
+def _one_object_per_value(values: np.ndarray) -> np.ndarray:
+    """The object array with equal values as one Python object (missing values left as they are): 300k rows hold a
+    few hundred distinct codes and labels, and a string per row took most of the Store's memory (as saved.py reads)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    present = codes >= 0
+    out = values.copy()
+    out[present] = np.asarray(uniques, dtype=object)[codes[present]]
+    return out
+
+
 def _typed(obs: pd.DataFrame) -> pd.DataFrame:
     for c in ("indicator_id", "area_code", "period", "sex", "age", "note", "published_comparison", "area_type"):
         # numpy objects: filtering and merging are much faster than Arrow strings; equal values one object (memory)
-        obs[c] = pd.Series(saved.one_object_per_value(obs[c].astype(object).to_numpy()), index=obs.index, dtype=object)
+        obs[c] = pd.Series(_one_object_per_value(obs[c].astype(object).to_numpy()), index=obs.index, dtype=object)
     for c in ("value", "lci95", "uci95", "lci998", "uci998", "count", "denominator"):
         obs[c] = pd.to_numeric(obs[c], errors="coerce").astype(float)
     for c in ("period_start", "period_end"):
