@@ -40,13 +40,14 @@ def test_snapshot_sources_describe_the_files_bundled_here():
     assert any(p.startswith("../geography/") for p in named)
 
 
-def test_the_dashboard_started_from_the_project_folder_watches_no_source_files():
+def test_the_dashboard_started_from_the_project_folder_runs_without_streamlits_developer_features():
     """`make run`, the systemd units and the image start Streamlit in the project folder: its settings there must turn
-    off the developer's file watcher, which cost every new visitor's page view about half the server's CPU."""
+    off the developer's file watcher, which cost every new visitor's page view about half the server's CPU, and magic,
+    which no page uses and which rewrote each page script for every new visit."""
     import subprocess
     import sys
 
-    read = ("from streamlit import config; "
-            "print(config.get_option('server.fileWatcherType'), config.get_option('server.runOnSave'))")
+    read = ("from streamlit import config; print(*(config.get_option(o) for o in "
+            "('server.fileWatcherType', 'server.runOnSave', 'runner.magicEnabled')))")
     out = subprocess.run([sys.executable, "-c", read], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["none", "False"]
+    assert out.split() == ["none", "False", "False"]
