@@ -77,21 +77,21 @@ def _json(value) -> str:
 
 def _read_frame(payload: bytes) -> pd.DataFrame:
     schema = pq.read_schema(io.BytesIO(payload))
-    objects = json.loads((schema.metadata or {}).get(b"PANDAS_ATTRS", b"{}")).get(OBJECT_COLUMNS) or []
+    text_columns = json.loads((schema.metadata or {}).get(b"PANDAS_ATTRS", b"{}")).get(OBJECT_COLUMNS) or []
     index = {c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)}  # stored index
-    kept = [n for n in schema.names if n not in objects and n not in index]
+    kept = [n for n in schema.names if n not in text_columns and n not in index]
     frame = pd.read_parquet(io.BytesIO(payload), engine="pyarrow", columns=kept)
     frame.attrs.pop(OBJECT_COLUMNS, None)
     # text kept in object columns: read dictionary-encoded, so each distinct value becomes one Python object. A
     # string per row took most of a process's memory: a new process showing one place's profile and departments
     # held 742 MB over its imports, now 356 MB, and it reads faster (frames derived by merges share the objects)
-    text = pq.read_table(io.BytesIO(payload), columns=objects, read_dictionary=objects) if objects else None
-    for c in objects:
+    text = pq.read_table(io.BytesIO(payload), columns=text_columns, read_dictionary=text_columns)
+    for c in text_columns:
         values = _objects(text.column(c))
         if NAN_MARK + c in frame.columns:
             values[frame.pop(NAN_MARK + c).to_numpy()] = np.nan
         frame[c] = pd.Series(values, index=frame.index, dtype=object)
-    if objects:
+    if text_columns:
         frame = frame[[n for n in schema.names if n in frame.columns]]  # the saved column order
     for c in frame.attrs.pop(JSON_COLUMNS, None) or ():
         frame[c] = pd.Series([None if v is None else json.loads(v) for v in frame[c]], index=frame.index, dtype=object)
