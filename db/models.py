@@ -220,3 +220,51 @@ class AnalysisPart(Base):
     code_digest: Mapped[str] = mapped_column(String(40), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AnalysisRow(Base):
+    """The comparisons, trends and ICB figures of one area for one indicator, period and sex, as the dashboard and the
+    exports show them (tracker.analysis.place.area_rows): an ordinary table of a save, read a few areas at a time,
+    so a dashboard process does not hold every area's rows. Written in the save's own transaction."""
+
+    __tablename__ = "analysis_row"
+
+    # keyed by area first: an area's rows are read together (and, in SQLite, stored together: WITHOUT ROWID)
+    data_version: Mapped[str] = mapped_column(String(80), primary_key=True)
+    code_digest: Mapped[str] = mapped_column(String(40), primary_key=True)
+    area_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)  # the order the analysis gives them
+    indicator_id: Mapped[str] = mapped_column(String(80))
+    period: Mapped[str] = mapped_column(String(40))
+    period_start: Mapped[date | None] = mapped_column(Date)
+    period_end: Mapped[date | None] = mapped_column(Date)
+    sex: Mapped[str] = mapped_column(String(20))
+    latest: Mapped[bool] = mapped_column(Boolean)  # the latest period of its area, indicator and sex
+    value: Mapped[float | None] = mapped_column(Float)
+    lci95: Mapped[float | None] = mapped_column(Float)
+    uci95: Mapped[float | None] = mapped_column(Float)
+    lci998: Mapped[float | None] = mapped_column(Float)
+    uci998: Mapped[float | None] = mapped_column(Float)
+    count: Mapped[float | None] = mapped_column(Float)
+    denominator: Mapped[float | None] = mapped_column(Float)
+    england_value: Mapped[float | None] = mapped_column(Float)
+    comparison: Mapped[str | None] = mapped_column(Text)
+    comparison_level: Mapped[str | None] = mapped_column(Text)
+    comparison_label: Mapped[str | None] = mapped_column(Text)
+    comparison_basis: Mapped[str | None] = mapped_column(Text)
+    position: Mapped[str | None] = mapped_column(Text)
+    position_only: Mapped[bool] = mapped_column(Boolean)
+    min_of_type: Mapped[float | None] = mapped_column(Float)
+    max_of_type: Mapped[float | None] = mapped_column(Float)
+    trend: Mapped[str | None] = mapped_column(Text)
+    trend_method: Mapped[str | None] = mapped_column(Text)
+    red_red: Mapped[bool] = mapped_column(Boolean)
+    icb_value: Mapped[float | None] = mapped_column(Float)
+    icb_method: Mapped[str | None] = mapped_column(Text)
+    figure_method: Mapped[str | None] = mapped_column(Text)
+    method: Mapped[str | None] = mapped_column(Text)
+    approximate: Mapped[bool | None] = mapped_column(Boolean)
+    ci_source: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = {"sqlite_with_rowid": False}

@@ -307,3 +307,59 @@ def test_department_places_counts_where_its_indicators_are_worse(engine):
     # the two statements kept apart: significantly worse than England, and in the worst fifth (no test possible)
     assert counts.loc["E06000001", "significantly_worse"] == (worse & (rows["comparison"] == "Worse")).sum()
     assert counts.loc["E06000001", "worst_fifth"] == (worse & rows["position_only"] & (rows["position"] == "Worst fifth")).sum()
+
+
+def _area_answers(engine) -> dict:
+    """What the Place, Indicator and Data pages and the exports ask of a place's rows."""
+    return {
+        "latest": analysis.latest_observations(engine, [AMBER_VALLEY, DERBYSHIRE, NENC], sex="all"),
+        "series": analysis.time_series(engine, "life-expectancy", NENC),
+        "district": analysis.place_profile(engine, AMBER_VALLEY, benchmark="region"),
+        "icb": analysis.place_profile(engine, NENC),
+        "la against its icb": analysis.place_profile(engine, MANCHESTER, benchmark="icb"),
+        "peers": analysis.peer_benchmark(engine, [MANCHESTER, NENC]),
+    }
+
+
+def test_a_dashboard_process_reads_a_places_rows_from_the_saved_table_not_every_areas(snapshot_engine, monkeypatch,
+                                                                                      caplog):
+    """Issue 15 item 1: every area's comparisons, trends and ICB figures are an ordinary table of the save
+    (analysis_row), and a new process answers a place from its slice of it: it never holds every area's rows. The
+    answers equal those computed in memory from the data, and a save replaced while being read falls back to them."""
+    from collections import OrderedDict
+
+    from sqlalchemy import delete, func, select
+
+    from db.models import AnalysisRow
+    from tracker.analysis import data
+
+    with snapshot_engine.connect() as conn:
+        saved_rows = conn.execute(select(func.count()).select_from(AnalysisRow)).scalar_one()
+    assert saved_rows > 300_000  # every area (LSOAs aside), indicator, sex and period
+
+    monkeypatch.setattr(data, "_CACHE", OrderedDict())  # a new process
+    monkeypatch.setattr(data, "_load", lambda *a: pytest.fail("the saved analysis was not used"))
+    from_table = _area_answers(snapshot_engine)
+    store = get_store(snapshot_engine)
+    assert store.rows_saved
+    every_area = {("judged_rows",), ("icb_rows",), ("area_rows",), ("icb_judged",), ("icb_table",)}
+    assert not every_area & store.memo.held()
+    monkeypatch.undo()
+
+    monkeypatch.setattr(data, "_CACHE", OrderedDict())
+    computed = get_store(snapshot_engine)
+    computed.rows_saved = False  # as the process that computes and saves them does until it has saved them
+    in_memory = _area_answers(snapshot_engine)
+    assert ("area_rows",) in computed.memo.held()
+    for name, frame in from_table.items():
+        pd.testing.assert_frame_equal(frame, in_memory[name], obj=name)
+
+    # a newer save replaced this one while a process was answering from it: it builds the rows itself
+    monkeypatch.setattr(data, "_CACHE", OrderedDict())
+    reader = get_store(snapshot_engine)
+    with snapshot_engine.begin() as conn:
+        conn.execute(delete(AnalysisRow))
+        conn.execute(delete(data.saved.AnalysisSave))
+    replaced = analysis.place_profile(snapshot_engine, NENC)
+    assert not reader.rows_saved and "was replaced since it was read" in caplog.text
+    pd.testing.assert_frame_equal(replaced, in_memory["icb"])

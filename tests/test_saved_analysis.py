@@ -123,3 +123,36 @@ def test_a_save_read_lazily_never_mixes_in_a_later_save_of_the_same_data(initial
         with pytest.raises(KeyError):
             memo[key]
     assert memo[framed[0]] is first  # what was read stays
+
+
+
+def test_a_saves_area_rows_come_back_as_written_from_sqlite_and_postgresql(any_engine, snapshot_db_file):
+    """The analysis_row table of a save, on either database: an area's slice (all periods, or each series' latest)
+    reads back the values, missing values and order that were written; a newer save of the same code replaces it."""
+    import pandas as pd
+
+    from db.engine import make_engine, upgrade
+
+    codes = ["E54000050", "E08000012", "E10000012", "E92000001"]  # an ICB, a district, a county, England
+    snapshot = make_engine(f"sqlite:///{snapshot_db_file}")
+    (version, digest), = saved.saved_versions(snapshot)
+    written = saved.read_rows(snapshot, version, digest, codes)
+    snapshot.dispose()
+    assert written["approximate"].isin([True]).any() and written["approximate"].isna().any()
+    assert written["lci95"].isna().any() and written["comparison_level"].isna().any()
+
+    upgrade(any_engine)
+    saved.write(any_engine, "1-1-a", digest, {"fields": {}, "memo": []}, [], written)
+    back = saved.read_rows(any_engine, "1-1-a", digest, codes)
+    pd.testing.assert_frame_equal(back, written)
+    latest = saved.read_rows(any_engine, "1-1-a", digest, ["E08000012"], ["life-expectancy"], latest_only=True)
+    expected = written[(written["area_code"] == "E08000012") & (written["indicator_id"] == "life-expectancy")
+                       & written["latest"]]
+    pd.testing.assert_frame_equal(latest, expected.reset_index(drop=True))
+    assert len(latest) == latest["sex"].nunique() >= 2  # one row per series: each sex's latest period
+
+    saved.write(any_engine, "2-2-b", digest, {"fields": {}, "memo": []}, [], written.iloc[:10])
+    assert saved.saved_versions(any_engine) == [("2-2-b", digest)]
+    assert len(saved.read_rows(any_engine, "2-2-b", digest, codes)) == 10
+    with pytest.raises(saved.SaveReplaced):  # the older save's rows went with it
+        saved.read_rows(any_engine, "1-1-a", digest, codes)

@@ -435,13 +435,11 @@ class _Pack:
         authorities, the latest among the rows it was built from."""
         # the analysis Store holds the same rows (headline age, no breakdowns) with the run that loaded each
         store = get_store(self.engine)
-        by_area = store.derived(("obs_by_area",), lambda: dict(tuple(store.obs.groupby("area_code", sort=False))))
         keys = ["indicator_id", "period", "sex"]
         periods, ids = obs["period"].unique(), self.ids
 
         def runs_of(codes) -> pd.DataFrame:
-            parts = [by_area[c] for c in codes if c in by_area]
-            runs = pd.concat(parts) if parts else store.obs.iloc[:0]
+            runs = store.obs[store.obs["area_code"].isin(list(codes))]  # a filter, not a copy per area held
             runs = runs[runs["period"].isin(periods) & runs["indicator_id"].isin(ids)]
             return runs.assign(finished_at=runs["run_id"].map(store.run_finished))
 

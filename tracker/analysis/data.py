@@ -37,7 +37,9 @@ OBS_COLUMNS = ["indicator_id", "area_code", "period", "period_start", "period_en
 # of the catalog it was computed with (a changed ci_method or polarity changes the analysis without new data).
 CODE_DIGEST = hashlib.sha256(b"".join(p.read_bytes() for p in [*sorted(Path(__file__).parent.glob("*.py")),
                                                                *sorted(CATALOG_DIR.glob("*.yaml"))])).hexdigest()[:12]
-NOT_SAVED = {("by_indicator",), ("obs_by_area",)}  # memoised results cheaper to rebuild than to save and read back
+# memoised results not saved as frames: cheaper to rebuild than to save and read back, or (area_rows) saved as the
+# analysis_row table instead
+NOT_SAVED = {("by_indicator",), ("area_rows",)}
 
 
 def data_version(engine: Engine) -> str:
@@ -75,6 +77,7 @@ class Store:
     run_finished: pd.Series  # run id -> when it finished (an observation's run_id says which run loaded it)
     engine: Engine
     memo: MutableMapping = field(default_factory=dict)  # a SavedMemo when read from a save
+    rows_saved: bool = False  # its area rows are in the analysis_row table (read in slices, not held)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def derived(self, key, build):
@@ -214,8 +217,12 @@ def _load(engine: Engine, version: str) -> Store:
 def save_store(store: Store) -> int:
     """Save the Store and what it has memoised in the database (tracker.analysis.saved), for every process on every
     host that reads this database. Returns the bytes written."""
+    from tracker.analysis.place import area_rows_frame
+
     with store.lock:
-        state = {f.name: getattr(store, f.name) for f in fields(store) if f.name not in ("engine", "lock", "memo")}
+        rows = area_rows_frame(store)
+        state = {f.name: getattr(store, f.name) for f in fields(store)
+                 if f.name not in ("engine", "lock", "memo", "rows_saved")}
         memo = {}
         for key in [k for k in store.memo if k not in NOT_SAVED]:
             try:
@@ -223,7 +230,11 @@ def save_store(store: Store) -> int:
             except KeyError:  # read from a save that is now unreadable: computed again when first used
                 continue
         structure, parts = saved.encode_state(state, memo)
-    return saved.write(store.engine, store.version, CODE_DIGEST, structure, parts)
+        size = saved.write(store.engine, store.version, CODE_DIGEST, structure, parts, rows)
+        # from now on read in slices from the table, like any other process: the frame need not be held
+        store.rows_saved = True
+        store.memo.pop(("area_rows",), None)
+    return size
 
 
 def _read_newest_saved(engine: Engine) -> Store | None:
@@ -243,7 +254,7 @@ def _read_saved(engine: Engine, version: str) -> Store | None:
         return None
     state, memo = found
     log.info("read the saved analysis of data version %s from the database", version)
-    return Store(**state, memo=memo, engine=engine)
+    return Store(**state, memo=memo, engine=engine, rows_saved=True)
 
 
 def _one_object_per_value(values: np.ndarray) -> np.ndarray:

@@ -203,22 +203,18 @@ def peer_groups(engine, kind: str = "global") -> pd.DataFrame:
 # Compared with similar areas
 
 
-def _peer_values(store: Store) -> pd.DataFrame:
-    """Every area's figures (LA rows as judged, ICB figures as built), indexed for lookup by peer (memoised)."""
-    def build():
-        from tracker.analysis.place import icb_rows, judged_rows
+def _peer_values(store: Store, peer_codes, indicator_ids) -> pd.DataFrame:
+    """The figures of these peers (LA rows as judged, ICB figures as built) for these indicators, every period."""
+    from tracker.analysis.place import area_rows
 
-        cols = ["area_code", *KEYS, "value", "count", "denominator"]
-        icbs = icb_rows(store)
-        icbs = icbs.assign(**{c: np.nan for c in ("count", "denominator") if c not in icbs.columns})
-        both = pd.concat([judged_rows(store)[cols], icbs[cols]], ignore_index=True)
-        return both[both["value"].notna()].rename(columns={"area_code": "peer_code"})
-    return store.derived(("peer_values",), build)
+    cols = ["area_code", *KEYS, "value", "count", "denominator"]
+    rows = area_rows(store, peer_codes, indicator_ids)[cols]
+    return rows[rows["value"].notna()].rename(columns={"area_code": "peer_code"})
 
 
 def warm_peers(engine) -> None:
     """Build (and memoise in the Store, so warm() saves them) the peer groups of every kind, peer ICBs included.
-    The figures peers are read from are not kept: a copy of every area's figures, cheaper to rebuild than to save."""
+    The peers' figures are read from the area rows (tracker.analysis.place.area_rows) when they are needed."""
     for kind in SIMILARITY_KINDS:
         peer_groups(engine, kind)
 
@@ -246,8 +242,9 @@ def with_peers(engine, rows: pd.DataFrame, kind: str = "global") -> pd.DataFrame
     out["peer_source"] = np.where(out["peer_group"] == "Tracker peer ICBs", TRACKER_PEERS_SOURCE,
                                   np.where(out["peer_group"].notna(), ELS_SOURCE, None))
     key = out[["area_code", *KEYS]].drop_duplicates()
-    pairs = key.merge(groups[["area_code", "peer_code"]], on="area_code").merge(
-        _peer_values(store), on=["peer_code", *KEYS])
+    pairs = key.merge(groups[["area_code", "peer_code"]], on="area_code")
+    pairs = pairs.merge(_peer_values(store, pairs["peer_code"].unique(), key["indicator_id"].unique()),
+                        on=["peer_code", *KEYS])
     ind = store.indicators
     # a count (or a rank) depends on the area's size: its mean over other areas is no benchmark
     sized = out["indicator_id"].map(ind["value_type"]).isin(SIZE_DEPENDENT).to_numpy()

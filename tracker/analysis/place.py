@@ -3,15 +3,20 @@ the indicator catalog and area facts. All public functions take an SQLAlchemy en
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
 from tracker.analysis.built import built_rows
-from tracker.analysis.data import ENGLAND, POPULATION_NOTE, Store, get_store, headline_sex, judge, la_rows
+from tracker.analysis import saved
+from tracker.analysis.data import CODE_DIGEST, ENGLAND, POPULATION_NOTE, Store, get_store, headline_sex, judge, la_rows
 from tracker.analysis.icb import icb_judged, icb_table, latest_per_series, lsoa_built
 from tracker.analysis.stats import NOT_COMPARED, WORSE
 from tracker.analysis.trends import recent_trends
 from tracker.catalog import catalog_fields
+
+log = logging.getLogger("tracker.analysis")
 
 KEYS = ["indicator_id", "period", "sex"]
 SERIES = ["indicator_id", "area_code", "sex"]
@@ -125,9 +130,6 @@ OBS_OUT = ["area_code", "area_name", "area_type", "indicator_id", "period", "per
            "icb_method", "figure_method", "approximate", "ci_source", "note"]
 
 
-FEW_SERIES = 10  # up to this many indicators, an all-periods request is built for them alone (not memoised)
-
-
 def latest_observations(engine, area_codes, indicator_ids=None, all_periods: bool = False,
                         sex: str | None = None) -> pd.DataFrame:
     """Observations for the given areas (England, regions, ICBs, counties, districts/unitaries), latest period per
@@ -151,49 +153,62 @@ def latest_observations(engine, area_codes, indicator_ids=None, all_periods: boo
     for c in codes:
         _area_type(store, c)
     ids = None if indicator_ids is None else [indicator_ids] if isinstance(indicator_ids, str) else list(indicator_ids)
-    if all_periods and ids is not None and len(ids) <= FEW_SERIES and ("observation_frame", True) not in store.memo:
-        # a few indicators over time (the Indicator page's chart): built for them alone, not for every indicator
-        out = _observation_frame(store, all_periods, ids)
-    else:
-        out = _observation_frame(store, all_periods)
-    out = out[out["area_code"].isin(codes)]
-    if ids is not None:
-        out = out[out["indicator_id"].isin(ids)]
-    return _sex_filter(store, out, sex).reset_index(drop=True)
+    out = area_rows(store, codes, ids, latest_only=not all_periods)
+    return _sex_filter(store, out[OBS_OUT], sex).reset_index(drop=True)
 
 
-def _observation_frame(store: Store, all_periods: bool, indicator_ids: list[str] | None = None) -> pd.DataFrame:
-    """judged_rows and icb_rows together in the OBS_OUT layout, all periods or the latest per series (memoised for
-    all indicators; built afresh when `indicator_ids` limits it)."""
+def area_rows(store: Store, area_codes, indicator_ids=None, latest_only: bool = False) -> pd.DataFrame:
+    """The rows of these areas (and indicators), all periods or each series' latest: the analysis_row table's
+    columns plus area_name, area_type and icb_code. Read from the saved table when the Store's rows are saved (a
+    dashboard process holds only what it shows), else from the frame built in memory (memoised until saved)."""
+    codes = list(area_codes)
+    if store.rows_saved:
+        try:
+            rows = saved.read_rows(store.engine, store.version, CODE_DIGEST, codes, indicator_ids, latest_only)
+            return _with_area_facts(store, rows)
+        except saved.SaveReplaced as exc:  # a newer save replaced it: build this version's rows here
+            log.warning("%s: building the rows in this process", exc)
+            store.rows_saved = False
+    every = area_rows_frame(store)
+    keep = every["area_code"].isin(codes)
+    if indicator_ids is not None:
+        keep &= every["indicator_id"].isin(list(indicator_ids))
+    if latest_only:
+        keep &= every["latest"]
+    return _with_area_facts(store, every[keep].reset_index(drop=True))
+
+
+def _with_area_facts(store: Store, rows: pd.DataFrame) -> pd.DataFrame:
+    rows = rows.assign(area_name=rows["area_code"].map(store.areas["name"]),
+                       area_type=rows["area_code"].map(store.areas["type"]))
+    is_la = rows["area_type"].isin(["ltla", "utla"])
+    rows["icb_code"] = rows["area_code"].map(store.parent("icb")).where(is_la)
+    return rows
+
+
+def area_rows_frame(store: Store) -> pd.DataFrame:
+    """judged_rows and icb_rows together, every period, in the analysis_row table's layout and order: with each LA
+    row its ICB's figure for the same period and how each figure was made (memoised; save_store writes it to the
+    table)."""
     def build():
         rows, icbs = judged_rows(store), icb_rows(store)
-        if indicator_ids is not None:
-            rows, icbs = rows[rows["indicator_id"].isin(indicator_ids)], icbs[icbs["indicator_id"].isin(indicator_ids)]
         out = pd.concat([rows, icbs.rename(columns={"method": "icb_method"})], ignore_index=True)
-        if not all_periods:
-            out = latest_per_series(out, SERIES)
-        out["area_name"] = out["area_code"].map(store.areas["name"])
-        out["area_type"] = out["area_code"].map(store.areas["type"])
-        is_la = out["area_type"].isin(["ltla", "utla"])
-        out["icb_code"] = out["area_code"].map(store.parent("icb")).where(is_la)
+        area_type = out["area_code"].map(store.areas["type"])
+        is_la = area_type.isin(["ltla", "utla"])
         icb_index = icbs.set_index(KEYS + ["area_code"])
-        icb_key = out[KEYS].assign(area_code=out["icb_code"])
+        icb_key = out[KEYS].assign(area_code=out["area_code"].map(store.parent("icb")).where(is_la))
         out["icb_value"] = np.where(is_la, _bench(icb_index["value"], icb_key, KEYS + ["area_code"]), np.nan)
         la_method = _bench(icb_index["method"], icb_key, KEYS + ["area_code"])
         method = out.pop("method")
         built = method.notna()  # a county or region figure built from its LSOAs or local authorities: its own method
         out["icb_method"] = np.where(built, method, np.where(is_la, la_method, out["icb_method"]))
-        out["figure_method"] = np.where(out["area_type"] == "icb", out["icb_method"],
-                                        np.where(built, method, "published"))
-        out["approximate"] = out["approximate"].astype(object).where((out["area_type"] == "icb") | built, None)
-        for c in OBS_OUT:
-            if c not in out.columns:
-                out[c] = None
-        return out[OBS_OUT].sort_values(["area_code", "indicator_id", "sex", "period_end"],
-                                        kind="mergesort").reset_index(drop=True)
-    if indicator_ids is not None:
-        return build()
-    return store.derived(("observation_frame", all_periods), build)
+        out["figure_method"] = np.where(area_type == "icb", out["icb_method"], np.where(built, method, "published"))
+        out["method"] = np.where(area_type == "icb", out["icb_method"], method)  # the row's own, as place_profile shows
+        out["approximate"] = out["approximate"].astype(object).where((area_type == "icb") | built, None)
+        out["latest"] = out.index.isin(latest_per_series(out, SERIES).index)
+        out = out.sort_values(["area_code", "indicator_id", "sex", "period_end"], kind="mergesort")
+        return saved.typed_rows(out).reset_index(drop=True)
+    return store.derived(("area_rows",), build)
 
 
 PROFILE_OUT = ["indicator_id", "title", "domain", "department_slug", "department_name", "department_abbr", "is_dhsc",
@@ -218,14 +233,14 @@ def place_profile(engine, area_code: str, benchmark: str = "england", sex: str |
     store = get_store(engine)
     atype = _area_type(store, area_code)
     if atype == "icb":
-        rows = icb_rows(store)
-        rows = rows[rows["area_code"] == area_code].assign(ci_source=None)
+        rows = area_rows(store, [area_code], latest_only=True).assign(ci_source=None)
     else:
-        rows = judged_rows(store)
+        county = store.parent("utla").get(area_code)
+        with_county = atype == "ltla" and county and county != area_code
+        rows = area_rows(store, [area_code, county] if with_county else [area_code], latest_only=True)
         own = rows[rows["area_code"] == area_code]  # method/approximate: None unless built from local authorities
         parts = [own]
-        county = store.parent("utla").get(area_code)
-        if atype == "ltla" and county and county != area_code:
+        if with_county:
             # indicators published only for upper-tier authorities: the district shows its county's figure
             utla_only = store.indicators.index[store.indicators["la_level"] == "utla"]
             cty = rows[(rows["area_code"] == county) & rows["indicator_id"].isin(utla_only)
@@ -251,16 +266,13 @@ def place_profile(engine, area_code: str, benchmark: str = "england", sex: str |
 
 def _against(store: Store, rows: pd.DataFrame, area_code: str, benchmark: str) -> pd.DataFrame:
     """Re-compare rows with the area's region or ICB instead of England."""
-    if benchmark == "region":
-        code, source = store.parent("region").get(area_code), judged_rows(store)
-    else:
-        code, source = store.parent("icb").get(area_code), icb_rows(store)
+    code = store.parent("region" if benchmark == "region" else "icb").get(area_code)
     if code is None:
         rows["benchmark_code"], rows["benchmark_value"] = None, np.nan
         rows[["comparison", "comparison_label"]] = NOT_COMPARED
         rows[["comparison_level", "comparison_basis"]] = None
         return rows
-    values = source[source["area_code"] == code].set_index(KEYS)["value"]
+    values = area_rows(store, [code]).set_index(KEYS)["value"]
     rows["benchmark_code"] = code
     rows["benchmark_value"] = _bench(values, rows, KEYS)
     # the publisher's judgement is against England, so it does not carry over; the position among areas of the

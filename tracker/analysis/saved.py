@@ -17,13 +17,17 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Boolean, Date, Engine, Float, delete, insert, select
 
-from db.models import AnalysisPart, AnalysisSave, Meta, Run
+from db.models import AnalysisPart, AnalysisRow, AnalysisSave, Meta, Run
 
 log = logging.getLogger("tracker.analysis")
 
 STRUCTURE = 0  # part 0 holds the JSON structure; parts 1.. hold one Parquet frame each
+
+
+class SaveReplaced(LookupError):
+    """A newer save replaced the one being read: the caller builds what it wanted from the data instead."""
 
 
 class NotStorable(TypeError):
@@ -250,17 +254,20 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def write(engine: Engine, version: str, digest: str, structure: dict, parts: list[bytes]) -> int:
-    """Save one version in one transaction, replacing any older save; returns the bytes written."""
+def write(engine: Engine, version: str, digest: str, structure: dict, parts: list[bytes],
+          rows: pd.DataFrame | None = None) -> int:
+    """Save one version in one transaction, replacing any older save, with `rows` (the analysis_row table's columns)
+    in analysis_row; returns the bytes written."""
     payloads = [json.dumps(structure).encode()] + parts
-    rows = [{"data_version": version, "code_digest": digest, "seq": i, "payload": p} for i, p in enumerate(payloads)]
+    records = [{"data_version": version, "code_digest": digest, "seq": i, "payload": p} for i, p in enumerate(payloads)]
     size = sum(len(p) for p in payloads)
     with engine.begin() as conn:
-        conn.execute(delete(AnalysisPart).where(AnalysisPart.data_version == version, AnalysisPart.code_digest == digest))
-        conn.execute(delete(AnalysisSave).where(AnalysisSave.data_version == version, AnalysisSave.code_digest == digest))
-        for row in rows:  # one at a time: a driver must not hold every part twice over in one statement
+        _delete_save(conn, version, digest)
+        if rows is not None:
+            _write_rows(conn, version, digest, rows)
+        for row in records:  # one at a time: a driver must not hold every part twice over in one statement
             conn.execute(insert(AnalysisPart).values(**row))
-        conn.execute(insert(AnalysisSave).values(data_version=version, code_digest=digest, parts=len(rows), bytes=size,
+        conn.execute(insert(AnalysisSave).values(data_version=version, code_digest=digest, parts=len(records), bytes=size,
                                                  saved_at=_now()))
         conn.execute(delete(Meta).where(Meta.key == BUILDING))
     with engine.begin() as conn:  # older saves of this code are of no use once a newer one is complete; other
@@ -269,11 +276,85 @@ def write(engine: Engine, version: str, digest: str, structure: dict, parts: lis
             ((AnalysisSave.code_digest == digest) & (AnalysisSave.data_version != version))
             | ((AnalysisSave.code_digest != digest) & (AnalysisSave.saved_at < _now() - timedelta(days=1))))
         for old_version, old_digest in conn.execute(stale).all():
-            conn.execute(delete(AnalysisPart).where(AnalysisPart.data_version == old_version,
-                                                    AnalysisPart.code_digest == old_digest))
-            conn.execute(delete(AnalysisSave).where(AnalysisSave.data_version == old_version,
-                                                    AnalysisSave.code_digest == old_digest))
+            _delete_save(conn, old_version, old_digest)
     return size
+
+
+def _delete_save(conn, version: str, digest: str) -> None:
+    for table in (AnalysisRow, AnalysisPart, AnalysisSave):
+        conn.execute(delete(table).where(table.data_version == version, table.code_digest == digest))
+
+
+ROW_COLUMNS = [c for c in AnalysisRow.__table__.columns if c.name not in ("data_version", "code_digest", "seq")]
+ROWS_PER_STATEMENT = 5000
+
+
+def _write_rows(conn, version: str, digest: str, frame: pd.DataFrame) -> None:
+    """The area rows of a save, in the frame's order (seq), missing values as NULL; a chunk at a time, so the rows
+    are never all held again as Python values."""
+    names = [c.name for c in ROW_COLUMNS]
+    dates = [c.name for c in ROW_COLUMNS if isinstance(c.type, Date)]
+    sqlite = conn.dialect.name == "sqlite"
+    if sqlite:  # the driver's own executemany: SQLAlchemy's per-row parameter handling took most of the time
+        sql = (f"INSERT INTO {AnalysisRow.__tablename__} (data_version, code_digest, seq, {', '.join(names)}) "
+               f"VALUES ({', '.join(['?'] * (len(names) + 3))})")
+    for start in range(0, len(frame), ROWS_PER_STATEMENT):
+        chunk = frame.iloc[start:start + ROWS_PER_STATEMENT]
+        columns = []
+        for name in names:
+            values = chunk[name]
+            if name in dates:  # as SQLAlchemy's Date stores them in SQLite (ISO text); date objects elsewhere
+                values = values.dt.strftime("%Y-%m-%d") if sqlite else values.dt.date
+            columns.append(values.to_numpy(dtype=object, na_value=None))
+        rows = zip(range(start, start + len(chunk)), *columns)
+        if sqlite:
+            conn.exec_driver_sql(sql, [(version, digest, *row) for row in rows])
+        else:
+            conn.execute(insert(AnalysisRow), [{"data_version": version, "code_digest": digest, "seq": row[0],
+                                                **dict(zip(names, row[1:]))} for row in rows])
+
+
+def typed_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Area rows with the types the analysis_row table gives back, whether read from it or built in memory: numbers
+    float, dates datetime64, text object (None where missing), a yes/no column bool (object with None where the
+    column allows no answer), in the table's column order."""
+    out = {}
+    for c in ROW_COLUMNS:
+        values = frame[c.name]
+        if isinstance(c.type, Float):
+            values = pd.to_numeric(values, errors="coerce").astype(float)
+        elif isinstance(c.type, Date):
+            values = pd.to_datetime(values).astype("datetime64[us]")
+        elif isinstance(c.type, Boolean) and not c.nullable:
+            values = values.fillna(False).astype(bool)
+        else:
+            values = values.astype(object).where(values.notna(), None)
+            if isinstance(c.type, Boolean):
+                values = values.map(lambda v: None if v is None else bool(v)).astype(object)
+        # a Series of its own dtype: built from a bare array, text would be inferred as pandas' str only when some is
+        # present, so a slice could differ from the whole
+        out[c.name] = pd.Series(values.to_numpy(), index=frame.index, dtype=values.dtype)
+    return pd.DataFrame(out, index=frame.index)
+
+
+def read_rows(engine: Engine, version: str, digest: str, area_codes, indicator_ids=None, latest_only: bool = False
+              ) -> pd.DataFrame:
+    """The saved area rows of these areas (and indicators), in the analysis' order; latest_only: each series' latest
+    period alone."""
+    t = AnalysisRow.__table__
+    query = select(*[t.c[c.name] for c in ROW_COLUMNS]).where(
+        t.c.data_version == version, t.c.code_digest == digest, t.c.area_code.in_(list(area_codes)))
+    if indicator_ids is not None:
+        query = query.where(t.c.indicator_id.in_(list(indicator_ids)))
+    if latest_only:
+        query = query.where(t.c.latest.is_(True))
+    with engine.connect() as conn:
+        rows = conn.execute(query.order_by(t.c.seq)).fetchall()
+    # a save's rows are written and deleted in one transaction with it: still there after the read, they were whole
+    if not exists(engine, version, digest):
+        raise SaveReplaced(f"the saved analysis of data version {version} was replaced since it was read")
+    frame = pd.DataFrame.from_records(rows, columns=[c.name for c in ROW_COLUMNS])
+    return typed_rows(frame)
 
 
 def read(engine: Engine, version: str, digest: str) -> tuple[dict, dict] | None:
