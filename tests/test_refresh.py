@@ -173,7 +173,7 @@ def test_a_run_can_be_replayed_from_its_archived_payload(engine, isolated_data_d
     from tracker.analysis.data import CODE_DIGEST, data_version
     from tracker.analysis.saved import saved_versions
 
-    assert saved_versions(engine) == [(data_version(engine), CODE_DIGEST)]
+    assert saved_versions(engine)[0] == (data_version(engine), CODE_DIGEST)
     assert "analysis: saving" in capsys.readouterr().err
     with pytest.raises(SystemExit) as missing:
         main(["replay", "9999"])

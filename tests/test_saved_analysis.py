@@ -84,8 +84,8 @@ def test_the_dashboard_answers_from_the_previous_analysis_until_the_new_one_is_r
 
     current = data.get_store(initialised_engine)
     assert current.version == new_version and "fuel-poverty-lilee" in set(current.obs["indicator_id"])
-    # saved for the next start, on any host; the old save is gone
-    assert saved.saved_versions(initialised_engine) == [(new_version, data.CODE_DIGEST)]
+    # saved for the next start, on any host; the save it replaced is kept for dashboards still answering from it
+    assert saved.saved_versions(initialised_engine) == [(new_version, data.CODE_DIGEST), (old_version, data.CODE_DIGEST)]
 
 
 def test_a_dashboard_does_not_build_what_a_refresh_is_about_to_save(initialised_engine, fresh_process):
@@ -151,8 +151,12 @@ def test_a_saves_area_rows_come_back_as_written_from_sqlite_and_postgresql(any_e
     pd.testing.assert_frame_equal(latest, expected.reset_index(drop=True))
     assert len(latest) == latest["sex"].nunique() >= 2  # one row per series: each sex's latest period
 
+    # a newer save: the one it replaces stays readable (a dashboard may still be answering from it) until the next
     saved.write(any_engine, "2-2-b", digest, {"fields": {}, "memo": []}, [], written.iloc[:10])
-    assert saved.saved_versions(any_engine) == [("2-2-b", digest)]
+    assert saved.saved_versions(any_engine) == [("2-2-b", digest), ("1-1-a", digest)]
     assert len(saved.read_rows(any_engine, "2-2-b", digest, codes)) == 10
-    with pytest.raises(saved.SaveReplaced):  # the older save's rows went with it
+    pd.testing.assert_frame_equal(saved.read_rows(any_engine, "1-1-a", digest, codes), written)
+    saved.write(any_engine, "3-3-c", digest, {"fields": {}, "memo": []}, [], written.iloc[:5])
+    assert saved.saved_versions(any_engine) == [("3-3-c", digest), ("2-2-b", digest)]
+    with pytest.raises(saved.SaveReplaced):  # the oldest save's rows went with it
         saved.read_rows(any_engine, "1-1-a", digest, codes)

@@ -208,7 +208,7 @@ def _peer_values(store: Store, peer_codes, indicator_ids) -> pd.DataFrame:
     from tracker.analysis.place import area_rows
 
     cols = ["area_code", *KEYS, "value", "count", "denominator"]
-    rows = area_rows(store, peer_codes, indicator_ids)[cols]
+    rows = area_rows(store, peer_codes, indicator_ids, columns=cols)[cols]
     return rows[rows["value"].notna()].rename(columns={"area_code": "peer_code"})
 
 

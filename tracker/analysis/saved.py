@@ -270,12 +270,17 @@ def write(engine: Engine, version: str, digest: str, structure: dict, parts: lis
         conn.execute(insert(AnalysisSave).values(data_version=version, code_digest=digest, parts=len(records), bytes=size,
                                                  saved_at=_now()))
         conn.execute(delete(Meta).where(Meta.key == BUILDING))
-    with engine.begin() as conn:  # older saves of this code are of no use once a newer one is complete; other
-        # code's saves are kept a day, for the hosts of a rolling upgrade still running it
-        stale = select(AnalysisSave.data_version, AnalysisSave.code_digest).where(
-            ((AnalysisSave.code_digest == digest) & (AnalysisSave.data_version != version))
-            | ((AnalysisSave.code_digest != digest) & (AnalysisSave.saved_at < _now() - timedelta(days=1))))
-        for old_version, old_digest in conn.execute(stale).all():
+    with engine.begin() as conn:
+        # The save this one replaces is kept until the next: a dashboard answering from it reads its area rows a few
+        # at a time, and notices the newer version only at its next check (seconds later). Older saves of this code
+        # are of no use; other code's saves are kept a day, for the hosts of a rolling upgrade still running it.
+        s = AnalysisSave
+        replaced = conn.execute(select(s.data_version, s.code_digest).where(s.code_digest == digest,
+                                                                            s.data_version != version)
+                                .order_by(s.saved_at.desc())).all()[1:]
+        other_code = conn.execute(select(s.data_version, s.code_digest).where(
+            s.code_digest != digest, s.saved_at < _now() - timedelta(days=1))).all()
+        for old_version, old_digest in [*replaced, *other_code]:
             _delete_save(conn, old_version, old_digest)
     return size
 
@@ -314,12 +319,12 @@ def _write_rows(conn, version: str, digest: str, frame: pd.DataFrame) -> None:
                                                 **dict(zip(names, row[1:]))} for row in rows])
 
 
-def typed_rows(frame: pd.DataFrame) -> pd.DataFrame:
+def typed_rows(frame: pd.DataFrame, columns=None) -> pd.DataFrame:
     """Area rows with the types the analysis_row table gives back, whether read from it or built in memory: numbers
     float, dates datetime64, text object (None where missing), a yes/no column bool (object with None where the
     column allows no answer), in the table's column order."""
     out = {}
-    for c in ROW_COLUMNS:
+    for c in ROW_COLUMNS if columns is None else [c for c in ROW_COLUMNS if c.name in columns]:
         values = frame[c.name]
         if isinstance(c.type, Float):
             values = pd.to_numeric(values, errors="coerce").astype(float)
@@ -337,12 +342,13 @@ def typed_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=frame.index)
 
 
-def read_rows(engine: Engine, version: str, digest: str, area_codes, indicator_ids=None, latest_only: bool = False
-              ) -> pd.DataFrame:
+def read_rows(engine: Engine, version: str, digest: str, area_codes, indicator_ids=None, latest_only: bool = False,
+              columns=None) -> pd.DataFrame:
     """The saved area rows of these areas (and indicators), in the analysis' order; latest_only: each series' latest
-    period alone."""
+    period alone; columns: only these (a caller reading many areas needs a few)."""
     t = AnalysisRow.__table__
-    query = select(*[t.c[c.name] for c in ROW_COLUMNS]).where(
+    wanted = [c.name for c in ROW_COLUMNS if columns is None or c.name in columns]
+    query = select(*[t.c[c] for c in wanted]).where(
         t.c.data_version == version, t.c.code_digest == digest, t.c.area_code.in_(list(area_codes)))
     if indicator_ids is not None:
         query = query.where(t.c.indicator_id.in_(list(indicator_ids)))
@@ -353,8 +359,7 @@ def read_rows(engine: Engine, version: str, digest: str, area_codes, indicator_i
     # a save's rows are written and deleted in one transaction with it: still there after the read, they were whole
     if not exists(engine, version, digest):
         raise SaveReplaced(f"the saved analysis of data version {version} was replaced since it was read")
-    frame = pd.DataFrame.from_records(rows, columns=[c.name for c in ROW_COLUMNS])
-    return typed_rows(frame)
+    return typed_rows(pd.DataFrame.from_records(rows, columns=wanted), wanted)
 
 
 def read(engine: Engine, version: str, digest: str) -> tuple[dict, dict] | None:
