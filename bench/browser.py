@@ -142,6 +142,7 @@ def _floor(browser, visits: int, concurrency: tuple[int, ...]) -> dict:
                "warm_p95": round(percentile(warm, 95), 2),
                "server_cpu_per_warm_render": round((_cpu_seconds(server.pid) - cpu) / visits, 3),
                "concurrent": [_concurrent(browser, base, n, server.pid) for n in concurrency]}
+        out["server_memory_mb"] = _memory_mb(server.pid)
         context.close()
     _ratios(out["concurrent"])
     return out

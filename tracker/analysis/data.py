@@ -313,7 +313,9 @@ def fill_cis(obs: pd.DataFrame, indicators: pd.DataFrame) -> pd.DataFrame:
     method = out["indicator_id"].map(indicators["ci_method"])
     vt = method.map({"wilson": "proportion", "byar": "rate"})  # the only kinds the tracker computes a CI for
     mult = out["indicator_id"].map(indicators["multiplier"]).astype(float)
-    out["ci_source"] = np.where(out["lci95"].notna() & out["uci95"].notna(), "published", None)
+    # object, not pandas' str (Arrow memory a process holds apart from its Python objects)
+    out["ci_source"] = pd.Series(np.where(out["lci95"].notna() & out["uci95"].notna(), "published", None),
+                                 index=out.index, dtype=object)
     with np.errstate(invalid="ignore", divide="ignore"):
         implied = out["count"] / out["denominator"] * mult
     consistent = (out["value"] - implied).abs() <= 0.05 + 0.005 * out["value"].abs()
