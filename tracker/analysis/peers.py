@@ -203,12 +203,12 @@ def peer_groups(engine, kind: str = "global") -> pd.DataFrame:
 # Compared with similar areas
 
 
-def _peer_values(store: Store, peer_codes, indicator_ids) -> pd.DataFrame:
-    """The figures of these peers (LA rows as judged, ICB figures as built) for these indicators, every period."""
+def _peer_values(store: Store, peer_codes, key: pd.DataFrame) -> pd.DataFrame:
+    """The figures of these peers (LA rows as judged, ICB figures as built) for the indicators and periods of `key`."""
     from tracker.analysis.place import area_rows
 
     cols = ["area_code", *KEYS, "value", "count", "denominator"]
-    rows = area_rows(store, peer_codes, indicator_ids, columns=cols)[cols]
+    rows = area_rows(store, peer_codes, key["indicator_id"].unique(), columns=cols, periods=key["period"].unique())[cols]
     return rows[rows["value"].notna()].rename(columns={"area_code": "peer_code"})
 
 
@@ -243,8 +243,7 @@ def with_peers(engine, rows: pd.DataFrame, kind: str = "global") -> pd.DataFrame
                                   np.where(out["peer_group"].notna(), ELS_SOURCE, None))
     key = out[["area_code", *KEYS]].drop_duplicates()
     pairs = key.merge(groups[["area_code", "peer_code"]], on="area_code")
-    pairs = pairs.merge(_peer_values(store, pairs["peer_code"].unique(), key["indicator_id"].unique()),
-                        on=["peer_code", *KEYS])
+    pairs = pairs.merge(_peer_values(store, pairs["peer_code"].unique(), key), on=["peer_code", *KEYS])
     ind = store.indicators
     # a count (or a rank) depends on the area's size: its mean over other areas is no benchmark
     sized = out["indicator_id"].map(ind["value_type"]).isin(SIZE_DEPENDENT).to_numpy()

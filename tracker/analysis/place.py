@@ -157,15 +157,17 @@ def latest_observations(engine, area_codes, indicator_ids=None, all_periods: boo
     return _sex_filter(store, out[OBS_OUT], sex).reset_index(drop=True)
 
 
-def area_rows(store: Store, area_codes, indicator_ids=None, latest_only: bool = False, columns=None) -> pd.DataFrame:
-    """The rows of these areas (and indicators), all periods or each series' latest: the analysis_row table's
-    columns (or only `columns`) plus area_name, area_type and icb_code. Read from the saved table when the Store's
-    rows are saved (a dashboard process holds only what it shows), else from the frame built in memory (memoised
-    until saved)."""
+def area_rows(store: Store, area_codes, indicator_ids=None, latest_only: bool = False, columns=None,
+              periods=None) -> pd.DataFrame:
+    """The rows of these areas (and indicators, and periods), all periods or each series' latest: the analysis_row
+    table's columns (or only `columns`) plus area_name, area_type and icb_code. Read from the saved table when the
+    Store's rows are saved (a dashboard process holds only what it shows), else from the frame built in memory
+    (memoised until saved)."""
     codes = list(area_codes)
     if store.rows_saved:
         try:
-            rows = saved.read_rows(store.engine, store.version, CODE_DIGEST, codes, indicator_ids, latest_only, columns)
+            rows = saved.read_rows(store.engine, store.version, CODE_DIGEST, codes, indicator_ids, latest_only, columns,
+                                   periods)
             return _with_area_facts(store, rows)
         except saved.SaveReplaced as exc:  # a newer save replaced it: build this version's rows here
             log.warning("%s: building the rows in this process", exc)
@@ -176,6 +178,8 @@ def area_rows(store: Store, area_codes, indicator_ids=None, latest_only: bool = 
         keep &= every["indicator_id"].isin(list(indicator_ids))
     if latest_only:
         keep &= every["latest"]
+    if periods is not None:
+        keep &= every["period"].isin(list(periods))
     rows = every.loc[keep, list(every.columns) if columns is None else [c for c in every.columns if c in columns]]
     return _with_area_facts(store, rows.reset_index(drop=True))
 
