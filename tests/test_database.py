@@ -154,3 +154,17 @@ def test_bulk_build_rebuilds_the_indexes_even_when_it_fails_and_upgrade_restores
             conn.execute(text(f"DROP INDEX {name}"))
     upgrade(any_engine)
     assert _observation_indexes(any_engine) >= wanted
+
+
+def test_the_migrations_build_the_tables_the_models_describe(any_engine):
+    """The schema comes from the Alembic migrations, the code reads it through the models: the two must agree (a
+    column, key, index or type added to one and not the other fails here), on SQLite and on PostgreSQL."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from db.models import Base
+
+    upgrade(any_engine)
+    with any_engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    assert differences == []

@@ -11,10 +11,6 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
-TEXT = ["comparison", "comparison_level", "comparison_label", "comparison_basis", "position"]
-LATER_TEXT = ["trend", "trend_method"]
-FIGURES = ["icb_value"]
-METHODS = ["icb_method", "figure_method", "method"]
 
 
 def upgrade() -> None:
@@ -32,14 +28,16 @@ def upgrade() -> None:
         sa.Column("latest", sa.Boolean(), nullable=False),
         *[sa.Column(c, sa.Float(), nullable=True)
           for c in ("value", "lci95", "uci95", "lci998", "uci998", "count", "denominator", "england_value")],
-        *[sa.Column(c, sa.Text(), nullable=True) for c in TEXT],
+        *[sa.Column(c, sa.Text(), nullable=True)
+          for c in ("comparison", "comparison_level", "comparison_label", "comparison_basis", "position")],
         sa.Column("position_only", sa.Boolean(), nullable=False),
         sa.Column("min_of_type", sa.Float(), nullable=True),
         sa.Column("max_of_type", sa.Float(), nullable=True),
-        *[sa.Column(c, sa.Text(), nullable=True) for c in LATER_TEXT],
+        sa.Column("trend", sa.Text(), nullable=True),
+        sa.Column("trend_method", sa.Text(), nullable=True),
         sa.Column("red_red", sa.Boolean(), nullable=False),
-        *[sa.Column(c, sa.Float(), nullable=True) for c in FIGURES],
-        *[sa.Column(c, sa.Text(), nullable=True) for c in METHODS],
+        sa.Column("icb_value", sa.Float(), nullable=True),
+        *[sa.Column(c, sa.Text(), nullable=True) for c in ("icb_method", "figure_method", "method")],
         sa.Column("approximate", sa.Boolean(), nullable=True),
         sa.Column("ci_source", sa.Text(), nullable=True),
         sa.Column("note", sa.Text(), nullable=True),
