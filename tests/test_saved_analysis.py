@@ -150,6 +150,15 @@ def test_a_saves_area_rows_come_back_as_written_from_sqlite_and_postgresql(any_e
                        & written["latest"]]
     pd.testing.assert_frame_equal(latest, expected.reset_index(drop=True))
     assert len(latest) == latest["sex"].nunique() >= 2  # one row per series: each sex's latest period
+    # a peer comparison's read: given (indicator, period) pairs, exactly those series' periods, not every indicator's
+    # rows for any of those periods
+    la = written[written["area_code"] == "E08000012"]
+    pairs = [("life-expectancy", la.loc[la["indicator_id"] == "life-expectancy", "period"].iloc[0]),
+             (la["indicator_id"].iloc[-1], la["period"].iloc[-1])]
+    some = saved.read_rows(any_engine, "1-1-a", digest, ["E08000012"], [i for i, _ in pairs], periods=pairs)
+    expected = la[pd.MultiIndex.from_frame(la[["indicator_id", "period"]]).isin(pairs)]
+    pd.testing.assert_frame_equal(some, expected.reset_index(drop=True))
+    assert set(zip(some["indicator_id"], some["period"])) == set(pairs)
 
     # a newer save: the one it replaces stays readable (a dashboard may still be answering from it) until the next
     saved.write(any_engine, "2-2-b", digest, {"fields": {}, "memo": []}, [], written.iloc[:10])

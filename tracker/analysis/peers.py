@@ -208,7 +208,9 @@ def _peer_values(store: Store, peer_codes, key: pd.DataFrame) -> pd.DataFrame:
     from tracker.analysis.place import area_rows
 
     cols = ["area_code", *KEYS, "value", "count", "denominator"]
-    rows = area_rows(store, peer_codes, key["indicator_id"].unique(), columns=cols, periods=key["period"].unique())[cols]
+    series = key[["indicator_id", "period"]].drop_duplicates()
+    rows = area_rows(store, peer_codes, series["indicator_id"].unique(), columns=cols,
+                     periods=series.itertuples(index=False, name=None))[cols]
     return rows[rows["value"].notna()].rename(columns={"area_code": "peer_code"})
 
 

@@ -159,8 +159,9 @@ def latest_observations(engine, area_codes, indicator_ids=None, all_periods: boo
 
 def area_rows(store: Store, area_codes, indicator_ids=None, latest_only: bool = False, columns=None,
               periods=None) -> pd.DataFrame:
-    """The rows of these areas (and indicators, and periods), all periods or each series' latest: the analysis_row
-    table's columns (or only `columns`) plus area_name, area_type and icb_code. Read from the saved table when the
+    """The rows of these areas (and indicators), all periods or each series' latest: the analysis_row table's
+    columns (or only `columns`) plus area_name, area_type and icb_code. periods: (indicator_id, period) pairs, only
+    those (a peer comparison needs the periods its place has, indicator by indicator). Read from the saved table when the
     Store's rows are saved (a dashboard process holds only what it shows), else from the frame built in memory
     (memoised until saved)."""
     codes = list(area_codes)
@@ -179,7 +180,8 @@ def area_rows(store: Store, area_codes, indicator_ids=None, latest_only: bool = 
     if latest_only:
         keep &= every["latest"]
     if periods is not None:
-        keep &= every["period"].isin(list(periods))
+        wanted = pd.MultiIndex.from_tuples(list(periods), names=["indicator_id", "period"])
+        keep &= pd.MultiIndex.from_frame(every[["indicator_id", "period"]]).isin(wanted)
     rows = every.loc[keep, list(every.columns) if columns is None else [c for c in every.columns if c in columns]]
     return _with_area_facts(store, rows.reset_index(drop=True))
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import Boolean, Date, Engine, Float, String, cast, delete, insert, select
+from sqlalchemy import Boolean, Date, Engine, Float, String, cast, delete, insert, select, tuple_
 
 from db.models import AnalysisPart, AnalysisRow, AnalysisSave, Meta, Run
 
@@ -352,8 +352,9 @@ def typed_rows(frame: pd.DataFrame, columns=None) -> pd.DataFrame:
 
 def read_rows(engine: Engine, version: str, digest: str, area_codes, indicator_ids=None, latest_only: bool = False,
               columns=None, periods=None) -> pd.DataFrame:
-    """The saved area rows of these areas (and indicators, and periods), in the analysis' order; latest_only: each
-    series' latest period alone; columns: only these (a caller reading many areas needs a few)."""
+    """The saved area rows of these areas (and indicators), in the analysis' order; latest_only: each series' latest
+    period alone; columns: only these (a caller reading many areas needs a few); periods: (indicator_id, period)
+    pairs, only those."""
     t = AnalysisRow.__table__
     wanted = [c.name for c in ROW_COLUMNS if columns is None or c.name in columns]
     # dates as ISO text, parsed in one go by typed_rows: much faster than a date object per row
@@ -362,7 +363,7 @@ def read_rows(engine: Engine, version: str, digest: str, area_codes, indicator_i
     if indicator_ids is not None:
         query = query.where(t.c.indicator_id.in_(list(indicator_ids)))
     if periods is not None:
-        query = query.where(t.c.period.in_(list(periods)))
+        query = query.where(tuple_(t.c.indicator_id, t.c.period).in_(list(periods)))
     if latest_only:
         query = query.where(t.c.latest.is_(True))
     with engine.connect() as conn:
