@@ -119,9 +119,13 @@ def test_initialise_twice_reuses_unchanged_geography(sqlite_engine):
 
 def test_is_current_tells_an_older_schema_from_the_newest(sqlite_engine):
     from alembic import command
+    from alembic.script import ScriptDirectory
 
-    from db.engine import alembic_config, is_current
+    from db.engine import alembic_config, head_revision, is_current
 
+    # the head read from the migration files is Alembic's own
+    assert head_revision() == ScriptDirectory.from_config(alembic_config(sqlite_engine)).get_current_head()
+    assert not is_current(sqlite_engine)  # an empty database
     command.upgrade(alembic_config(sqlite_engine), "0002")
     assert not is_current(sqlite_engine)
     upgrade(sqlite_engine)
