@@ -328,6 +328,8 @@ def test_a_dashboard_process_reads_a_places_rows_from_the_saved_table_not_every_
     answers equal those computed in memory from the data, and a save replaced while being read falls back to them."""
     from collections import OrderedDict
 
+    from tracker.analysis import place
+
     from sqlalchemy import delete, func, select
 
     from db.models import AnalysisRow
@@ -347,6 +349,8 @@ def test_a_dashboard_process_reads_a_places_rows_from_the_saved_table_not_every_
     monkeypatch.undo()
 
     monkeypatch.setattr(data, "_CACHE", OrderedDict())
+    # the save wrote them a few areas at a time; here every area's rows are put together at once
+    monkeypatch.setattr(place, "AREAS_PER_CHUNK", 100_000)
     computed = get_store(snapshot_engine)
     computed.rows_saved = False  # as the process that computes and saves them does until it has saved them
     in_memory = _area_answers(snapshot_engine)

@@ -217,10 +217,9 @@ def _load(engine: Engine, version: str) -> Store:
 def save_store(store: Store) -> int:
     """Save the Store and what it has memoised in the database (tracker.analysis.saved), for every process on every
     host that reads this database. Returns the bytes written."""
-    from tracker.analysis.place import area_rows_frame
+    from tracker.analysis.place import area_row_chunks
 
     with store.lock:
-        rows = area_rows_frame(store)
         state = {f.name: getattr(store, f.name) for f in fields(store)
                  if f.name not in ("engine", "lock", "memo", "rows_saved")}
         memo = {}
@@ -230,8 +229,10 @@ def save_store(store: Store) -> int:
             except KeyError:  # read from a save that is now unreadable: computed again when first used
                 continue
         structure, parts = saved.encode_state(state, memo)
-        size = saved.write(store.engine, store.version, CODE_DIGEST, structure, parts, rows)
-        # from now on read in slices from the table, like any other process: the frame need not be held
+        del memo
+        # every area's rows are put together and written a few areas at a time, never held whole
+        size = saved.write(store.engine, store.version, CODE_DIGEST, structure, parts, area_row_chunks(store))
+        # from now on read in slices from the table, like any other process
         store.rows_saved = True
         store.memo.pop(("area_rows",), None)
     return size

@@ -4,6 +4,7 @@ the indicator catalog and area facts. All public functions take an SQLAlchemy en
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -195,18 +196,30 @@ def _with_area_facts(store: Store, rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def area_rows_frame(store: Store) -> pd.DataFrame:
-    """judged_rows and icb_rows together, every period, in the analysis_row table's layout and order: with each LA
-    row its ICB's figure for the same period and how each figure was made (memoised; save_store writes it to the
-    table)."""
-    def build():
-        rows, icbs = judged_rows(store), icb_rows(store)
-        out = pd.concat([rows, icbs.rename(columns={"method": "icb_method"})], ignore_index=True)
+    """Every area's rows (area_row_chunks) in one frame, memoised: what area_rows reads while the rows are not saved."""
+    return store.derived(("area_rows",), lambda: pd.concat(list(area_row_chunks(store)), ignore_index=True))
+
+
+AREAS_PER_CHUNK = 40  # about 35,000 rows: the whole table is never built at once when it is saved
+
+
+def area_row_chunks(store: Store) -> Iterator[pd.DataFrame]:
+    """judged_rows and icb_rows together, every period, in the analysis_row table's layout and order (by area, a few
+    areas at a time): with each LA row its ICB's figure for the same period and how each figure was made. save_store
+    writes them to the table chunk by chunk."""
+    rows, icbs = judged_rows(store), icb_rows(store)
+    icbs = icbs.rename(columns={"method": "icb_method"})
+    icb_index = icbs.set_index(KEYS + ["area_code"])
+    icb_of = store.parent("icb")
+    codes = sorted(set(rows["area_code"]) | set(icbs["area_code"]))
+    for at in range(0, len(codes), AREAS_PER_CHUNK):
+        chunk = codes[at:at + AREAS_PER_CHUNK]
+        out = pd.concat([rows[rows["area_code"].isin(chunk)], icbs[icbs["area_code"].isin(chunk)]], ignore_index=True)
         area_type = out["area_code"].map(store.areas["type"])
         is_la = area_type.isin(["ltla", "utla"])
-        icb_index = icbs.set_index(KEYS + ["area_code"])
-        icb_key = out[KEYS].assign(area_code=out["area_code"].map(store.parent("icb")).where(is_la))
+        icb_key = out[KEYS].assign(area_code=out["area_code"].map(icb_of).where(is_la))
         out["icb_value"] = np.where(is_la, _bench(icb_index["value"], icb_key, KEYS + ["area_code"]), np.nan)
-        la_method = _bench(icb_index["method"], icb_key, KEYS + ["area_code"])
+        la_method = _bench(icb_index["icb_method"], icb_key, KEYS + ["area_code"])
         method = out.pop("method")
         built = method.notna()  # a county or region figure built from its LSOAs or local authorities: its own method
         out["icb_method"] = np.where(built, method, np.where(is_la, la_method, out["icb_method"]))
@@ -215,8 +228,7 @@ def area_rows_frame(store: Store) -> pd.DataFrame:
         out["approximate"] = out["approximate"].astype(object).where((area_type == "icb") | built, None)
         out["latest"] = out.index.isin(latest_per_series(out, SERIES).index)
         out = out.sort_values(["area_code", "indicator_id", "sex", "period_end"], kind="mergesort")
-        return saved.typed_rows(out).reset_index(drop=True)
-    return store.derived(("area_rows",), build)
+        yield saved.typed_rows(out).reset_index(drop=True)
 
 
 PROFILE_OUT = ["indicator_id", "title", "domain", "department_slug", "department_name", "department_abbr", "is_dhsc",

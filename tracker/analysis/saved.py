@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -62,10 +62,20 @@ def _frame_bytes(frame: pd.DataFrame) -> bytes:
                    OBJECT_INDEX: [i for i, level in enumerate(_levels(frame.index)) if level.dtype == object]}
     buffer = io.BytesIO()
     try:
-        frame.to_parquet(buffer, engine="pyarrow", compression="zstd")
-    except (ValueError, TypeError, ImportError) as exc:  # pyarrow's own type errors are ValueError/TypeError
+        # as pandas' to_parquet writes it (its attrs in the schema's metadata), but converted to Arrow a slice of rows
+        # at a time: Arrow's copy of the largest frame (every area's rows) was the peak of a refresh's memory
+        schema = pa.Schema.from_pandas(frame, preserve_index=None)
+        schema = schema.with_metadata({**schema.metadata, b"PANDAS_ATTRS": json.dumps(frame.attrs).encode()})
+        with pq.ParquetWriter(buffer, schema, compression="zstd") as writer:
+            for at in range(0, max(len(frame), 1), ROWS_PER_SLICE):
+                writer.write_table(pa.Table.from_pandas(frame.iloc[at:at + ROWS_PER_SLICE], schema=schema,
+                                                        preserve_index=None))
+    except (ValueError, TypeError) as exc:  # pyarrow's own type errors are ValueError/TypeError
         raise NotStorable(str(exc)) from exc
     return buffer.getvalue()
+
+
+ROWS_PER_SLICE = 50_000
 
 
 def _missing(value) -> bool:
@@ -262,16 +272,18 @@ def _now() -> datetime:
 
 
 def write(engine: Engine, version: str, digest: str, structure: dict, parts: list[bytes],
-          rows: pd.DataFrame | None = None) -> int:
-    """Save one version in one transaction, replacing any older save, with `rows` (the analysis_row table's columns)
-    in analysis_row; returns the bytes written."""
+          rows: pd.DataFrame | Iterable[pd.DataFrame] = ()) -> int:
+    """Save one version in one transaction, replacing any older save, with `rows` (the analysis_row table's columns:
+    a frame, or frames in order, written as they come) in analysis_row; returns the bytes written."""
     payloads = [json.dumps(structure).encode()] + parts
     records = [{"data_version": version, "code_digest": digest, "seq": i, "payload": p} for i, p in enumerate(payloads)]
     size = sum(len(p) for p in payloads)
     with engine.begin() as conn:
         _delete_save(conn, version, digest)
-        if rows is not None:
-            _write_rows(conn, version, digest, rows)
+        seq = 0
+        for frame in [rows] if isinstance(rows, pd.DataFrame) else rows:
+            _write_rows(conn, version, digest, frame, seq)
+            seq += len(frame)
         for row in records:  # one at a time: a driver must not hold every part twice over in one statement
             conn.execute(insert(AnalysisPart).values(**row))
         conn.execute(insert(AnalysisSave).values(data_version=version, code_digest=digest, parts=len(records), bytes=size,
@@ -301,9 +313,9 @@ ROW_COLUMNS = [c for c in AnalysisRow.__table__.columns if c.name not in ("data_
 ROWS_PER_STATEMENT = 5000
 
 
-def _write_rows(conn, version: str, digest: str, frame: pd.DataFrame) -> None:
-    """The area rows of a save, in the frame's order (seq), missing values as NULL; a chunk at a time, so the rows
-    are never all held again as Python values."""
+def _write_rows(conn, version: str, digest: str, frame: pd.DataFrame, first_seq: int = 0) -> None:
+    """Area rows of a save, in the frame's order (seq from first_seq), missing values as NULL; a chunk at a time, so
+    the rows are never all held again as Python values."""
     names = [c.name for c in ROW_COLUMNS]
     dates = [c.name for c in ROW_COLUMNS if isinstance(c.type, Date)]
     sqlite = conn.dialect.name == "sqlite"
@@ -318,7 +330,7 @@ def _write_rows(conn, version: str, digest: str, frame: pd.DataFrame) -> None:
             if name in dates:  # as SQLAlchemy's Date stores them in SQLite (ISO text); date objects elsewhere
                 values = values.dt.strftime("%Y-%m-%d") if sqlite else values.dt.date
             columns.append(values.to_numpy(dtype=object, na_value=None))
-        rows = zip(range(start, start + len(chunk)), *columns)
+        rows = zip(range(first_seq + start, first_seq + start + len(chunk)), *columns)
         if sqlite:
             conn.exec_driver_sql(sql, [(version, digest, *row) for row in rows])
         else:

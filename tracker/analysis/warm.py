@@ -6,10 +6,10 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from tracker.analysis import saved
-from tracker.analysis.data import CODE_DIGEST, ENGLAND, get_store, headline_sex, save_store
+from tracker.analysis.data import CODE_DIGEST, get_store, headline_sex, save_store
 from tracker.analysis.dependence import all_place_departments, department_summary
 from tracker.analysis.icb import icb_figures
-from tracker.analysis.place import indicator_catalog, latest_observations
+from tracker.analysis.place import icb_rows, indicator_catalog, judged_rows
 from tracker.analysis.reuse import reuse_previous
 
 
@@ -34,7 +34,7 @@ def _warm(engine: Engine, say) -> int | None:
     say("comparisons, trends and ICB figures for every area" if reused is None else
         f"comparisons, trends and ICB figures of the {len(reused.changed)} changed indicators")
     indicator_catalog(engine)
-    latest_observations(engine, [ENGLAND])
+    judged_rows(store), icb_rows(store)  # every area's rows: save_store writes them out a few areas at a time
     icb_figures(engine, all_periods=True, sex="all")
     for outcome in store.indicators.index[store.indicators["headline_outcome"].astype(bool)]:
         sex = headline_sex(store, outcome)
