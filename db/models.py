@@ -266,5 +266,6 @@ class AnalysisRow(Base):
     approximate: Mapped[bool | None] = mapped_column(Boolean)
     ci_source: Mapped[str | None] = mapped_column(Text)
     note: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[int | None] = mapped_column(Integer)  # the run that loaded a published figure; none if built
 
     __table_args__ = {"sqlite_with_rowid": False}

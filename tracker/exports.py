@@ -34,6 +34,7 @@ from tracker.analysis import (
     latest_observations,
 )
 from tracker.analysis.data import get_store, headline_sex
+from tracker.analysis.place import area_rows
 from tracker.analysis.peers import with_peers
 from tracker.catalog import DOMAINS
 from tracker.config import PROJECT_ROOT
@@ -433,15 +434,16 @@ class _Pack:
     def loaded_on(self, areas: list[PackArea], obs: pd.DataFrame) -> pd.Series:
         """Finish date of the run that loaded each row (observation.run_id); for an ICB figure built from local
         authorities, the latest among the rows it was built from."""
-        # the analysis Store holds the same rows (headline age, no breakdowns) with the run that loaded each
+        # the analysis rows say which run loaded each published figure (tracker.analysis.place.area_rows)
         store = get_store(self.engine)
         keys = ["indicator_id", "period", "sex"]
-        periods, ids = obs["period"].unique(), self.ids
+        series = obs[["indicator_id", "period"]].drop_duplicates()
 
         def runs_of(codes) -> pd.DataFrame:
-            runs = store.obs[store.obs["area_code"].isin(list(codes))]  # a filter, not a copy per area held
-            runs = runs[runs["period"].isin(periods) & runs["indicator_id"].isin(ids)]
-            return runs.assign(finished_at=runs["run_id"].map(store.run_finished))
+            runs = area_rows(store, codes, series["indicator_id"].unique(), columns=["area_code", *keys, "run_id"],
+                             periods=series.itertuples(index=False, name=None))
+            runs = runs[runs["run_id"].notna()]
+            return runs.assign(finished_at=runs["run_id"].astype(int).map(store.run_finished))
 
         own = runs_of(obs["area_code"].unique()).set_index(["area_code", *keys])["finished_at"]
         when = pd.Series(own.reindex(pd.MultiIndex.from_frame(obs[["area_code", *keys]])).to_numpy(), index=obs.index)

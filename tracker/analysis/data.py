@@ -62,6 +62,26 @@ def query_frame(conn, query) -> pd.DataFrame:
     return pd.DataFrame({k: list(c) for k, c in zip(keys, columns)}, columns=keys)
 
 
+class ReadWhenUsed:
+    """A Store field that may be given a function instead of its value: the function is called, once, when the field
+    is first used (a dataclass field whose default is a descriptor: its __set__ receives the constructor's value)."""
+
+    def __set_name__(self, owner, name):
+        self.slot = f"_{name}"
+
+    def __get__(self, store, owner=None):
+        if store is None:
+            raise AttributeError(self.slot)  # no default: the field must be given
+        with store.lock:
+            value = store.__dict__[self.slot]
+            if callable(value):
+                value = store.__dict__[self.slot] = value()
+            return value
+
+    def __set__(self, store, value):
+        store.__dict__[self.slot] = value
+
+
 @dataclass
 class Store:
     """Everything the analysis needs, for one data version. Derived results are memoised in `memo`."""
@@ -72,7 +92,9 @@ class Store:
     links: pd.DataFrame  # child_code, parent_code, parent_type, share, share_basis (no LSOA children)
     utla_codes: frozenset  # the 153 upper-tier authorities (E10 counties and the unitaries)
     population: pd.Series  # ltla code -> mid-2020 population
-    obs: pd.DataFrame  # headline observations (no breakdowns, one age per indicator), CIs filled from counts
+    # headline observations (no breakdowns, one age per indicator), CIs filled from counts. Read from a save only
+    # when first used: pages read their places' rows from analysis_row, and most never need every observation
+    obs: pd.DataFrame = ReadWhenUsed()
     headline_ages: pd.Series  # indicator id -> the age group kept in obs
     run_finished: pd.Series  # run id -> when it finished (an observation's run_id says which run loaded it)
     engine: Engine
@@ -87,6 +109,10 @@ class Store:
             except KeyError:
                 value = self.memo[key] = build()
                 return value
+
+    def holds_observations(self) -> bool:
+        """Whether obs is in memory (a Store read from a save reads it only when first used)."""
+        return not callable(self.__dict__["_obs"])
 
     def parent(self, parent_type: str) -> pd.Series:
         """child code -> parent code of that type (the largest share for a split LA's ICB). Memoised."""
@@ -247,7 +273,7 @@ def _read_newest_saved(engine: Engine) -> Store | None:
 def _read_saved(engine: Engine, version: str) -> Store | None:
     """The saved Store of this data version, or None (none saved, or unreadable: then it is simply rebuilt)."""
     try:
-        found = saved.read(engine, version, CODE_DIGEST)
+        found = saved.read(engine, version, CODE_DIGEST, later=("obs",))
     except Exception as exc:  # a damaged save, or a database from before migration 0004, must never stop the analysis
         log.warning("could not read the saved analysis of data version %s (%s); rebuilding it", version, exc)
         return None
@@ -255,7 +281,22 @@ def _read_saved(engine: Engine, version: str) -> Store | None:
         return None
     state, memo = found
     log.info("read the saved analysis of data version %s from the database", version)
+    state["obs"] = _observations_when_used(engine, version, state["obs"])
     return Store(**state, memo=memo, engine=engine, rows_saved=True)
+
+
+def _observations_when_used(engine: Engine, version: str, read_saved):
+    """Store.obs of a save, read when first used; if the save is gone by then (replaced by a newer one) and the data
+    is still that version, read from the data itself, as a new Store would be."""
+    def read() -> pd.DataFrame:
+        try:
+            return read_saved()
+        except saved.SaveReplaced:
+            if data_version(engine) != version:
+                raise
+            log.warning("the saved analysis of data version %s was replaced: reading its observations", version)
+            return _load(engine, version).obs
+    return read
 
 
 def _one_object_per_value(values: np.ndarray) -> np.ndarray:
@@ -363,6 +404,11 @@ def headline_sex(store: Store, indicator_id: str, sex: str | None = None) -> str
     return next(iter(sorted(have)), None)
 
 
+def indicators_with_ci(store: Store) -> set[str]:
+    """The indicators with a confidence interval on any row (memoised, so saved: a reader need not hold obs)."""
+    return store.derived(("with_ci",), lambda: set(store.obs.loc[store.obs["lci95"].notna(), "indicator_id"].unique()))
+
+
 def indicator_rows(store: Store, indicator_id: str) -> pd.DataFrame:
     """All observations of one indicator (every sex), from a memoised split of the Store."""
     split = store.derived(("by_indicator",), lambda: dict(tuple(store.obs.groupby("indicator_id", sort=False))))
@@ -424,8 +470,7 @@ def judge(frame: pd.DataFrame, store: Store, benchmark: pd.Series, group_keys: l
     if by_row:
         has_ci = out["lci95"].notna() & out["uci95"].notna()
     else:
-        with_ci = store.derived(("with_ci",), lambda: set(store.obs.loc[store.obs["lci95"].notna(), "indicator_id"].unique()))
-        has_ci = out["indicator_id"].isin(with_ci)
+        has_ci = out["indicator_id"].isin(indicators_with_ci(store))
     res = compare(out["value"], out["lci95"], out["uci95"], benchmark, polarity, out["lci998"], out["uci998"])
     comparison, level, label = (res[c].to_numpy(dtype=object, copy=True) for c in ("comparison", "level", "label"))
     ci_source = out["ci_source"] if "ci_source" in out else pd.Series(None, index=out.index, dtype=object)

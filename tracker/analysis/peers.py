@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from tracker.analysis.data import ENGLAND, Store, get_store
+from tracker.analysis.data import ENGLAND, Store, get_store, indicators_with_ci
 from tracker.analysis.stats import NOT_COMPARED, compare
 from tracker.config import PACKAGE_DATA
 
@@ -272,8 +272,7 @@ def with_peers(engine, rows: pd.DataFrame, kind: str = "global") -> pd.DataFrame
     polarity = out["indicator_id"].map(ind["polarity"])
     res = compare(out["value"], out["lci95"], out["uci95"], out["peer_value"], polarity,
                   out["lci998"] if "lci998" in out else None, out["uci998"] if "uci998" in out else None)
-    with_ci = set(store.obs.loc[store.obs["lci95"].notna(), "indicator_id"].unique())
-    no_ci = ~out["indicator_id"].isin(with_ci).to_numpy()
+    no_ci = ~out["indicator_id"].isin(indicators_with_ci(store)).to_numpy()
     out["peer_comparison"] = np.where(no_ci, NOT_COMPARED, res["comparison"].to_numpy())
     out["peer_comparison_level"] = np.where(no_ci, None, res["level"].to_numpy())
     out["peer_comparison_label"] = np.where(no_ci, NOT_COMPARED, res["label"].to_numpy())

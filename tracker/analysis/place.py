@@ -211,6 +211,8 @@ def area_row_chunks(store: Store) -> Iterator[pd.DataFrame]:
     icbs = icbs.rename(columns={"method": "icb_method"})
     icb_index = icbs.set_index(KEYS + ["area_code"])
     icb_of = store.parent("icb")
+    loaded = store.obs.drop_duplicates(["area_code", *KEYS])
+    run_of = loaded.set_index(["area_code", *KEYS])["run_id"]
     codes = sorted(set(rows["area_code"]) | set(icbs["area_code"]))
     for at in range(0, len(codes), AREAS_PER_CHUNK):
         chunk = codes[at:at + AREAS_PER_CHUNK]
@@ -226,6 +228,8 @@ def area_row_chunks(store: Store) -> Iterator[pd.DataFrame]:
         out["figure_method"] = np.where(area_type == "icb", out["icb_method"], np.where(built, method, "published"))
         out["method"] = np.where(area_type == "icb", out["icb_method"], method)  # the row's own, as place_profile shows
         out["approximate"] = out["approximate"].astype(object).where((area_type == "icb") | built, None)
+        # the run that loaded the row's own observation (an export's "Loaded on"); none for a figure built here
+        out["run_id"] = _bench(run_of, out, ["area_code", *KEYS])
         out["latest"] = out.index.isin(latest_per_series(out, SERIES).index)
         out = out.sort_values(["area_code", "indicator_id", "sex", "period_end"], kind="mergesort")
         yield saved.typed_rows(out).reset_index(drop=True)

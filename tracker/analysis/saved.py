@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import Boolean, Date, Engine, Float, String, cast, delete, insert, select, tuple_
+from sqlalchemy import Boolean, Date, Engine, Float, Integer, String, cast, delete, insert, select, tuple_
 
 from db.models import AnalysisPart, AnalysisRow, AnalysisSave, Meta, Run
 
@@ -340,13 +340,15 @@ def _write_rows(conn, version: str, digest: str, frame: pd.DataFrame, first_seq:
 
 def typed_rows(frame: pd.DataFrame, columns=None) -> pd.DataFrame:
     """Area rows with the types the analysis_row table gives back, whether read from it or built in memory: numbers
-    float, dates datetime64, text object (None where missing), a yes/no column bool (object with None where the
-    column allows no answer), in the table's column order."""
+    float, run_id a nullable integer, dates datetime64, text object (None where missing), a yes/no column bool
+    (object with None where the column allows no answer), in the table's column order."""
     out = {}
     for c in ROW_COLUMNS if columns is None else [c for c in ROW_COLUMNS if c.name in columns]:
         values = frame[c.name]
         if isinstance(c.type, Float):
             values = pd.to_numeric(values, errors="coerce").astype(float)
+        elif isinstance(c.type, Integer):
+            values = pd.to_numeric(values, errors="coerce").astype("Int64")
         elif isinstance(c.type, Date):
             values = values if values.dtype.kind == "M" else pd.to_datetime(values, format="%Y-%m-%d")
             values = values.astype("datetime64[us]")
@@ -388,9 +390,10 @@ def read_rows(engine: Engine, version: str, digest: str, area_codes, indicator_i
     return typed_rows(pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in zip(wanted, columns)}), wanted)
 
 
-def read(engine: Engine, version: str, digest: str) -> tuple[dict, dict] | None:
-    """(state, memo) of the saved version, or None when there is none. The state is read at once; the memo is a
-    SavedMemo, each entry read from the database when first used."""
+def read(engine: Engine, version: str, digest: str, later=()) -> tuple[dict, dict] | None:
+    """(state, memo) of the saved version, or None when there is none. The state is read at once, except the fields
+    named in `later`: each is a function that reads it; the memo is a SavedMemo, each entry read from the database
+    when first used."""
     with engine.connect() as conn:
         found = conn.execute(select(AnalysisSave.parts, AnalysisSave.saved_at).where(
             AnalysisSave.data_version == version, AnalysisSave.code_digest == digest)).first()
@@ -416,12 +419,27 @@ def read(engine: Engine, version: str, digest: str) -> tuple[dict, dict] | None:
     structure = json.loads(fetch([STRUCTURE])[STRUCTURE])
     if len(part_numbers([structure["fields"], structure["memo"]])) + 1 != saved:
         raise ValueError(f"the saved analysis should have {saved} parts, its structure refers to others")
-    state_parts = fetch(part_numbers(structure["fields"]))
-    state = {name: decode(node, state_parts) for name, node in structure["fields"].items()}
+    now = {name: node for name, node in structure["fields"].items() if name not in later}
+    state_parts = fetch(part_numbers(now))
+    state = {name: decode(node, state_parts) for name, node in now.items()}
     del state_parts
     _give_back_arrow_memory()
+    for name in set(later) & set(structure["fields"]):
+        state[name] = _reader(structure["fields"][name], fetch, version)
     entries = {decode(k, {}): v for k, v in structure["memo"]}  # keys are plain values (no frames)
     return state, SavedMemo(fetch, entries)
+
+
+def _reader(node, fetch, version: str):
+    """A function reading one saved field when called (SaveReplaced when the save is gone by then)."""
+    def read_field():
+        try:
+            value = decode(node, fetch(part_numbers(node)))
+        except ValueError as exc:
+            raise SaveReplaced(f"the saved analysis of data version {version} was replaced since it was read") from exc
+        _give_back_arrow_memory()
+        return value
+    return read_field
 
 
 def exists(engine: Engine, version: str, digest: str) -> bool:
