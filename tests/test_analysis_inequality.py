@@ -76,6 +76,10 @@ def test_lsoa_map_loads_only_the_places_lsoas(engine):
     assert len(geo["features"]) == 57
     assert {f["properties"]["imd_quintile"] for f in geo["features"]} <= {1, 2, 3, 4, 5}
     assert all(f["id"].startswith("E01") for f in geo["features"])
+    # each shape carries its own LSOA's IMD 2025 decile and quintile
+    imd = analysis.inequality.lsoa_table().set_index("lsoa_code")
+    assert [(f["properties"]["imd_decile"], f["properties"]["imd_quintile"]) for f in geo["features"]] == [
+        (imd.at[f["id"], "imd_decile"], imd.at[f["id"], "imd_quintile"]) for f in geo["features"]]
     icb = analysis.lsoa_boundaries(engine, "E54000050")
     assert len(icb["features"]) == 1_889
     with pytest.raises(ValueError):

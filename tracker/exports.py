@@ -439,21 +439,23 @@ class _Pack:
         keys = ["indicator_id", "period", "sex"]
         series = obs[["indicator_id", "period"]].drop_duplicates()
 
-        def runs_of(codes) -> pd.DataFrame:
-            runs = area_rows(store, codes, series["indicator_id"].unique(), columns=["area_code", *keys, "run_id"],
-                             periods=series.itertuples(index=False, name=None))
-            runs = runs[runs["run_id"].notna()]
-            return runs.assign(finished_at=runs["run_id"].astype(int).map(store.run_finished))
-
-        own = runs_of(obs["area_code"].unique()).set_index(["area_code", *keys])["finished_at"]
-        when = pd.Series(own.reindex(pd.MultiIndex.from_frame(obs[["area_code", *keys]])).to_numpy(), index=obs.index)
+        # an ICB's figure built from its local authorities: the rows it was built from (the ICB's own, if published)
+        built_from = {}
         for area in areas:
-            if area.type != "icb":
-                continue
-            las = self.icb(area.code)[0]
-            inputs = [area.code] + list(las.index) + [u for u in las["utla_code"].dropna().unique() if u not in las.index]
-            built = runs_of(inputs).groupby(keys)["finished_at"].max()
-            mine = obs["area_code"] == area.code
+            if area.type == "icb":
+                las = self.icb(area.code)[0]
+                built_from[area.code] = [area.code, *las.index, *(u for u in las["utla_code"].dropna().unique()
+                                                                  if u not in las.index)]
+        codes = set(obs["area_code"].unique()).union(*built_from.values())
+        runs = area_rows(store, sorted(codes), series["indicator_id"].unique(), columns=["area_code", *keys, "run_id"],
+                         periods=series.itertuples(index=False, name=None))  # one read for every area of the pack
+        runs = runs[runs["run_id"].notna()]
+        runs = runs.assign(finished_at=runs["run_id"].astype(int).map(store.run_finished))
+        own = runs.set_index(["area_code", *keys])["finished_at"]
+        when = pd.Series(own.reindex(pd.MultiIndex.from_frame(obs[["area_code", *keys]])).to_numpy(), index=obs.index)
+        for code, inputs in built_from.items():
+            built = runs[runs["area_code"].isin(inputs)].groupby(keys)["finished_at"].max()
+            mine = obs["area_code"] == code
             rebuilt = pd.Series(built.reindex(pd.MultiIndex.from_frame(obs.loc[mine, keys])).to_numpy(),
                                 index=obs.index[mine])
             when[mine] = when[mine].fillna(rebuilt)

@@ -81,6 +81,9 @@ class ReadWhenUsed:
     def __set__(self, store, value):
         store.__dict__[self.slot] = value
 
+    def is_read(self, store) -> bool:
+        return not callable(store.__dict__[self.slot])
+
 
 @dataclass
 class Store:
@@ -112,7 +115,7 @@ class Store:
 
     def holds_observations(self) -> bool:
         """Whether obs is in memory (a Store read from a save reads it only when first used)."""
-        return not callable(self.__dict__["_obs"])
+        return vars(Store)["obs"].is_read(self)
 
     def parent(self, parent_type: str) -> pd.Series:
         """child code -> parent code of that type (the largest share for a split LA's ICB). Memoised."""

@@ -181,14 +181,15 @@ def lsoa_boundaries(engine, area_code: str) -> dict:
     t, atype = _lsoas_of(engine, area_code)
     if atype in ("england", "region"):
         raise ValueError("LSOA maps are drawn for ICBs, counties and local authorities only")
-    wanted = t.set_index("lsoa_code")
+    # plain dicts: a pandas lookup per LSOA cost ~0.3 s for an ICB's 1,500-2,000 LSOAs
+    imd = dict(zip(t["lsoa_code"], zip(t["imd_decile"].tolist(), t["imd_quintile"].tolist())))
     features = []
     for icb in sorted(t["icb_code"].unique()):
         for f in _icb_shapes(icb)["features"]:
             code = f["properties"]["LSOA21CD"]
-            if code in wanted.index:
-                row = wanted.loc[code]
+            if code in imd:
+                decile, quintile = imd[code]
                 features.append({"type": "Feature", "id": code, "geometry": f["geometry"], "properties": {
                     "LSOA21CD": code, "LSOA21NM": f["properties"].get("LSOA21NM"),
-                    "imd_decile": int(row["imd_decile"]), "imd_quintile": int(row["imd_quintile"])}})
+                    "imd_decile": int(decile), "imd_quintile": int(quintile)}})
     return {"type": "FeatureCollection", "features": features}

@@ -20,19 +20,20 @@ def render() -> None:
     outcome, sex = c.choose_outcome(mid, right)
     cat = c.catalog()
     info = c.fetch("area_info", code).iloc[0]
-    # every figure on the page follows the sex chosen, where the indicator is published for it
-    profile = c.fetch("place_profile", code, sex=sex).join(cat[["producer", "source_url", "decimals"]], on="indicator_id")
 
     st.title(info["name"])
     st.caption(_describe(info))
     _parents(info)
 
     st.subheader("Headline health outcomes")
-    _headlines(profile, cat)
-
+    headlines = st.container()  # drawn once the kind of similar areas (chosen below) gives the one profile
     kind = similar.peers_section(code, info, cat)
+    # every figure on the page follows the sex chosen, where the indicator is published for it; the profile against
+    # England with the similar areas' columns beside (one computation, not one without peers and one with)
     profile = c.fetch("place_peer_profile", code, kind, sex=sex).join(cat[["producer", "source_url", "decimals"]],
                                                                       on="indicator_id")
+    with headlines:
+        _headlines(profile, cat)
     similar.headline_peers(profile)
 
     st.subheader("The departments this place's health depends on")
