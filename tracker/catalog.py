@@ -13,12 +13,11 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
-import yaml
 from sqlalchemy import Engine, delete, select
 
 from db.models import Indicator
 from tracker import departments
-from tracker.config import CATALOG_DIR
+from tracker.config import CATALOG_DIR, read_yaml
 
 DOMAINS = (
     "housing",
@@ -254,8 +253,7 @@ def load_catalog(directory: Path = CATALOG_DIR) -> list[IndicatorSpec]:
     specs: list[IndicatorSpec] = []
     seen: dict[str, str] = {}
     for path in sorted(directory.glob("*.yaml")):
-        # libyaml when available: the pure-Python parser takes most of a refresh's start-up
-        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+        doc = read_yaml(path) or {}
         entries = doc.get("indicators")
         if not isinstance(entries, list):
             raise CatalogError(f"{path.name}: expected a top-level 'indicators:' list")
@@ -346,7 +344,7 @@ class SourceRelease:
 
 def load_releases(path: Path = RELEASES_FILE) -> dict[str, SourceRelease]:
     """Each source's release cadence, validated. Raises CatalogError naming the file and the source."""
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    doc = read_yaml(path) or {}
     out = {}
     for source, entry in (doc.get("releases") or {}).items():
         if not isinstance(entry, dict) or entry.get("cadence") not in CADENCES:

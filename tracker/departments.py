@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 
-import yaml
 from sqlalchemy import Engine, delete, insert
 
 from db.models import Department, DepartmentLineage
-from tracker.config import PACKAGE_DATA
+from tracker.config import PACKAGE_DATA, read_yaml
 
 DEPARTMENTS_FILE = PACKAGE_DATA / "departments.yaml"
 DHSC = "department-of-health-and-social-care"
@@ -55,7 +54,7 @@ def _norm(text: str) -> str:
 
 @lru_cache(maxsize=1)
 def _registry() -> tuple[dict[str, Dept], tuple[dict, ...]]:
-    raw = yaml.safe_load(DEPARTMENTS_FILE.read_text(encoding="utf-8"))
+    raw = read_yaml(DEPARTMENTS_FILE)
     depts = {d["slug"]: Dept(**d) for d in raw["departments"]}
     for row in raw["lineage"]:
         if row["current"] not in depts:

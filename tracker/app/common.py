@@ -143,7 +143,13 @@ def fetch(name: str, *args, **kwargs):
 
 
 def freshness() -> pd.DataFrame:
-    """tracker.status.source_status: not cached, as a newer release falls overdue with the days, without a refresh."""
+    """tracker.status.source_status, cached for 30 seconds only: a newer release falls overdue with the days, and a
+    run that failed changes no data version, so it is not cached on the data version like the figures."""
+    return _freshness(database_url())
+
+
+@st.cache_data(ttl=30, show_spinner=False, max_entries=4)
+def _freshness(url: str) -> pd.DataFrame:
     from tracker.status import source_status
 
     return source_status(engine())
