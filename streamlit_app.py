@@ -8,7 +8,7 @@ import logging
 
 import streamlit as st
 
-from tracker.app import FAVICON, ensure_database, navigation
+from tracker.app import FAVICON, ensure_database, navigation, render_slot
 
 # The server's log says whether it read the saved analysis or had to compute it (docs/deployment.md)
 logging.getLogger("tracker.analysis").setLevel(logging.INFO)
@@ -19,4 +19,5 @@ if not logging.getLogger("tracker").handlers:
 # A favicon from the package, not an icon font or emoji fetched from a CDN: the dashboard works with no network.
 st.set_page_config(page_title="Wider Determinants Tracker", page_icon=str(FAVICON), layout="wide")
 ensure_database()
-navigation().run()
+with render_slot():  # visitors' pages are drawn in turn (TRACKER_RENDER_SLOTS at once), not all slowed together
+    navigation().run()

@@ -19,6 +19,7 @@ TASKS = {
     "export": "bench.exports:measure",
     "dashboard": "bench.dashboard:measure",
     "browser": "bench.browser:measure",
+    "visitors": "bench.visitors:measure",
     "fresh": "bench.fresh:measure",
 }
 

@@ -293,10 +293,20 @@ def goals(results: dict) -> list[dict]:
                 add("6 browser", f"10 visitors at once: median <= {CONCURRENT_GOAL_RATIO}x one visitor's",
                     f"{c['ratio_to_one']}x ({c['median_seconds']:.2f} s vs one visitor)",
                     c["ratio_to_one"] is not None and c["ratio_to_one"] <= CONCURRENT_GOAL_RATIO,
-                    f"the server spent {c['server_cpu_seconds']:.1f} s CPU on the 10 renders: one Python process, "
-                    "its page scripts share one interpreter lock, and Chromium draws 10 pages on the same two cores"
+                    f"the server spent {c['server_cpu_seconds']:.1f} s CPU on the 10 renders, drawn in turn by one "
+                    "Python process, and Chromium draws 10 pages on the same two cores (the lightweight clients below "
+                    "measure the server's share alone)"
                     + "".join(f"; 10 visitors of the minimal page: {f['ratio_to_one']}x" for f in
                               (floor or {}).get("concurrent", []) if f["visitors"] == 10))
+        for c in (b.get("lightweight") or {}).get("concurrent", []):
+            if c["visitors"] == 10:
+                add("6 browser", f"10 visitors at once, lightweight clients, {c['servers']} dashboard process(es): "
+                    f"median <= {CONCURRENT_GOAL_RATIO}x one visitor's",
+                    f"{c['ratio_to_one']}x ({c['median_seconds']:.2f} s)",
+                    c["ratio_to_one"] <= CONCURRENT_GOAL_RATIO,
+                    f"the server's share alone (no browser); {c['server_cpu_seconds']:.1f} s CPU for the 10 first "
+                    f"visits; each process draws {b['lightweight']['render_slots']} page(s) at once "
+                    "(TRACKER_RENDER_SLOTS) and the others wait their turn")
         if "server_memory_mb" in b:
             peak = b["server_memory_mb"]["peak"]
             floor_memory = (f"; a minimal Streamlit page with no data peaks at {floor['server_memory_mb']['peak']} MB"
@@ -592,6 +602,19 @@ def markdown(results: dict) -> str:
                           c["server_cpu_seconds"]] for c in b["concurrent"]]
                         + [[f"{c['visitors']} ({FLOOR_VIEW})", c["median_seconds"], c["slowest_seconds"],
                             c["ratio_to_one"], c["server_cpu_seconds"]] for c in (floor or {}).get("concurrent", [])])
+        light = b.get("lightweight") or {}
+        if light.get("concurrent"):
+            lines += ["The same with lightweight clients (`bench/visitors.py`): each visitor is a websocket client "
+                      "speaking Streamlit's own protocol, timed from connecting to the server having sent the whole "
+                      "page, so this is the server's share alone. Each opens the Place page of an ICB nobody has "
+                      "opened yet on that server; one visitor is the median of three visits one after another. With "
+                      "two dashboard processes, visitors go to each in turn, as behind a load balancer. Each process "
+                      f"draws {light['render_slots']} page(s) at once (`TRACKER_RENDER_SLOTS`).", ""]
+            lines += _table(["processes", "visitors", "median s", "slowest s", "x one visitor", "server CPU s"],
+                            [[c["servers"], c["visitors"], c["median_seconds"], c["slowest_seconds"],
+                              c["ratio_to_one"], c["server_cpu_seconds"]] for c in light["concurrent"]])
+        elif light:
+            lines += [f"Lightweight visitors not measured: {light.get('error')}.", ""]
         if "server_memory_mb" in b:
             views, end = b["server_memory_after_views_mb"], b["server_memory_mb"]
             lines += [f"The server process's resident memory: {views['now']} MB after the views (peak {views['peak']} MB), "

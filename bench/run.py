@@ -8,7 +8,7 @@ Parts (--parts, default all):
   export     4. the pack for one ICB, and a full export of everything
   dashboard  5. each dashboard page's render time under Streamlit's AppTest
   browser    6. page speed as a user sees it: Debian's Chromium on `streamlit run`, first and warm visits (p95), and
-                concurrent visitors
+                concurrent visitors (Chromium tabs, then lightweight websocket clients: bench/visitors.py)
   fresh      7. a fresh clone to the first chart: git clone, `make run` with a cold package cache, Chromium
 Goals that are missed get a pyinstrument profile of the slowest stage (profiles/ beside the results file)."""
 
@@ -293,6 +293,11 @@ class Bench:
             self.results["browser"] = {"error": str(exc)}
             self.say(f"    FAILED: {exc}")
             return
+        try:
+            out["lightweight"] = run_child("visitors", self.work / "data-browser", timeout=self.args.timeout, env=env)
+        except ChildFailed as exc:
+            out["lightweight"] = {"error": str(exc)}
+            self.say(f"    lightweight visitors FAILED: {exc}")
         self.results["browser"] = out
         for v in out["views"]:
             self.say(f"    {v['view']:<36} first {v['first_seconds']:5.2f} s, warm p50 {v['warm_p50']:5.2f} s, p95 "
@@ -301,6 +306,9 @@ class Bench:
             self.say(f"    {c['visitors']:>2} visitors at once: median {c['median_seconds']:.2f} s "
                      f"({c['ratio_to_one']}x one visitor), slowest {c['slowest_seconds']:.2f} s, server CPU "
                      f"{c['server_cpu_seconds']:.1f} s")
+        for c in out["lightweight"].get("concurrent", []):
+            self.say(f"    {c['visitors']:>2} lightweight visitors at once on {c['servers']} process(es): median "
+                     f"{c['median_seconds']:.2f} s ({c['ratio_to_one']}x one visitor), slowest {c['slowest_seconds']:.2f} s")
 
     # -- part 7 ------------------------------------------------------------------------------------------------
     def fresh(self) -> None:

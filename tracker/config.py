@@ -42,6 +42,8 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "https://www.ons.gov.uk/",
         "ONS website, whose dataset pages' /data JSON lists the newest files (Health Index underlying data).",
     ),
+    "TRACKER_RENDER_SLOTS": ("1", "Pages a dashboard process draws at once (0: no limit); later visitors wait their "
+                             "turn, told so, instead of every page slowing down together."),
     "TRACKER_HTTP_TIMEOUT": ("30", "Seconds before an HTTP request times out."),
     "TRACKER_HTTP_RETRIES": ("4", "Retries on 5xx, 429 and connection errors (with backoff, honouring Retry-After)."),
     "TRACKER_HTTP_BACKOFF": ("1.0", "Backoff factor in seconds between retries (doubles each time)."),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from tracker.app.common import PAGE_FILES, ensure_database  # noqa: F401  (re-exported for streamlit_app.py)
+from tracker.app.common import PAGE_FILES, ensure_database, render_slot  # noqa: F401  (re-exported for streamlit_app.py)
 
 FAVICON = Path(__file__).resolve().parent / "static" / "favicon.png"
 PAGES = [

@@ -10,6 +10,8 @@ import base64
 import json
 import re
 import textwrap
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from tracker.config import database_url
+from tracker.config import database_url, setting
 from tracker.store import get_engine
 
 ENGLAND = "E92000001"
@@ -59,6 +61,32 @@ PLOT_CONFIG = {"displayModeBar": False, "topojsonURL": EMPTY_TOPOJSON}
 
 def engine():
     return get_engine()
+
+
+# Pages drawn at once by this process. Python runs one thread at a time, so N pages drawn together all finish after
+# about N pages' time; drawn in turn, the first visitor waits one page's time and the median half as long.
+_SLOTS = int(setting("TRACKER_RENDER_SLOTS"))
+_RENDER_SLOTS = threading.BoundedSemaphore(_SLOTS) if _SLOTS > 0 else None
+BUSY_NOTE = "Other visitors' pages are being drawn; yours starts in a moment."
+
+
+@contextmanager
+def render_slot():
+    """Hold one of the process's TRACKER_RENDER_SLOTS while the page is drawn; while none is free, say so."""
+    if _RENDER_SLOTS is None:
+        yield
+        return
+    if not _RENDER_SLOTS.acquire(blocking=False):
+        note = st.empty()
+        note.info(BUSY_NOTE, icon=":material/hourglass_top:")
+        while not _RENDER_SLOTS.acquire(timeout=0.5):
+            # an element call is where Streamlit stops this run if the visitor has moved on meanwhile
+            note.info(BUSY_NOTE, icon=":material/hourglass_top:")
+        note.empty()
+    try:
+        yield
+    finally:
+        _RENDER_SLOTS.release()
 
 
 def ensure_database() -> None:

@@ -1,0 +1,57 @@
+"""Pages are drawn in turn (TRACKER_RENDER_SLOTS at once per dashboard process): a visitor who arrives while every
+slot is taken is told so and starts when one frees, and a slot is given back however the page ends."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from tracker.app import common
+
+
+class _Note:
+    def __init__(self, shown: list):
+        self.shown = shown
+
+    def info(self, text, icon=None):
+        self.shown.append(text)
+
+    def empty(self):
+        self.shown.append(None)
+
+
+@pytest.fixture
+def one_slot(monkeypatch):
+    slots = threading.BoundedSemaphore(1)
+    monkeypatch.setattr(common, "_RENDER_SLOTS", slots)
+    shown: list = []
+    monkeypatch.setattr(common.st, "empty", lambda: _Note(shown))
+    return slots, shown
+
+
+def test_a_visitor_waits_for_the_slot_and_is_told_why(one_slot):
+    slots, shown = one_slot
+    slots.acquire()  # another visitor's page is being drawn
+    drawn = threading.Event()
+
+    def visit():
+        with common.render_slot():
+            drawn.set()
+
+    waiting = threading.Thread(target=visit)
+    waiting.start()
+    assert not drawn.wait(0.8)  # not drawn while the slot is taken
+    assert shown and shown[0] == common.BUSY_NOTE
+    slots.release()  # the other page is done
+    waiting.join(5)
+    assert drawn.is_set() and shown[-1] is None  # the note is cleared once the page starts
+
+
+def test_the_slot_is_given_back_when_a_page_fails(one_slot):
+    slots, shown = one_slot
+    with pytest.raises(ZeroDivisionError):
+        with common.render_slot():
+            1 / 0
+    assert slots.acquire(blocking=False)  # free again
+    assert shown == []  # nobody waited: no note
