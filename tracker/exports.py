@@ -383,8 +383,9 @@ def _indicators(engine: Engine, departments, domains) -> pd.DataFrame:
 class _Pack:
     """What every area's rows share: indicator metadata, associations, ages, ICB figures and provenance."""
 
-    def __init__(self, engine: Engine, meta: pd.DataFrame, all_periods: bool):
+    def __init__(self, engine: Engine, meta: pd.DataFrame, all_periods: bool, area_codes: list[str]):
         self.engine, self.meta, self.all_periods = engine, meta, all_periods
+        self.area_codes = set(area_codes)  # every area of the pack: its rankings are worded for these only
         self.ids = list(meta.index)
         self.rho = {column: self._aligned_rho(outcome) for outcome, column in HEADLINE_OUTCOMES.items()}
         self.ages = get_store(engine).headline_ages  # the age group the analysis keeps for each indicator
@@ -410,6 +411,8 @@ class _Pack:
                 except (KeyError, ValueError):
                     continue
                 n = pd_.groupby("place_code")["rank"].transform("count")
+                mine = pd_["place_code"].isin(self.area_codes).to_numpy()
+                pd_, n = pd_[mine], n[mine]
                 words = [(f"{column.split(': ', 1)[1]} ({sex}): "
                           + ("held back" if h else "not ranked" if r != r else
                              f"{r:.0f} of {k} (95% interval {lo:.0f}-{hi:.0f})" if hi <= k else
@@ -753,7 +756,7 @@ def write_export(engine: Engine, stream, area_codes, departments=None, domains=N
         return result
     plan = plan_areas(engine, area_codes)
     meta = _indicators(engine, departments, domains)
-    pack = _Pack(engine, meta, all_periods)
+    pack = _Pack(engine, meta, all_periods, [a.code for a in plan])
     writer = _CsvWriter(stream, DATA_DICTIONARY) if fmt == "csv" else _XlsxWriter(stream, DATA_DICTIONARY, _data_date(engine))
     present: set[str] = set()
     for start in range(0, len(plan), AREAS_AT_ONCE):
