@@ -55,3 +55,15 @@ def test_the_slot_is_given_back_when_a_page_fails(one_slot):
             1 / 0
     assert slots.acquire(blocking=False)  # free again
     assert shown == []  # nobody waited: no note
+
+
+@pytest.mark.parametrize("value", ["two", "-1", "1.5"])
+def test_a_bad_slot_count_is_refused_by_name(monkeypatch, value):
+    monkeypatch.setenv("TRACKER_RENDER_SLOTS", value)
+    with pytest.raises(ValueError, match="TRACKER_RENDER_SLOTS must be a whole number"):
+        common._render_slots()
+
+
+def test_no_limit_when_asked(monkeypatch):
+    monkeypatch.setenv("TRACKER_RENDER_SLOTS", "0")
+    assert common._render_slots() is None

@@ -65,8 +65,14 @@ def engine():
 
 # Pages drawn at once by this process. Python runs one thread at a time, so N pages drawn together all finish after
 # about N pages' time; drawn in turn, the first visitor waits one page's time and the median half as long.
-_SLOTS = int(setting("TRACKER_RENDER_SLOTS"))
-_RENDER_SLOTS = threading.BoundedSemaphore(_SLOTS) if _SLOTS > 0 else None
+def _render_slots() -> threading.BoundedSemaphore | None:
+    value = setting("TRACKER_RENDER_SLOTS")
+    if not value.strip().isdigit():
+        raise ValueError(f"TRACKER_RENDER_SLOTS must be a whole number of pages (0: no limit), not {value!r}")
+    return threading.BoundedSemaphore(int(value)) if int(value) > 0 else None
+
+
+_RENDER_SLOTS = _render_slots()
 BUSY_NOTE = "Other visitors' pages are being drawn; yours starts in a moment."
 
 
