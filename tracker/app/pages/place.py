@@ -253,9 +253,10 @@ def _indicators(profile: pd.DataFrame, ranking: pd.DataFrame, name: str, code: s
                 "worse.", unsafe_allow_html=True)
     profile = profile.assign(worse=is_worse(profile).astype(bool).to_numpy())
     order = list(ranking["department_slug"]) + sorted(set(profile["department_slug"]) - set(ranking["department_slug"]))
+    by_department = dict(tuple(profile.groupby("department_slug", sort=False)))  # one pass, not one filter each
     for slug in order:
-        rows = profile[profile["department_slug"] == slug]
-        if rows.empty:
+        rows = by_department.get(slug)
+        if rows is None:
             continue
         first = rows.iloc[0]
         worse = int(rows["worse"].sum())
