@@ -56,8 +56,8 @@ SETTINGS: dict[str, tuple[str, str]] = {
 
 
 def read_yaml(path: Path):
-    """A bundled YAML file (catalog, releases, departments), parsed safely with libyaml where PyYAML has it: the
-    pure-Python parser took about a quarter of a second of every dashboard start and refresh."""
+    """A bundled YAML file (catalog, releases, departments), parsed safely, with libyaml where PyYAML has it (the
+    pure-Python parser is several times slower)."""
     import yaml
 
     return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
