@@ -169,3 +169,19 @@ def test_a_saves_area_rows_come_back_as_written_from_sqlite_and_postgresql(any_e
     assert saved.saved_versions(any_engine) == [("3-3-c", digest), ("2-2-b", digest)]
     with pytest.raises(saved.SaveReplaced):  # the oldest save's rows went with it
         saved.read_rows(any_engine, "1-1-a", digest, codes)
+
+
+def test_a_saved_frame_gives_back_none_and_nan_where_each_was():
+    # readers test `is None` on text columns (a missing note, a missing comparison), so a save must not turn a NaN
+    # into None or back
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame({"note": pd.Series(["a", None, np.nan, "b", None], dtype=object),
+                          "label": pd.Series(["x", "y", "z", None, "w"], dtype=object),
+                          "value": [1.0, np.nan, 3.0, 4.0, 5.0]})
+    parts: list[bytes] = []
+    back = saved.decode(saved.encode(frame, parts), dict(enumerate(parts, start=1)))
+    assert [type(v).__name__ for v in back["note"]] == ["str", "NoneType", "float", "str", "NoneType"]
+    assert back["label"].tolist() == ["x", "y", "z", None, "w"]
+    assert list(back.columns) == ["note", "label", "value"]

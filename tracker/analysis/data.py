@@ -226,14 +226,13 @@ def _load(engine: Engine, version: str) -> Store:
         runs = query_frame(conn, select(Run.__table__.c.id, Run.__table__.c.finished_at))
         # dates as ISO text: much faster than date objects, and parsed in one go below
         cols = [cast(o.c[c], String).label(c) if c.startswith("period_") else o.c[c] for c in OBS_COLUMNS]
-        obs = query_frame(conn, select(*cols, a.c.type.label("area_type"))
-                     .join(a, a.c.code == o.c.area_code)
-                     .where(and_(a.c.type != "lsoa", o.c.category_type == "")))
+        obs = _read_observations(conn, select(*cols, a.c.type.label("area_type"))
+                                 .join(a, a.c.code == o.c.area_code)
+                                 .where(and_(a.c.type != "lsoa", o.c.category_type == "")))
     indicators = indicators.set_index("id", drop=False).sort_index()
     areas = areas.set_index("code", drop=False).sort_index()
     links = links.sort_values(["child_code", "parent_code"]).reset_index(drop=True)
     utla_codes = frozenset(links.loc[links["parent_type"] == "utla", "parent_code"])
-    obs = _typed(obs)
     ages = _headline_ages(obs)
     obs = _keep_ages(obs, ages)
     obs = fill_cis(obs, indicators)
@@ -312,12 +311,29 @@ def _one_object_per_value(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _typed(obs: pd.DataFrame) -> pd.DataFrame:
-    for c in ("indicator_id", "area_code", "period", "sex", "age", "note", "published_comparison", "area_type"):
-        # numpy objects: filtering and merging are much faster than Arrow strings; equal values one object (memory)
-        obs[c] = pd.Series(_one_object_per_value(obs[c].astype(object).to_numpy()), index=obs.index, dtype=object)
-    for c in ("value", "lci95", "uci95", "lci998", "uci998", "count", "denominator"):
-        obs[c] = pd.to_numeric(obs[c], errors="coerce").astype(float)
+OBS_TEXT = ("indicator_id", "area_code", "period", "sex", "age", "note", "published_comparison", "area_type")
+OBS_NUMBERS = ("value", "lci95", "uci95", "lci998", "uci998", "count", "denominator")
+OBS_ROWS_AT_ONCE = 50_000
+
+
+def _read_observations(conn, query) -> pd.DataFrame:
+    """The observations as typed columns, read OBS_ROWS_AT_ONCE rows at a time: every row as a Python tuple at once
+    (650k rows) was most of a prepare's memory before its analysis, and text went through Arrow strings and back."""
+    result = conn.execution_options(yield_per=OBS_ROWS_AT_ONCE).execute(query)
+    keys = list(result.keys())
+    pieces: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    for rows in result.partitions():
+        for key, values in zip(keys, zip(*rows)):
+            if key in OBS_NUMBERS:
+                pieces[key].append(np.array(values, dtype=float))  # None becomes NaN
+            else:  # equal texts one object within the slice (memory); across slices below
+                pieces[key].append(_one_object_per_value(np.array(values, dtype=object)))
+    columns = {k: np.concatenate(v) if v else np.empty(0, dtype=float if k in OBS_NUMBERS else object)
+               for k, v in pieces.items()}
+    obs = pd.DataFrame({k: pd.Series(_one_object_per_value(v) if v.dtype == object else v, dtype=v.dtype)
+                        for k, v in columns.items()}, columns=keys)
+    # numpy objects: filtering and merging are much faster than Arrow strings
+    obs["run_id"] = pd.to_numeric(obs["run_id"])
     for c in ("period_start", "period_end"):
         obs[c] = pd.to_datetime(obs[c].astype("string").str.slice(0, 10), format="%Y-%m-%d")
     return obs

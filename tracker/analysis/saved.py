@@ -52,9 +52,12 @@ def _frame_bytes(frame: pd.DataFrame) -> bytes:
     as_object = [c for c in frame.columns if frame[c].dtype == object and c not in as_json]
     frame = frame.copy(deep=False)
     for c in as_object:
-        nan = np.fromiter((isinstance(v, float) for v in frame[c]), bool, len(frame)) if frame[c].isna().any() else None
-        if nan is not None and nan.any():
-            frame[NAN_MARK + c] = nan
+        missing = frame[c].isna().to_numpy()
+        if missing.any():  # the type of the missing values only (of every value, this took 4 s of a save)
+            nan = np.zeros(len(frame), bool)
+            nan[missing] = [isinstance(v, float) for v in frame[c].to_numpy()[missing]]
+            if nan.any():
+                frame[NAN_MARK + c] = nan
     for c in as_json:
         frame[c] = [None if _missing(v) else _json(v) for v in frame[c]]
     # Parquet gives text back in pandas' own string dtype: the attrs say which columns to turn back into objects
