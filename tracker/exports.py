@@ -30,10 +30,11 @@ from db.columns import per_distinct
 from db.models import AreaCodeHistory, Run
 from tracker import departments as dept_mod
 from tracker.analysis import (
-    CAVEAT, all_place_departments, area_info, associations, icb_drilldown, icb_figures, indicator_catalog,
+    CAVEAT, area_info, associations, icb_drilldown, icb_figures, indicator_catalog,
     latest_observations,
 )
 from tracker.analysis.data import get_store, headline_sex
+from tracker.analysis.dependence import ranking_for
 from tracker.analysis.place import area_rows
 from tracker.analysis.peers import with_peers
 from tracker.catalog import DOMAINS
@@ -279,11 +280,13 @@ class ExportResult:
 
 
 def _known_areas(engine: Engine) -> pd.DataFrame:
-    """Every area a user can choose (code, name, type, icb_code), unitaries once as ltla."""
-    frames = [list_areas(engine, t) for t in LISTABLE_TYPES]
-    areas = pd.concat(frames, ignore_index=True)
-    areas["order"] = areas["type"].map({"ltla": 0}).fillna(1)  # a unitary is listed as ltla and as utla
-    return areas.sort_values(["order", "code"]).drop_duplicates("code").set_index("code")
+    """Every area a user can choose (code, name, type, icb_code), unitaries once as ltla. Memoised with the data
+    version's analysis: the geography changes only when a prepare or refresh loads it (a tenth of a pack's time)."""
+    def build():
+        areas = pd.concat([list_areas(engine, t) for t in LISTABLE_TYPES], ignore_index=True)
+        areas["order"] = areas["type"].map({"ltla": 0}).fillna(1)  # a unitary is listed as ltla and as utla
+        return areas.sort_values(["order", "code"]).drop_duplicates("code").set_index("code")
+    return get_store(engine).derived(("known_areas",), build)
 
 
 def _unknown_area(engine: Engine, code: str, known: pd.DataFrame) -> ExportError:
@@ -406,8 +409,10 @@ class _Pack:
             joined: dict[tuple[str, str], str] = {}  # in outcome order; a dict, not a groupby: thousands of keys
             for outcome, column in HEADLINE_OUTCOMES.items():
                 try:
-                    pd_ = all_place_departments(self.engine, outcome)[0]
-                    sex = headline_sex(get_store(self.engine), outcome)
+                    store = get_store(self.engine)
+                    store.indicator(outcome)
+                    sex = headline_sex(store, outcome)
+                    pd_ = ranking_for(store, outcome, sex)[0]  # read only: not all_place_departments' copy
                 except (KeyError, ValueError):
                     continue
                 n = pd_.groupby("place_code")["rank"].transform("count")
