@@ -17,7 +17,7 @@ import os
 import statistics
 import time
 
-from bench.common import PROJECT_ROOT, percentile
+from bench.common import PROJECT_ROOT, cpu_seconds, percentile
 
 _spec = importlib.util.spec_from_file_location("screenshots", PROJECT_ROOT / "scripts" / "screenshots.py")
 shots = importlib.util.module_from_spec(_spec)
@@ -69,13 +69,6 @@ def visit(context, url: str) -> float:
         page.close()
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc), the server's share of the machine."""
-    with open(f"/proc/{pid}/stat") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _memory_mb(pid: int) -> dict:
     """The server process's resident memory now and its high-water mark (Linux /proc VmRSS, VmHWM), in MiB."""
     fields = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines() if ":" in line)
@@ -118,7 +111,7 @@ def _concurrent(browser, base: str, n: int, pid: int) -> dict:
     API is one thread, so the pages load concurrently in the browser and are polled in turn (every 50 ms)."""
     contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(n)]
     pages = [c.new_page() for c in contexts]
-    cpu = _cpu_seconds(pid)
+    cpu = cpu_seconds(pid)
     t0 = time.perf_counter()
     for i, page in enumerate(pages):
         page.goto(base + f"/place?area={ICBS[i % len(ICBS)]}&outcome=life-expectancy&sex=Male", wait_until="commit")
@@ -127,7 +120,7 @@ def _concurrent(browser, base: str, n: int, pid: int) -> dict:
         c.close()
     times = list(done.values())
     return {"visitors": n, "finished": len(times), "median_seconds": round(statistics.median(times), 2),
-            "slowest_seconds": round(max(times), 2), "server_cpu_seconds": round(_cpu_seconds(pid) - cpu, 2)}
+            "slowest_seconds": round(max(times), 2), "server_cpu_seconds": round(cpu_seconds(pid) - cpu, 2)}
 
 
 def _floor(browser, visits: int, concurrency: tuple[int, ...]) -> dict:
@@ -136,11 +129,11 @@ def _floor(browser, visits: int, concurrency: tuple[int, ...]) -> dict:
     with shots.serve_process(script="bench/floor_app.py") as (base, server):
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         first = visit(context, base + "/place")
-        cpu = _cpu_seconds(server.pid)
+        cpu = cpu_seconds(server.pid)
         warm = [visit(context, base + "/place") for _ in range(visits)]
         out = {"first_seconds": round(first, 2), "warm_p50": round(percentile(warm, 50), 2),
                "warm_p95": round(percentile(warm, 95), 2),
-               "server_cpu_per_warm_render": round((_cpu_seconds(server.pid) - cpu) / visits, 3),
+               "server_cpu_per_warm_render": round((cpu_seconds(server.pid) - cpu) / visits, 3),
                "concurrent": [_concurrent(browser, base, n, server.pid) for n in concurrency]}
         out["server_memory_mb"] = _memory_mb(server.pid)
         context.close()
@@ -167,11 +160,11 @@ def measure(visits: int = 20, concurrency: tuple[int, ...] = (1, 5, 10)) -> dict
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         for name, path in VIEWS.items():
             first = visit(context, base + path)
-            cpu = _cpu_seconds(pid)
+            cpu = cpu_seconds(pid)
             warm = [visit(context, base + path) for _ in range(visits)]
             out["views"].append({"view": name, "path": path, "first_seconds": round(first, 2),
                                  "warm_p50": round(percentile(warm, 50), 2), "warm_p95": round(percentile(warm, 95), 2),
-                                 "server_cpu_per_warm_render": round((_cpu_seconds(pid) - cpu) / visits, 3)})
+                                 "server_cpu_per_warm_render": round((cpu_seconds(pid) - cpu) / visits, 3)})
         out["server_memory_after_views_mb"] = _memory_mb(pid)
         for n in concurrency:
             out["concurrent"].append(_concurrent(browser, base, n, pid))

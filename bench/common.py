@@ -37,6 +37,13 @@ class ChildFailed(RuntimeError):
     pass
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc), the server's share of the machine."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_child(task: str, data_dir: Path, timeout: float = 1800, env: dict | None = None, **kwargs) -> dict:
     """Run bench.child TASK in a fresh interpreter (so its peak RSS is its own) and return its JSON result.
     TRACKER_DATA_DIR points into the benchmark's work folder: nothing touches the tracker's own database."""

@@ -18,7 +18,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
-from bench.browser import ICBS, _cpu_seconds
+from bench.browser import ICBS
+from bench.common import cpu_seconds
 from scripts import screenshots as shots
 from tracker.config import setting
 
@@ -54,13 +55,13 @@ def visit(base: str, page: str, query: str, timeout: float = 600) -> float:
 
 def _at_once(bases: list[str], codes: list[str], pids: list[int]) -> dict:
     """Every code's Place page at the same moment, visitor i on server i mod len(bases)."""
-    cpu = sum(_cpu_seconds(pid) for pid in pids)
+    cpu = sum(cpu_seconds(pid) for pid in pids)
     with ThreadPoolExecutor(max_workers=len(codes)) as pool:
         times = list(pool.map(lambda ic: visit(bases[ic[0] % len(bases)], "place", PLACE_QUERY.format(code=ic[1])),
                               enumerate(codes)))
     return {"visitors": len(codes), "median_seconds": round(statistics.median(times), 2),
             "slowest_seconds": round(max(times), 2),
-            "server_cpu_seconds": round(sum(_cpu_seconds(pid) for pid in pids) - cpu, 2)}
+            "server_cpu_seconds": round(sum(cpu_seconds(pid) for pid in pids) - cpu, 2)}
 
 
 def _measure_with(n_servers: int, concurrency: tuple[int, ...]) -> list[dict]:
