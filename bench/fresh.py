@@ -1,6 +1,6 @@
 """Part 7: a fresh clone to the first chart, as a new user meets the tracker: `git clone`, then the README's first
 command (`make run`: create the virtualenv, install, prepare the database from the bundled snapshot, serve), with a
-cold package cache (an empty PIP_CACHE_DIR, so every package comes from the index), until Debian's Chromium shows the
+cold package cache (an empty PIP_CACHE_DIR and UV_CACHE_DIR, so every package comes from the index), until Debian's Chromium shows the
 Overview page's first chart drawn. Reports each stage's time from the `make run` output."""
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ def measure(timeout: float = 1200) -> dict:
     from playwright.sync_api import sync_playwright
 
     work = Path(tempfile.mkdtemp(prefix="tracker-fresh-"))
-    clone, cache = work / "clone", work / "pip-cache"
+    clone, cache, uv_cache = work / "clone", work / "pip-cache", work / "uv-cache"
     port = shots.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACKER_", "VIRTUAL_ENV"))}
-    env.update(PIP_CACHE_DIR=str(cache), PORT=str(port))
+    env.update(PIP_CACHE_DIR=str(cache), UV_CACHE_DIR=str(uv_cache), PORT=str(port))  # uv keeps a cache of its own
     marks: dict[str, float] = {}
     t0 = time.perf_counter()
     subprocess.run(["git", "clone", "--quiet", str(PROJECT_ROOT), str(clone)], check=True)
