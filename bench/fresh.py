@@ -24,7 +24,8 @@ def measure(timeout: float = 1200) -> dict:
     work = Path(tempfile.mkdtemp(prefix="tracker-fresh-"))
     clone, cache, uv_cache = work / "clone", work / "pip-cache", work / "uv-cache"
     port = shots.free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACKER_", "VIRTUAL_ENV"))}
+    # a new user's shell: none of the tracker's settings, no virtualenv, Python free to write its bytecode cache
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACKER_", "VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE"))}
     env.update(PIP_CACHE_DIR=str(cache), UV_CACHE_DIR=str(uv_cache), PORT=str(port))  # uv keeps a cache of its own
     marks: dict[str, float] = {}
     t0 = time.perf_counter()
