@@ -53,6 +53,8 @@ def _judged_rows(store: Store) -> pd.DataFrame:
     # counties and regions the source does not publish: measures built from LSOAs counted over their LSOAs, the
     # others built from their local authorities (method says how)
     obs = with_built(with_lsoa_built(store, obs), built_rows(store))
+    trends = _trends(store, obs, SERIES, "areas")  # first: obs and its copies go before the frame is judged (memory)
+    eng = obs[obs["area_code"] == ENGLAND].set_index(KEYS)["value"]
     level = obs["indicator_id"].map(store.indicators["la_level"])
     is_la = obs["area_type"].isin(["ltla", "utla"])
     group = np.where(is_la & (obs["area_type"] == "ltla") & (level == "ltla"), "ltla",
@@ -61,7 +63,7 @@ def _judged_rows(store: Store) -> pd.DataFrame:
     # counties of district-level indicators are ranked among all upper-tier authorities: unitaries join their group
     extra = main[(main["group"] == "ltla") & main["area_code"].isin(store.utla_codes)].assign(group="utla", extra=True)
     frame = pd.concat([main, extra], ignore_index=True)
-    eng = obs[obs["area_code"] == ENGLAND].set_index(KEYS)["value"]
+    del obs, main, extra
     frame["england_value"] = _bench(eng, frame, KEYS)
     gkeys = KEYS + ["group"]
     frame = judge(frame, store, frame["england_value"], gkeys)
@@ -71,7 +73,6 @@ def _judged_rows(store: Store) -> pd.DataFrame:
     is_eng = frame["area_code"] == ENGLAND
     frame.loc[is_eng, ["comparison", "comparison_label"]] = NOT_COMPARED
     frame.loc[is_eng, ["comparison_level", "comparison_basis", "quintile", "position"]] = None  # the benchmark itself
-    trends = _trends(store, obs, SERIES, "areas")
     frame = frame.merge(trends, on=SERIES, how="left")
     return _red_red(frame, SERIES).sort_values(SERIES + ["period_end", "period"], kind="mergesort").reset_index(drop=True)
 
