@@ -281,7 +281,7 @@ class ExportResult:
 
 def _known_areas(engine: Engine) -> pd.DataFrame:
     """Every area a user can choose (code, name, type, icb_code), unitaries once as ltla. Memoised with the data
-    version's analysis: the geography changes only when a prepare or refresh loads it (a tenth of a pack's time)."""
+    version's analysis, like the Store's own areas (reading them was a tenth of a pack's time)."""
     def build():
         areas = pd.concat([list_areas(engine, t) for t in LISTABLE_TYPES], ignore_index=True)
         areas["order"] = areas["type"].map({"ltla": 0}).fillna(1)  # a unitary is listed as ltla and as utla

@@ -311,7 +311,6 @@ def _one_object_per_value(values: np.ndarray) -> np.ndarray:
     return out
 
 
-OBS_TEXT = ("indicator_id", "area_code", "period", "sex", "age", "note", "published_comparison", "area_type")
 OBS_NUMBERS = ("value", "lci95", "uci95", "lci998", "uci998", "count", "denominator")
 OBS_ROWS_AT_ONCE = 50_000
 
@@ -330,9 +329,9 @@ def _read_observations(conn, query) -> pd.DataFrame:
                 pieces[key].append(_one_object_per_value(np.array(values, dtype=object)))
     columns = {k: np.concatenate(v) if v else np.empty(0, dtype=float if k in OBS_NUMBERS else object)
                for k, v in pieces.items()}
+    # text as numpy objects, not Arrow strings: the analysis filters and merges those much faster
     obs = pd.DataFrame({k: pd.Series(_one_object_per_value(v) if v.dtype == object else v, dtype=v.dtype)
                         for k, v in columns.items()}, columns=keys)
-    # numpy objects: filtering and merging are much faster than Arrow strings
     obs["run_id"] = pd.to_numeric(obs["run_id"])
     for c in ("period_start", "period_end"):
         obs[c] = pd.to_datetime(obs[c].astype("string").str.slice(0, 10), format="%Y-%m-%d")
