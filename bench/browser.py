@@ -44,12 +44,12 @@ TITLE = "[data-testid=\"stMain\"] h1"  # every page starts with its title: its s
 
 def wait_drawn(page, timeout: float = 240_000) -> None:
     """Until the page script has run to its end and every chart has drawn: the navigation and the page's title are
-    there, no "running" widget or spinner, every plotly chart has its SVG. Checked again a moment later, as a rerun
-    can follow a run."""
+    there, the browser has the run's last message (shots.SCRIPT_DONE), no spinner, every plotly chart has its SVG.
+    Checked again a moment later, as a rerun can follow a run."""
     page.wait_for_selector("[data-testid='stSidebarNav']", timeout=timeout)
     page.wait_for_selector(TITLE, timeout=timeout)  # else a page whose script has not started yet looks drawn
     for _ in range(2):
-        page.wait_for_function(f"() => !document.querySelector('{BUSY}')", timeout=timeout)
+        page.wait_for_function(f"() => {shots.SCRIPT_DONE} && !document.querySelector('{BUSY}')", timeout=timeout)
         page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
                                ".every(c => c.querySelector('.main-svg'))", timeout=timeout)
         page.wait_for_timeout(150)
@@ -76,7 +76,7 @@ def _memory_mb(pid: int) -> dict:
 
 
 DRAWN = ("() => !!document.querySelector(\"[data-testid='stSidebarNav']\") && !!document.querySelector('" + TITLE + "')"
-         " && !document.querySelector('" + BUSY + "')"
+         " && " + shots.SCRIPT_DONE + " && !document.querySelector('" + BUSY + "')"
          " && [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')].every(c => c.querySelector('.main-svg'))")
 
 
