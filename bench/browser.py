@@ -38,7 +38,7 @@ VIEWS = {
 ICBS = ["E54000050", "E54000008", "E54000057", "E54000054", "E54000048", "E54000027", "E54000029", "E54000025",
         "E54000062", "E54000063", "E54000064", "E54000022", "E54000023", "E54000024", "E54000026", "E54000028",
         "E54000030", "E54000031", "E54000032", "E54000034"]
-BUSY = "[data-testid=\"stStatusWidget\"], [data-testid=\"stSpinner\"]"
+BUSY = shots.BUSY
 TITLE = "[data-testid=\"stMain\"] h1"  # every page starts with its title: its script has started
 
 

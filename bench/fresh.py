@@ -1,7 +1,7 @@
 """Part 7: a fresh clone to the first chart, as a new user meets the tracker: `git clone`, then the README's first
 command (`make run`: create the virtualenv, install, prepare the database from the bundled snapshot, serve), with a
-cold package cache (an empty PIP_CACHE_DIR and UV_CACHE_DIR, so every package comes from the index), until Debian's Chromium shows the
-Overview page's first chart drawn. Reports each stage's time from the `make run` output."""
+cold package cache (an empty PIP_CACHE_DIR and UV_CACHE_DIR, so every package comes from the index), until Debian's
+Chromium shows the Overview page's first chart drawn. Reports each stage's time from the `make run` output."""
 
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ def measure(timeout: float = 1200) -> dict:
     clone, cache, uv_cache = work / "clone", work / "pip-cache", work / "uv-cache"
     port = shots.free_port()
     # a new user's shell: none of the tracker's settings, no virtualenv, Python free to write its bytecode cache
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACKER_", "VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE"))}
-    env.update(PIP_CACHE_DIR=str(cache), UV_CACHE_DIR=str(uv_cache), PORT=str(port))  # uv keeps a cache of its own
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TRACKER_", "VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE"))}
+    env.update(PIP_CACHE_DIR=str(cache), UV_CACHE_DIR=str(uv_cache), PORT=str(port))  # uv has a cache of its own
     marks: dict[str, float] = {}
     t0 = time.perf_counter()
     subprocess.run(["git", "clone", "--quiet", str(PROJECT_ROOT), str(clone)], check=True)

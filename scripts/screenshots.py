@@ -69,7 +69,9 @@ def serve_process(env: dict | None = None, timeout: float = 120, script: str = "
 # Streamlit's own run state, on its app element: "running" until the browser has had the script's last message. The
 # "running" status widget cannot say it: the minimal toolbar (.streamlit/config.toml) shows it only now and then, and a
 # page looked done seconds before its charts arrived.
-SCRIPT_DONE = "document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state') === 'notRunning'"
+SCRIPT_DONE = ("document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state')"
+               " === 'notRunning'")
+BUSY = "[data-testid=\"stStatusWidget\"], [data-testid=\"stSpinner\"]"  # the run's widget (when shown), a spinner
 
 
 def wait_rendered(page, timeout: float = 240_000) -> None:
@@ -77,9 +79,8 @@ def wait_rendered(page, timeout: float = 240_000) -> None:
     last message (SCRIPT_DONE), any spinner (a cached call being computed) has gone, and every plotly chart has drawn
     (checked three times, as a rerun or a late spinner can start right after a run)."""
     page.wait_for_selector("[data-testid='stSidebarNav']", timeout=timeout)
-    busy = "[data-testid=\"stStatusWidget\"], [data-testid=\"stSpinner\"]"
     for _ in range(3):
-        page.wait_for_function(f"() => {SCRIPT_DONE} && !document.querySelector('{busy}')", timeout=timeout)
+        page.wait_for_function(f"() => {SCRIPT_DONE} && !document.querySelector('{BUSY}')", timeout=timeout)
         # every plotly chart on the page drawn (a fast page is done before plotly is)
         page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
                                ".every(c => c.querySelector('.main-svg'))", timeout=timeout)
