@@ -1,5 +1,6 @@
 """Part 6: page speed as a user sees it. `streamlit run` serves the prepared snapshot database and Debian's Chromium
-(Playwright, /usr/bin/chromium) opens each view by its shared link and waits until the last chart has drawn.
+(Playwright, /usr/bin/chromium) opens each view by its shared link and times it to its last change, once the page is
+drawn (its run done, every chart and map drawn) and has stopped changing.
 
 - views: England, an ICB, a county and a local authority (Place page), and the Overview, Indicator, Department and
   Data pages; the first visit after the server started, then `visits` warm visits (p50 and p95);
@@ -38,25 +39,19 @@ VIEWS = {
 ICBS = ["E54000050", "E54000008", "E54000057", "E54000054", "E54000048", "E54000027", "E54000029", "E54000025",
         "E54000062", "E54000063", "E54000064", "E54000022", "E54000023", "E54000024", "E54000026", "E54000028",
         "E54000030", "E54000031", "E54000032", "E54000034"]
-BUSY = shots.BUSY
 TITLE = "[data-testid=\"stMain\"] h1"  # every page starts with its title: its script has started
 
 
-def wait_drawn(page, timeout: float = 240_000) -> None:
-    """Until the page script has run to its end and every chart has drawn: the navigation and the page's title are
-    there, the browser has the run's last message (shots.SCRIPT_DONE), no spinner, every plotly chart has its SVG.
-    Checked again a moment later, as a rerun can follow a run."""
-    page.wait_for_selector("[data-testid='stSidebarNav']", timeout=timeout)
-    page.wait_for_selector(TITLE, timeout=timeout)  # else a page whose script has not started yet looks drawn
-    for _ in range(2):
-        page.wait_for_function(f"() => {shots.SCRIPT_DONE} && !document.querySelector('{BUSY}')", timeout=timeout)
-        page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
-                               ".every(c => c.querySelector('.main-svg'))", timeout=timeout)
-        page.wait_for_timeout(150)
+def new_context(browser):
+    """A browser context (a visitor) whose pages record when they last changed from the start (shots.WATCH_CHANGES)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.add_init_script(shots.WATCH_CHANGES)
+    return context
 
 
 def visit(context, url: str) -> float:
-    """Seconds from navigation to the last chart drawn, in a new tab (a new Streamlit session)."""
+    """Seconds from navigation to the page drawn (its last change: _drawn_times), in a new tab (a new Streamlit
+    session); the context comes from new_context."""
     page = context.new_page()
     try:
         t0 = time.perf_counter()
@@ -75,33 +70,27 @@ def _memory_mb(pid: int) -> dict:
     return {key: round(int(fields[name].split()[0]) / 1024) for key, name in (("now", "VmRSS"), ("peak", "VmHWM"))}
 
 
-DRAWN = ("() => !!document.querySelector(\"[data-testid='stSidebarNav']\") && !!document.querySelector('" + TITLE + "')"
-         " && " + shots.SCRIPT_DONE + " && !document.querySelector('" + BUSY + "')"
-         " && [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')].every(c => c.querySelector('.main-svg'))")
+# milliseconds since the page last changed once it is drawn (shots.SINCE_DRAWN, and its title is there: else a page
+# whose script has not started yet looks drawn); -1 before
+SINCE_DRAWN = f"() => document.querySelector('{TITLE}') ? ({shots.SINCE_DRAWN})() : -1"
 
 
 def _drawn_times(pages: list, t0: float, timeout: float = 600) -> dict[int, float]:
-    """Seconds from t0 until each page was drawn (DRAWN, and still drawn 150 ms later, as a rerun can follow a run),
-    polling the pages in turn every 50 ms. Polling with page.evaluate, not Playwright's wait_for_selector or
-    wait_for_function: on this machine those added up to 2 s after the page had drawn (a minimal page: 3.4 s with
-    them, 1.4 s polled), which no user waits."""
+    """Seconds from t0 until each page was drawn: its last change, once it is drawn and has not changed for
+    shots.QUIET_MS (the pages' contexts come from new_context). The pages are polled in turn every 50 ms with
+    page.evaluate, not Playwright's wait_for_function, which on this machine added up to 2 s of its own."""
     done: dict[int, float] = {}
-    seen_once: dict[int, float] = {}
     deadline = t0 + timeout
     while len(done) < len(pages) and time.perf_counter() < deadline:  # the pages not drawn by then are left out
         for i, page in enumerate(pages):
             if i in done:
                 continue
             try:
-                drawn = page.evaluate(DRAWN)
+                since = page.evaluate(SINCE_DRAWN)
             except Exception:  # noqa: BLE001 - the document is still being replaced (navigation): not drawn yet
-                drawn = False
-            if drawn:
-                if i in seen_once and time.perf_counter() - seen_once[i] >= 0.15:
-                    done[i] = seen_once[i] - t0
-                seen_once.setdefault(i, time.perf_counter())
-            else:
-                seen_once.pop(i, None)
+                since = -1
+            if since >= shots.QUIET_MS:
+                done[i] = time.perf_counter() - since / 1000 - t0
         time.sleep(0.05)
     return done
 
@@ -109,7 +98,7 @@ def _drawn_times(pages: list, t0: float, timeout: float = 600) -> dict[int, floa
 def _concurrent(browser, base: str, n: int, pid: int) -> dict:
     """n visitors open the Place page of n different ICBs at once; each one's seconds to drawn. Playwright's sync
     API is one thread, so the pages load concurrently in the browser and are polled in turn (every 50 ms)."""
-    contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(n)]
+    contexts = [new_context(browser) for _ in range(n)]
     pages = [c.new_page() for c in contexts]
     cpu = cpu_seconds(pid)
     t0 = time.perf_counter()
@@ -127,7 +116,7 @@ def _floor(browser, visits: int, concurrency: tuple[int, ...]) -> dict:
     """The same measurements of bench/floor_app.py (a title and one small chart, no data) on its own server: what any
     Streamlit page costs here, so a view's time can be read against it."""
     with shots.serve_process(script="bench/floor_app.py") as (base, server):
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context = new_context(browser)
         first = visit(context, base + "/place")
         cpu = cpu_seconds(server.pid)
         warm = [visit(context, base + "/place") for _ in range(visits)]
@@ -157,7 +146,7 @@ def measure(visits: int = 20, concurrency: tuple[int, ...] = (1, 5, 10)) -> dict
         out["server_start_seconds"] = round(time.perf_counter() - started, 2)
         pid = server.pid
         browser = p.chromium.launch(executable_path=shots.CHROMIUM, args=shots.CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context = new_context(browser)
         for name, path in VIEWS.items():
             first = visit(context, base + path)
             cpu = cpu_seconds(pid)

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.browser import shots, wait_drawn
+from bench.browser import shots
 from bench.common import PROJECT_ROOT
 
 
@@ -54,7 +54,7 @@ def measure(timeout: float = 1200) -> dict:
             page.goto(f"http://127.0.0.1:{port}/")
             page.wait_for_selector("[data-testid='stPlotlyChart'] .main-svg", timeout=timeout * 1000)
             marks["first_chart"] = time.perf_counter() - t0
-            wait_drawn(page)
+            shots.wait_rendered(page)
             browser.close()
     finally:
         proc.terminate()

@@ -72,19 +72,32 @@ def serve_process(env: dict | None = None, timeout: float = 120, script: str = "
 SCRIPT_DONE = ("document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state')"
                " === 'notRunning'")
 BUSY = "[data-testid=\"stStatusWidget\"], [data-testid=\"stSpinner\"]"  # the run's widget (when shown), a spinner
+# Every plotly chart drawn: its SVG is there, and a map's areas too. A map's SVG comes seconds before its areas: plotly
+# fetches the (empty) base-map topology first, and that fetch's answer waits for the rest of the page to be drawn.
+CHARTS_DRAWN = ("[...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')].every(c => c.querySelector('.main-svg')"
+                " && (!(c.querySelector('.js-plotly-plot')?._fullData || []).some(t => t.type === 'choropleth'"
+                " && t.visible === true && (t.locations || []).length) || !!c.querySelector('path.choroplethlocation')))")
+
+
+# When the page last changed. Streamlit draws a run's elements after the run's last message has arrived (a chart's code
+# is loaded when first used), and the browser can be busy for seconds between two changes: the run's end and the charts
+# seen so far can come well before the last of the page. A page is drawn once it has stopped changing for QUIET_MS.
+WATCH_CHANGES = ("if (window.__lastChange === undefined) { window.__lastChange = performance.now();"
+                 " new MutationObserver(() => { window.__lastChange = performance.now(); })"
+                 ".observe(document, {childList: true, subtree: true, characterData: true}); }")
+QUIET_MS = 2500
+# the milliseconds since the page last changed, once the run is done and every chart drawn; -1 before
+SINCE_DRAWN = (f"() => ({SCRIPT_DONE} && !document.querySelector('{BUSY}') && {CHARTS_DRAWN}"
+               " && !!document.querySelector(\"[data-testid='stSidebarNav']\")) ? performance.now() - window.__lastChange : -1")
 
 
 def wait_rendered(page, timeout: float = 240_000) -> None:
-    """Wait until Streamlit has run the page script to the end: the navigation is drawn, the browser has the run's
-    last message (SCRIPT_DONE), any spinner (a cached call being computed) has gone, and every plotly chart has drawn
-    (checked three times, as a rerun or a late spinner can start right after a run)."""
+    """Wait until the page is drawn: Streamlit has run the page script to the end (the browser has the run's last
+    message: SCRIPT_DONE), no spinner is left (a cached call being computed), every plotly chart has drawn, maps with
+    their areas (CHARTS_DRAWN), and nothing on the page has changed for QUIET_MS (a rerun would)."""
     page.wait_for_selector("[data-testid='stSidebarNav']", timeout=timeout)
-    for _ in range(3):
-        page.wait_for_function(f"() => {SCRIPT_DONE} && !document.querySelector('{BUSY}')", timeout=timeout)
-        # every plotly chart on the page drawn (a fast page is done before plotly is)
-        page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
-                               ".every(c => c.querySelector('.main-svg'))", timeout=timeout)
-        page.wait_for_timeout(1500)  # and finished its transitions
+    page.evaluate(f"() => {{ {WATCH_CHANGES} }}")  # unless the page's context watches from the start
+    page.wait_for_function(f"() => ({SINCE_DRAWN})() >= {QUIET_MS}", timeout=timeout, polling=100)
 
 
 def shots(base: str, out: Path, area: str, height: int = 1000) -> list[Path]:
