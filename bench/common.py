@@ -8,6 +8,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -51,12 +52,20 @@ def run_child(task: str, data_dir: Path, timeout: float = 1800, env: dict | None
     child_env.pop("TRACKER_DATABASE_URL", None)
     child_env.update(env or {})
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "bench.child", task, json.dumps(kwargs)], cwd=PROJECT_ROOT,
-                          env=child_env, capture_output=True, text=True, timeout=timeout)
+    # a session of its own: on a timeout the task and what it started (a server, a browser) are stopped together
+    proc = subprocess.Popen([sys.executable, "-m", "bench.child", task, json.dumps(kwargs)], cwd=PROJECT_ROOT,
+                            env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise ChildFailed(f"bench task {task} took longer than {timeout:.0f} s (--timeout) and was stopped")
     wall = time.perf_counter() - t
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_TAG)]
+    lines = [ln for ln in stdout.splitlines() if ln.startswith(RESULT_TAG)]
     if proc.returncode != 0 or not lines:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
+        tail = (stderr or stdout).strip().splitlines()[-15:]
         raise ChildFailed(f"bench task {task} failed (exit {proc.returncode}):\n" + "\n".join(tail))
     result = json.loads(lines[-1][len(RESULT_TAG):])
     result["process_seconds"] = round(wall, 3)

@@ -451,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "RESULTS.md"))
     parser.add_argument("--jobs", type=int, default=2, choices=(1, 2),
                         help="part 1: contenders loading at the same time (default 2: two cores; ratios use CPU time)")
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds before one measurement is abandoned")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds before one measurement is abandoned")
     parser.add_argument("--no-profiles", action="store_true", help="skip profiling missed goals")
     parser.add_argument("--report-only", action="store_true",
                         help="rewrite the results file from the last run's results.json, measuring nothing")
