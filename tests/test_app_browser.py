@@ -6,8 +6,10 @@ evidence pack. Screenshots of every page go to test-artifacts/screenshots/."""
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -76,6 +78,11 @@ def test_shared_link_drill_down_and_csv_download(app, page):
     expect(page.get_by_role("heading", name="NHS North East and North Cumbria Integrated Care Board")).to_be_visible()
     expect(page.get_by_text(f"Male, 2023 - 25 · England {england:.1f} years").first).to_be_visible()
     assert "Traceback" not in page.content()
+    # its map of LSOAs by IMD quintile is drawn offline, every one of the ICB's bundled LSOA boundaries an area on it
+    # (drawn seconds after the map's frame: shots.wait_rendered waits for the areas)
+    with gzip.open(ROOT / "tracker" / "data" / "places" / "lsoa21_bsc" / f"{ICB}.geojson.gz", "rt") as handle:
+        lsoas = len(json.load(handle)["features"])
+    assert lsoas > 1000 and page.locator("path.choroplethlocation").count() == lsoas
     shoot(page, "place-icb")
 
     # each of its local authorities is a link showing its own published figure; it opens that place
