@@ -14,7 +14,7 @@ QUERY_P95_GOAL_MS = 100
 QUERY_RAW_FACTOR = 2
 EXPORT_GOAL_S = 1
 PAGE_GOAL_S = 1.5
-BROWSER_WARM_GOAL_S = 2  # part 6: navigation to the last chart drawn, p95 of the warm visits
+BROWSER_WARM_GOAL_S = 2  # part 6: navigation to the page drawn (its last change), p95 of the warm visits
 FLOOR_VIEW = "floor: minimal page, no data"
 BROWSER_FIRST_GOAL_S = 4  # and the first visit after the server started
 CONCURRENT_GOAL_RATIO = 3  # 10 visitors at once: median within 3x one visitor's
@@ -605,7 +605,9 @@ def markdown(results: dict) -> str:
     if b and "views" in b:
         lines += [f"The server (`streamlit run` on the snapshot database) started in {b['server_start_seconds']:.1f} s. "
                   "Each view is opened by its shared link in a new tab (a new Streamlit session) and timed from "
-                  "navigation to the last chart drawn (no running widget, no spinner, every plotly chart drawn). "
+                  "navigation to the page's last change once it is drawn: Streamlit's run state says the run's last "
+                  "message has arrived, no spinner is left, every plotly chart has drawn (maps with their areas) and "
+                  "nothing on the page has changed for 2.5 s (scripts/screenshots.py SINCE_DRAWN). "
                   "First: the view's first visit after the start (the first row's includes reading the saved "
                   f"analysis); warm: {b['visits']} later visits. Server CPU: the server process's CPU time per warm "
                   f"render. Load average after: {b['load_average_after']}.", ""]
