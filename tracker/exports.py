@@ -440,33 +440,28 @@ class _Pack:
         return self._icb[code]
 
     def loaded_on(self, areas: list[PackArea], obs: pd.DataFrame) -> pd.Series:
-        """Finish date of the run that loaded each row (observation.run_id); for an ICB figure built from local
+        """Finish date of the run that loaded each row (its area row's run_id); for an ICB figure built from local
         authorities, the latest among the rows it was built from."""
-        # the analysis rows say which run loaded each published figure (tracker.analysis.place.area_rows)
         store = get_store(self.engine)
         keys = ["indicator_id", "period", "sex"]
-        series = obs[["indicator_id", "period"]].drop_duplicates()
-
-        # an ICB's figure built from its local authorities: the rows it was built from (the ICB's own, if published)
+        when = obs["run_id"].astype(float).map(store.run_finished)
+        # an ICB's figure built here (no run loaded it): the rows it was built from (its local authorities' and
+        # counties'), read for those figures' indicators and periods only
+        built = obs["run_id"].isna().to_numpy() & obs["area_code"].isin([a.code for a in areas if a.type == "icb"])
         built_from = {}
-        for area in areas:
-            if area.type == "icb":
-                las = self.icb(area.code)[0]
-                built_from[area.code] = [area.code, *las.index, *(u for u in las["utla_code"].dropna().unique()
-                                                                  if u not in las.index)]
-        codes = set(obs["area_code"].unique()).union(*built_from.values())
-        runs = area_rows(store, sorted(codes), series["indicator_id"].unique(), columns=["area_code", *keys, "run_id"],
-                         periods=series.itertuples(index=False, name=None))  # one read for every area of the pack
-        runs = runs[runs["run_id"].notna()]
-        runs = runs.assign(finished_at=runs["run_id"].astype(int).map(store.run_finished))
-        own = runs.set_index(["area_code", *keys])["finished_at"]
-        when = pd.Series(own.reindex(pd.MultiIndex.from_frame(obs[["area_code", *keys]])).to_numpy(), index=obs.index)
-        for code, inputs in built_from.items():
-            built = runs[runs["area_code"].isin(inputs)].groupby(keys)["finished_at"].max()
-            mine = obs["area_code"] == code
-            rebuilt = pd.Series(built.reindex(pd.MultiIndex.from_frame(obs.loc[mine, keys])).to_numpy(),
-                                index=obs.index[mine])
-            when[mine] = when[mine].fillna(rebuilt)
+        for code in obs.loc[built, "area_code"].unique():
+            las = self.icb(code)[0]
+            built_from[code] = [code, *las.index, *(u for u in las["utla_code"].dropna().unique() if u not in las.index)]
+        if built_from:
+            series = obs.loc[built, ["indicator_id", "period"]].drop_duplicates()
+            runs = area_rows(store, sorted(set().union(*built_from.values())), series["indicator_id"].unique(),
+                             columns=["area_code", *keys, "run_id"], periods=series.itertuples(index=False, name=None))
+            runs = runs[runs["run_id"].notna()]
+            runs = runs.assign(finished_at=runs["run_id"].astype(int).map(store.run_finished))
+            for code, inputs in built_from.items():
+                latest = runs[runs["area_code"].isin(inputs)].groupby(keys)["finished_at"].max()
+                mine = built & (obs["area_code"] == code).to_numpy()
+                when[mine] = latest.reindex(pd.MultiIndex.from_frame(obs.loc[mine, keys])).to_numpy()
         return pd.Series([t.date() if pd.notna(t) else None for t in pd.to_datetime(when)], index=obs.index, dtype=object)
 
     def ci_source(self, obs: pd.DataFrame) -> pd.Series:
@@ -480,7 +475,8 @@ class _Pack:
 
     def rows(self, areas: list[PackArea]) -> pd.DataFrame:
         """The pack's rows for `areas`, in their order (several at once: pandas' cost is per call, not per row)."""
-        obs = latest_observations(self.engine, [a.code for a in areas], self.ids, all_periods=self.all_periods, sex="all")
+        obs = latest_observations(self.engine, [a.code for a in areas], self.ids, all_periods=self.all_periods, sex="all",
+                                  extra=["run_id"])
         if obs.empty:
             return pd.DataFrame(columns=COLUMN_NAMES)
         obs = with_peers(self.engine, obs, "global")  # compared with similar areas (ONS global / peer ICBs)

@@ -133,7 +133,7 @@ OBS_OUT = ["area_code", "area_name", "area_type", "indicator_id", "period", "per
 
 
 def latest_observations(engine, area_codes, indicator_ids=None, all_periods: bool = False,
-                        sex: str | None = None) -> pd.DataFrame:
+                        sex: str | None = None, extra=()) -> pd.DataFrame:
     """Observations for the given areas (England, regions, ICBs, counties, districts/unitaries), latest period per
     indicator unless all_periods.
 
@@ -149,14 +149,15 @@ def latest_observations(engine, area_codes, indicator_ids=None, all_periods: boo
     this row's figure was made: "published", an ICB method, or "counted over LSOAs" for a county's or region's
     measure built from LSOAs), approximate (ICB
     rows: True for a population-weighted figure), ci_source ("published" or "computed from
-    counts (...)"). Sorted by area_code, indicator_id, sex, period_end."""
+    counts (...)"). extra: further columns of the area rows to keep (an export's run_id). Sorted by area_code,
+    indicator_id, sex, period_end."""
     store = get_store(engine)
     codes = [area_codes] if isinstance(area_codes, str) else list(area_codes)
     for c in codes:
         _area_type(store, c)
     ids = None if indicator_ids is None else [indicator_ids] if isinstance(indicator_ids, str) else list(indicator_ids)
     out = area_rows(store, codes, ids, latest_only=not all_periods)
-    return _sex_filter(store, out[OBS_OUT], sex).reset_index(drop=True)
+    return _sex_filter(store, out[OBS_OUT + list(extra)], sex).reset_index(drop=True)
 
 
 def area_rows(store: Store, area_codes, indicator_ids=None, latest_only: bool = False, columns=None,
