@@ -192,6 +192,15 @@ def _x(other: dict, tracker: dict, key: str) -> str:
     return f"{other[key] / tracker[key]:.2f}x"
 
 
+def _second_process_text(snap: dict) -> str:
+    """What the analysis' second process (the headline outcomes, on the other core) cost, when it ran."""
+    if not snap.get("second_process_cpu_seconds"):
+        return ""
+    return (f"; the headline outcomes are analysed meanwhile in a second, forked process (CPU "
+            f"{snap['second_process_cpu_seconds']:.1f} s, peak RSS {snap['second_process_peak_rss_mb']:.0f} MB, much "
+            "of it pages shared with the first)")
+
+
 def _stage_text(r: dict) -> str:
     return ", ".join(f"{k} {v:.1f} s" for k, v in r.get("stages", {}).items())
 
@@ -254,7 +263,7 @@ def goals(results: dict) -> list[dict]:
             "higher: it computes every area's comparisons, trends and ICB figures and the headline outcomes' "
             "rankings from every observation in memory (its rows are written to analysis_row 40 areas at a time; "
             "the working frames are not)".format(loading, " (within the goal)" if loading <= PREPARE_MEMORY_GOAL_MB else "")
-            if whole > loading else "the loading itself")
+            + _second_process_text(snap) if whole > loading else "the loading itself")
 
     q = results.get("query")
     if q and "warm" in q:
@@ -499,7 +508,7 @@ def markdown(results: dict) -> str:
                   "`prepare` then precomputes and saves the dashboard's analysis of the new data "
                   f"(tracker.analysis.warm): {snap.get('analysis_seconds', float('nan')):.1f} s more, not counted "
                   "above (a refresh's job is loading the data; the precompute is what spares the dashboard's first "
-                  "visitor that wait).", ""]
+                  "visitor that wait)" + _second_process_text(snap) + ".", ""]
         ref = snap.get("reference") or {}
         if "cpu_seconds" in ref:
             lines += [f"**Physical reference**: the same {ref['rows']:,} rows, read back from the tracker's database "

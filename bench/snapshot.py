@@ -3,6 +3,7 @@ the profiling children for missed goals."""
 
 from __future__ import annotations
 
+import resource
 import shutil
 import time
 from pathlib import Path
@@ -35,7 +36,7 @@ def prepare_snapshot(db: str, sources: list[str] | None = None) -> dict:
         initialise(engine)
         summaries = refresh(engine, sources, offline=True)
     else:
-        summaries = prepare(engine, progress=progress)
+        summaries = prepare(engine, progress=progress, second_process=True)  # as `tracker prepare` does
     end, end_cpu = time.perf_counter(), time.process_time()
     refreshed, refreshed_cpu = analysis_from[0] if analysis_from else (end, end_cpu)
     total, cpu = refreshed - t, refreshed_cpu - cpu
@@ -48,7 +49,15 @@ def prepare_snapshot(db: str, sources: list[str] | None = None) -> dict:
     return {"seconds": total, "cpu_seconds": cpu, "initialise_seconds": total - sum(s.seconds for s in summaries), "sources": sources,
             "analysis_seconds": round(end - refreshed, 3), "analysis_cpu_seconds": round(end_cpu - refreshed_cpu, 3),
             "rows_loaded": sum(s.rows_loaded for s in summaries), "peak_rss_mb": peak_rss_mb(),
-            "load_peak_rss_mb": loading_peak[0] if loading_peak else peak_rss_mb()}
+            "load_peak_rss_mb": loading_peak[0] if loading_peak else peak_rss_mb(), **second_process()}
+
+
+def second_process() -> dict:
+    """CPU time and peak RSS of the analysis' second process (tracker.analysis.warm OutcomesElsewhere), the only
+    child these tasks start; its RSS counts the pages it still shares with this process."""
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"second_process_cpu_seconds": round(child.ru_utime + child.ru_stime, 3),
+            "second_process_peak_rss_mb": round(child.ru_maxrss / 1024)}
 
 
 REFERENCE_KEY = ("indicator_id", "area_code", "period", "sex", "age", "category_type", "category")
@@ -95,18 +104,19 @@ def physical_reference(db: str, target: str) -> dict:
 
 
 def precompute_analysis(db: str) -> dict:
-    """Child task: what `tracker refresh` does once new data has landed (tracker.analysis.warm): build the analysis
-    of the database's current data and save it in the database."""
+    """Child task: what `tracker refresh` does once new data has landed (tracker.analysis.warm, with its second
+    process): build the analysis of the database's current data and save it in the database."""
     from db.engine import make_engine
     from tracker.analysis.warm import warm
 
     engine = make_engine(f"sqlite:///{db}")
     t, cpu = time.perf_counter(), time.process_time()
-    saved_bytes = warm(engine)  # None when the database holds no observations
+    saved_bytes = warm(engine, second_process=True)  # None when the database holds no observations
     seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
     engine.dispose()
     return {"seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3),
-            "saved_mb": round(saved_bytes / 1e6, 1) if saved_bytes else None, "peak_rss_mb": peak_rss_mb()}
+            "saved_mb": round(saved_bytes / 1e6, 1) if saved_bytes else None, "peak_rss_mb": peak_rss_mb(),
+            **second_process()}
 
 
 def profile(kind: str, db: str, name: str, folder: str, files: list[str] | None = None, n_indicators: int = 0,

@@ -142,7 +142,7 @@ def test_a_saves_area_rows_come_back_as_written_from_sqlite_and_postgresql(any_e
     assert written["lci95"].isna().any() and written["comparison_level"].isna().any()
 
     upgrade(any_engine)
-    saved.write(any_engine, "1-1-a", digest, {"fields": {}, "memo": []}, [], written)
+    saved.write(any_engine, "1-1-a", digest, ({"fields": {}, "memo": []}, []), written)
     back = saved.read_rows(any_engine, "1-1-a", digest, codes)
     pd.testing.assert_frame_equal(back, written)
     latest = saved.read_rows(any_engine, "1-1-a", digest, ["E08000012"], ["life-expectancy"], latest_only=True)
@@ -161,11 +161,11 @@ def test_a_saves_area_rows_come_back_as_written_from_sqlite_and_postgresql(any_e
     assert set(zip(some["indicator_id"], some["period"])) == set(pairs)
 
     # a newer save: the one it replaces stays readable (a dashboard may still be answering from it) until the next
-    saved.write(any_engine, "2-2-b", digest, {"fields": {}, "memo": []}, [], written.iloc[:10])
+    saved.write(any_engine, "2-2-b", digest, ({"fields": {}, "memo": []}, []), written.iloc[:10])
     assert saved.saved_versions(any_engine) == [("2-2-b", digest), ("1-1-a", digest)]
     assert len(saved.read_rows(any_engine, "2-2-b", digest, codes)) == 10
     pd.testing.assert_frame_equal(saved.read_rows(any_engine, "1-1-a", digest, codes), written)
-    saved.write(any_engine, "3-3-c", digest, {"fields": {}, "memo": []}, [], written.iloc[:5])
+    saved.write(any_engine, "3-3-c", digest, ({"fields": {}, "memo": []}, []), written.iloc[:5])
     assert saved.saved_versions(any_engine) == [("3-3-c", digest), ("2-2-b", digest)]
     with pytest.raises(saved.SaveReplaced):  # the oldest save's rows went with it
         saved.read_rows(any_engine, "1-1-a", digest, codes)

@@ -95,7 +95,7 @@ def init() -> None:
 def prepare() -> None:
     from tracker.store import prepare as prepare_db
 
-    summaries = prepare_db(_engine(), progress=lambda s, m: click.echo(f"  {s}: {m}", err=True))
+    summaries = prepare_db(_engine(), progress=lambda s, m: click.echo(f"  {s}: {m}", err=True), second_process=True)
     if not summaries:
         click.echo("every source is already loaded; nothing to do (use `tracker refresh` to update them)")
     else:
@@ -221,7 +221,7 @@ def _warm_if_changed(engine, summaries, log_format: str) -> None:
     else:
         def say(_source, message):
             click.echo(f"  analysis: {message}", err=True)
-    warm_analysis(engine, say)
+    warm_analysis(engine, say, second_process=True)
 
 
 def _refresh_with_progress(engine, sources, offline, age, log_format, wait, run_refresh):

@@ -53,9 +53,10 @@ def initialise(engine: Engine) -> dict[str, int]:
     return counts
 
 
-def prepare(engine: Engine, progress=None) -> list:
+def prepare(engine: Engine, progress=None, second_process: bool = False) -> list:
     """initialise(), then load from the bundled snapshot every source that has never loaded successfully (all of
-    them on a new database; after a prepare that was killed or ran out of disk, the ones it did not finish)."""
+    them on a new database; after a prepare that was killed or ran out of disk, the ones it did not finish).
+    second_process: as warm_analysis's."""
     from contextlib import nullcontext
 
     from db.load import indexes_built_after
@@ -71,17 +72,18 @@ def prepare(engine: Engine, progress=None) -> list:
     # a bulk build into an empty table: indexes built once at the end
     with indexes_built_after(engine) if not has_observations(engine) else nullcontext():
         summaries = refresh(engine, todo, offline=True, progress=progress, wait=600)
-    warm_analysis(engine, progress)
+    warm_analysis(engine, progress, second_process)
     return summaries
 
 
-def warm_analysis(engine: Engine, progress=None) -> None:
+def warm_analysis(engine: Engine, progress=None, second_process: bool = False) -> None:
     """After a refresh lands: precompute and save the analysis every first view needs (tracker.analysis.warm).
-    A failure here loses nothing (the analysis is then built on first use), so it is logged, not raised."""
+    A failure here loses nothing (the analysis is then built on first use), so it is logged, not raised.
+    second_process: part of it on the other core, in a forked process (the command line; not the dashboard)."""
     from tracker.analysis.warm import warm
 
     say = (lambda message: progress("analysis", message)) if progress else None
     try:
-        warm(engine, progress=say)
+        warm(engine, progress=say, second_process=second_process)
     except Exception:  # noqa: BLE001 - the data is loaded; only the head start is lost
         log.exception("could not precompute the analysis; it will be built on first use")

@@ -242,24 +242,29 @@ def _load(engine: Engine, version: str) -> Store:
                  headline_ages=ages, run_finished=runs.set_index("id")["finished_at"], engine=engine)
 
 
-def save_store(store: Store) -> int:
+def save_store(store: Store, finish=None) -> int:
     """Save the Store and what it has memoised in the database (tracker.analysis.saved), for every process on every
-    host that reads this database. Returns the bytes written."""
+    host that reads this database. finish: called once every area's rows are written, before the memo is saved (it
+    adds what another process computed meanwhile). Returns the bytes written."""
     from tracker.analysis.place import area_row_chunks
 
     with store.lock:
         state = {f.name: getattr(store, f.name) for f in fields(store)
                  if f.name not in ("engine", "lock", "memo", "rows_saved")}
-        memo = {}
-        for key in [k for k in store.memo if k not in NOT_SAVED]:
-            try:
-                memo[key] = store.memo[key]
-            except KeyError:  # read from a save that is now unreadable: computed again when first used
-                continue
-        structure, parts = saved.encode_state(state, memo)
-        del memo
+
+        def encoded():
+            if finish is not None:
+                finish()
+            memo = {}
+            for key in [k for k in store.memo if k not in NOT_SAVED]:
+                try:
+                    memo[key] = store.memo[key]
+                except KeyError:  # read from a save that is now unreadable: computed again when first used
+                    continue
+            return saved.encode_state(state, memo)
+
         # every area's rows are put together and written a few areas at a time, never held whole
-        size = saved.write(store.engine, store.version, CODE_DIGEST, structure, parts, area_row_chunks(store))
+        size = saved.write(store.engine, store.version, CODE_DIGEST, encoded, area_row_chunks(store))
         # from now on read in slices from the table, like any other process
         store.rows_saved = True
         store.memo.pop(("area_rows",), None)

@@ -274,19 +274,22 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def write(engine: Engine, version: str, digest: str, structure: dict, parts: list[bytes],
-          rows: pd.DataFrame | Iterable[pd.DataFrame] = ()) -> int:
-    """Save one version in one transaction, replacing any older save, with `rows` (the analysis_row table's columns:
-    a frame, or frames in order, written as they come) in analysis_row; returns the bytes written."""
-    payloads = [json.dumps(structure).encode()] + parts
-    records = [{"data_version": version, "code_digest": digest, "seq": i, "payload": p} for i, p in enumerate(payloads)]
-    size = sum(len(p) for p in payloads)
+def write(engine: Engine, version: str, digest: str, encoded, rows: pd.DataFrame | Iterable[pd.DataFrame] = ()) -> int:
+    """Save one version in one transaction, replacing any older save: `encoded` is (structure, parts) as encode_state
+    gives them, or a function giving them once the rows are written (part of the analysis may still be finishing in
+    another process meanwhile), and `rows` (the analysis_row table's columns: a frame, or frames in order, written as
+    they come) go to analysis_row. Returns the bytes written."""
     with engine.begin() as conn:
         _delete_save(conn, version, digest)
         seq = 0
         for frame in [rows] if isinstance(rows, pd.DataFrame) else rows:
             _write_rows(conn, version, digest, frame, seq)
             seq += len(frame)
+        structure, parts = encoded() if callable(encoded) else encoded
+        payloads = [json.dumps(structure).encode()] + parts
+        records = [{"data_version": version, "code_digest": digest, "seq": i, "payload": p} for i, p in enumerate(payloads)]
+        size = sum(len(p) for p in payloads)
+        del structure, parts
         for row in records:  # one at a time: a driver must not hold every part twice over in one statement
             conn.execute(insert(AnalysisPart).values(**row))
         conn.execute(insert(AnalysisSave).values(data_version=version, code_digest=digest, parts=len(records), bytes=size,

@@ -3,30 +3,38 @@ so the dashboard's first visitor and `tracker export` in a new process, on any h
 
 from __future__ import annotations
 
+import json
+import logging
+import multiprocessing
+
 from sqlalchemy import Engine
 
 from tracker.analysis import saved
-from tracker.analysis.data import CODE_DIGEST, get_store, headline_sex, save_store
+from tracker.analysis.data import CODE_DIGEST, NOT_SAVED, get_store, headline_sex, save_store
 from tracker.analysis.dependence import all_place_departments, department_summary
 from tracker.analysis.icb import icb_figures
 from tracker.analysis.place import icb_rows, indicator_catalog, judged_rows
 from tracker.analysis.reuse import reuse_previous
 
+log = logging.getLogger("tracker.analysis")
 
-def warm(engine: Engine, progress=None) -> int | None:
+
+def warm(engine: Engine, progress=None, second_process: bool = False) -> int | None:
     """Build the analysis of the current data: comparisons, trends and ICB figures for every area, and for each
     headline outcome (in its headline sex) the associations, department summary and place rankings; then save it.
-    Returns the bytes saved in the database, or None when it holds no observations."""
+    second_process: the headline outcomes are analysed in a forked process on the other core while this one writes
+    every area's rows (the command line's prepare and refresh; never inside the dashboard's server). Returns the bytes
+    saved in the database, or None when it holds no observations."""
     say = progress or (lambda _message: None)
     say("reading the data")
     saved.mark_building(engine, CODE_DIGEST)  # dashboards keep answering from the previous save meanwhile
     try:
-        return _warm(engine, say)
+        return _warm(engine, say, second_process)
     finally:
         saved.clear_building(engine)  # saved or failed: nothing is being built any more
 
 
-def _warm(engine: Engine, say) -> int | None:
+def _warm(engine: Engine, say, second_process: bool) -> int | None:
     store = get_store(engine)
     if store.obs.empty:
         return None
@@ -36,13 +44,13 @@ def _warm(engine: Engine, say) -> int | None:
     indicator_catalog(engine)
     judged_rows(store), icb_rows(store)  # every area's rows: save_store writes them out a few areas at a time
     icb_figures(engine, all_periods=True, sex="all")
-    for outcome in store.indicators.index[store.indicators["headline_outcome"].astype(bool)]:
-        sex = headline_sex(store, outcome)
-        if sex is None:
-            continue
-        say(f"departments behind {store.indicators.at[outcome, 'title'].lower()}")
-        department_summary(engine, outcome, sex)
-        all_place_departments(engine, outcome, sex)
+    outcomes = [(outcome, sex) for outcome in store.indicators.index[store.indicators["headline_outcome"].astype(bool)]
+                if (sex := headline_sex(store, outcome)) is not None]
+    elsewhere = OutcomesElsewhere.start(engine, outcomes) if second_process and outcomes else None
+    if elsewhere is None:
+        _outcomes(engine, outcomes, say)
+    else:
+        say(f"departments behind the {len(outcomes)} headline outcomes, in a second process")
     say("similar areas and peer ICBs")
     from tracker.analysis.inequality import core20
     from tracker.analysis.peers import warm_peers
@@ -50,4 +58,73 @@ def _warm(engine: Engine, say) -> int | None:
     warm_peers(engine)
     core20(engine)
     say("saving")
-    return save_store(store)
+    if elsewhere is None:
+        return save_store(store)
+    try:
+        return save_store(store, finish=lambda: elsewhere.join(store, say))
+    finally:
+        elsewhere.stop()
+
+
+def _outcomes(engine: Engine, outcomes, say) -> None:
+    store = get_store(engine)
+    for outcome, sex in outcomes:
+        say(f"departments behind {store.indicators.at[outcome, 'title'].lower()}")
+        department_summary(engine, outcome, sex)
+        all_place_departments(engine, outcome, sex)
+
+
+class OutcomesElsewhere:
+    """The headline outcomes' associations, department summaries and rankings, computed in a forked copy of this
+    process (it starts with this process's Store, observations and area rows) while this one writes every area's
+    rows; what it memoised comes back through a pipe in the save's own format (JSON and Parquet: data, never code).
+    If it fails, this process computes them itself: nothing is lost, it only takes longer."""
+
+    def __init__(self, engine: Engine, outcomes, process, receive):
+        self.engine, self.outcomes, self.process, self.receive = engine, outcomes, process, receive
+
+    @classmethod
+    def start(cls, engine: Engine, outcomes) -> OutcomesElsewhere | None:
+        if "fork" not in multiprocessing.get_all_start_methods():
+            return None
+        context = multiprocessing.get_context("fork")
+        receive, send = context.Pipe(duplex=False)
+        process = context.Process(target=_outcomes_child, args=(engine, outcomes, send), daemon=True,
+                                  name="tracker-analysis-outcomes")
+        process.start()
+        send.close()  # the child's end: once the child has gone, a read here ends instead of waiting forever
+        return cls(engine, outcomes, process, receive)
+
+    def join(self, store, say) -> None:
+        """Add what the other process memoised to `store`'s memo (or compute it here, if that process failed)."""
+        try:
+            header = json.loads(self.receive.recv_bytes())
+            parts = {number: self.receive.recv_bytes() for number in range(1, header["parts"] + 1)}
+            for key, value in header["memo"]:
+                store.memo[saved.decode(key, parts)] = saved.decode(value, parts)
+            self.process.join(timeout=60)
+            if self.process.exitcode != 0:
+                raise RuntimeError(f"it ended with exit code {self.process.exitcode}")
+        except Exception as exc:  # noqa: BLE001 - computed here instead
+            log.warning("the second process analysing the headline outcomes failed (%s); analysing them here", exc)
+            _outcomes(self.engine, self.outcomes, say)
+
+    def stop(self) -> None:
+        self.receive.close()
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+
+
+def _outcomes_child(engine: Engine, outcomes, send) -> None:
+    """In the forked process: compute, then send what was memoised (the header, then each Parquet part)."""
+    engine.dispose(close=False)  # the parent's pooled connections stay the parent's: this process opens its own
+    store = get_store(engine)
+    before = set(store.memo)
+    _outcomes(engine, outcomes, lambda _message: None)
+    new = {key: store.memo[key] for key in list(store.memo) if key not in before and key not in NOT_SAVED}
+    structure, parts = saved.encode_state({}, new)
+    send.send_bytes(json.dumps({"memo": structure["memo"], "parts": len(parts)}).encode())
+    for part in parts:
+        send.send_bytes(part)
+    send.close()
