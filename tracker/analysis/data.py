@@ -244,8 +244,9 @@ def _load(engine: Engine, version: str) -> Store:
 
 def save_store(store: Store, finish=None) -> int:
     """Save the Store and what it has memoised in the database (tracker.analysis.saved), for every process on every
-    host that reads this database. finish: called once every area's rows are written, before the memo is saved (it
-    adds what another process computed meanwhile). Returns the bytes written."""
+    host that reads this database. finish: called once every area's rows are written; it gives memo entries another
+    process computed meanwhile, already encoded as (entries, parts) (saved.encode_state's memo and parts), saved
+    beside this Store's own (not decoded here: they are not added to this Store's memo). Returns the bytes written."""
     from tracker.analysis.place import area_row_chunks
 
     with store.lock:
@@ -253,15 +254,16 @@ def save_store(store: Store, finish=None) -> int:
                  if f.name not in ("engine", "lock", "memo", "rows_saved")}
 
         def encoded():
-            if finish is not None:
-                finish()
+            entries, extra = finish() if finish is not None else ([], [])
             memo = {}
             for key in [k for k in store.memo if k not in NOT_SAVED]:
                 try:
                     memo[key] = store.memo[key]
                 except KeyError:  # read from a save that is now unreadable: computed again when first used
                     continue
-            return saved.encode_state(state, memo)
+            structure, parts = saved.encode_state(state, memo)
+            saved.append_encoded(structure, parts, entries, extra)
+            return structure, parts
 
         # every area's rows are put together and written a few areas at a time, never held whole
         size = saved.write(store.engine, store.version, CODE_DIGEST, encoded, area_row_chunks(store))

@@ -204,6 +204,29 @@ def encode_state(state: dict, memo: dict) -> tuple[dict, list[bytes]]:
     return structure, parts
 
 
+def append_encoded(structure: dict, parts: list[bytes], entries: list, extra: list[bytes]) -> None:
+    """Add memo entries encoded elsewhere (encode_state's memo entries and their own parts, numbered from 1) to
+    `structure` and `parts`, numbering their parts after these; an entry whose key is already there is left out."""
+    have = {json.dumps(key, sort_keys=True) for key, _value in structure["memo"]}
+    offset = len(parts)
+
+    def renumber(node):
+        if isinstance(node, dict):
+            return {kind: content + offset if kind in ("frame", "series") else renumber(content)
+                    for kind, content in node.items()}
+        if isinstance(node, list):
+            return [renumber(item) for item in node]
+        return node
+
+    used: set[int] = set()
+    for key, value in entries:
+        if json.dumps(key, sort_keys=True) not in have:
+            structure["memo"].append([key, renumber(value)])
+            used |= part_numbers(value)
+    # parts of entries left out stay as empty placeholders, so the numbering holds
+    parts.extend(part if number in used else b"" for number, part in enumerate(extra, start=1))
+
+
 def part_numbers(node) -> set[int]:
     """The parts (Parquet frames) a structure node refers to."""
     found: set[int] = set()

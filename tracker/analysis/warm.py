@@ -61,7 +61,7 @@ def _warm(engine: Engine, say, second_process: bool) -> int | None:
     if elsewhere is None:
         return save_store(store)
     try:
-        return save_store(store, finish=lambda: elsewhere.join(store, say))
+        return save_store(store, finish=lambda: elsewhere.join(say))
     finally:
         elsewhere.stop()
 
@@ -77,7 +77,8 @@ def _outcomes(engine: Engine, outcomes, say) -> None:
 class OutcomesElsewhere:
     """The headline outcomes' associations, department summaries and rankings, computed in a forked copy of this
     process (it starts with this process's Store, observations and area rows) while this one writes every area's
-    rows; what it memoised comes back through a pipe in the save's own format (JSON and Parquet: data, never code).
+    rows; what it memoised comes back through a pipe in the save's own format (JSON and Parquet: data, never code)
+    and goes into the save as it is, not into this process's Store (the commands that use this end after saving).
     If it fails, this process computes them itself: nothing is lost, it only takes longer."""
 
     def __init__(self, engine: Engine, outcomes, process, receive):
@@ -85,29 +86,37 @@ class OutcomesElsewhere:
 
     @classmethod
     def start(cls, engine: Engine, outcomes) -> OutcomesElsewhere | None:
+        """None where processes cannot be forked (then this process computes everything)."""
         if "fork" not in multiprocessing.get_all_start_methods():
             return None
         context = multiprocessing.get_context("fork")
         receive, send = context.Pipe(duplex=False)
         process = context.Process(target=_outcomes_child, args=(engine, outcomes, send), daemon=True,
                                   name="tracker-analysis-outcomes")
-        process.start()
-        send.close()  # the child's end: once the child has gone, a read here ends instead of waiting forever
+        try:
+            process.start()
+        except OSError as exc:  # out of memory or processes
+            log.warning("could not start a second process for the headline outcomes (%s); analysing them here", exc)
+            receive.close()
+            return None
+        finally:
+            send.close()  # the child's end: once the child has gone, a read here ends instead of waiting forever
         return cls(engine, outcomes, process, receive)
 
-    def join(self, store, say) -> None:
-        """Add what the other process memoised to `store`'s memo (or compute it here, if that process failed)."""
+    def join(self, say) -> tuple[list, list[bytes]]:
+        """What the other process memoised, as it encoded it: (memo entries, parts) for save_store. If that process
+        failed: computed here, into this process's Store (then nothing comes back encoded)."""
         try:
             header = json.loads(self.receive.recv_bytes())
-            parts = {number: self.receive.recv_bytes() for number in range(1, header["parts"] + 1)}
-            for key, value in header["memo"]:
-                store.memo[saved.decode(key, parts)] = saved.decode(value, parts)
+            parts = [self.receive.recv_bytes() for _ in range(header["parts"])]
             self.process.join(timeout=60)
             if self.process.exitcode != 0:
                 raise RuntimeError(f"it ended with exit code {self.process.exitcode}")
+            return header["memo"], parts
         except Exception as exc:  # noqa: BLE001 - computed here instead
             log.warning("the second process analysing the headline outcomes failed (%s); analysing them here", exc)
             _outcomes(self.engine, self.outcomes, say)
+            return [], []
 
     def stop(self) -> None:
         self.receive.close()
