@@ -72,11 +72,14 @@ def serve_process(env: dict | None = None, timeout: float = 120, script: str = "
 SCRIPT_DONE = ("document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state')"
                " === 'notRunning'")
 BUSY = "[data-testid=\"stStatusWidget\"], [data-testid=\"stSpinner\"]"  # the run's widget (when shown), a spinner
+NAV = "[data-testid=\"stSidebarNav\"]"  # the pages' navigation: the app script has started
 # Every plotly chart drawn: its SVG is there, and a map's areas too. A map's SVG comes seconds before its areas: plotly
 # fetches the (empty) base-map topology first, and that fetch's answer waits for the rest of the page to be drawn.
-CHARTS_DRAWN = ("[...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')].every(c => c.querySelector('.main-svg')"
+CHARTS_DRAWN = ("[...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
+                ".every(c => c.querySelector('.main-svg')"
                 " && (!(c.querySelector('.js-plotly-plot')?._fullData || []).some(t => t.type === 'choropleth'"
-                " && t.visible === true && (t.locations || []).length) || !!c.querySelector('path.choroplethlocation')))")
+                " && t.visible === true && (t.locations || []).length)"
+                " || !!c.querySelector('path.choroplethlocation')))")
 
 
 # When the page last changed. Streamlit draws a run's elements after the run's last message has arrived (a chart's code
@@ -88,14 +91,14 @@ WATCH_CHANGES = ("if (window.__lastChange === undefined) { window.__lastChange =
 QUIET_MS = 2500
 # the milliseconds since the page last changed, once the run is done and every chart drawn; -1 before
 SINCE_DRAWN = (f"() => ({SCRIPT_DONE} && !document.querySelector('{BUSY}') && {CHARTS_DRAWN}"
-               " && !!document.querySelector(\"[data-testid='stSidebarNav']\")) ? performance.now() - window.__lastChange : -1")
+               f" && !!document.querySelector('{NAV}')) ? performance.now() - window.__lastChange : -1")
 
 
 def wait_rendered(page, timeout: float = 240_000) -> None:
     """Wait until the page is drawn: Streamlit has run the page script to the end (the browser has the run's last
     message: SCRIPT_DONE), no spinner is left (a cached call being computed), every plotly chart has drawn, maps with
     their areas (CHARTS_DRAWN), and nothing on the page has changed for QUIET_MS (a rerun would)."""
-    page.wait_for_selector("[data-testid='stSidebarNav']", timeout=timeout)
+    page.wait_for_selector(NAV, timeout=timeout)
     page.evaluate(f"() => {{ {WATCH_CHANGES} }}")  # unless the page's context watches from the start
     page.wait_for_function(f"() => ({SINCE_DRAWN})() >= {QUIET_MS}", timeout=timeout, polling=100)
 
