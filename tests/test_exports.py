@@ -537,3 +537,29 @@ def test_department_ranking_column_gives_rank_interval_and_the_one_indicator_fla
     if len(one):
         flagged = nenc[(nenc["Area code"] == NENC) & (nenc["Department (abbreviation)"] == one.iloc[0]["department_abbr"])]
         assert "rests on one indicator" in flagged["Department ranking for this area"].iloc[0]
+
+
+def test_a_pack_in_a_new_process_decodes_only_the_saved_results_it_uses(snapshot_engine, monkeypatch):
+    """`tracker export` in a new process reads the saved analysis lazily: the departments' rankings, but neither the
+    evidence behind every place's ranking nor every ICB's figures (tens of megabytes it would only throw away)."""
+    from collections import OrderedDict
+
+    from tracker.analysis import data
+
+    monkeypatch.setattr(data, "_CACHE", OrderedDict())  # a new process: nothing in memory
+    pack = pd.read_csv(io.BytesIO(exports.export_bytes(snapshot_engine, ["E54000050"])), encoding="utf-8-sig",
+                       dtype=str)
+    assert pack["Department ranking for this area"].notna().any()
+    memo = data.get_store(snapshot_engine).memo
+    outcomes = [(o, data.headline_sex(data.get_store(snapshot_engine), o)) for o in exports.HEADLINE_OUTCOMES]
+
+    def decoded(key) -> bool:
+        try:
+            memo.pending_node(key)
+        except KeyError:
+            return key in memo
+        return False
+
+    assert all(decoded(("place_ranking", o, s)) for o, s in outcomes)  # read from the save, not computed
+    assert not any(decoded(("ranked_evidence", o, s)) for o, s in outcomes)
+    assert not decoded(("icb_judged",))

@@ -30,11 +30,11 @@ from db.columns import per_distinct
 from db.models import AreaCodeHistory, Run
 from tracker import departments as dept_mod
 from tracker.analysis import (
-    CAVEAT, area_info, associations, icb_drilldown, icb_figures, indicator_catalog,
+    CAVEAT, area_info, associations, icb_drilldown, indicator_catalog,
     latest_observations,
 )
 from tracker.analysis.data import get_store, headline_sex
-from tracker.analysis.dependence import ranking_for
+from tracker.analysis.dependence import place_ranking
 from tracker.analysis.place import area_rows
 from tracker.analysis.peers import with_peers
 from tracker.catalog import DOMAINS
@@ -412,7 +412,7 @@ class _Pack:
                     store = get_store(self.engine)
                     store.indicator(outcome)
                     sex = headline_sex(store, outcome)
-                    pd_ = ranking_for(store, outcome, sex)[0]  # read only: not all_place_departments' copy
+                    pd_ = place_ranking(store, outcome, sex)  # read only; the ranking, not its evidence
                 except (KeyError, ValueError):
                     continue
                 n = pd_.groupby("place_code")["rank"].transform("count")
@@ -435,7 +435,9 @@ class _Pack:
         """(its local authorities with shares, its figures by indicator, period and sex)."""
         if code not in self._icb:
             las = icb_drilldown(self.engine, code).set_index("la_code")
-            figures = icb_figures(self.engine, icb_code=code, all_periods=True, sex="all")
+            # the ICB's own rows of the saved analysis (its figures, every period and sex), not every ICB's figures
+            figures = area_rows(get_store(self.engine), [code], columns=["area_code", "indicator_id", "period", "sex",
+                                                                          "value"])
             self._icb[code] = (las, figures.set_index(["indicator_id", "period", "sex"])["value"])
         return self._icb[code]
 

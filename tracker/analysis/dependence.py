@@ -448,9 +448,31 @@ def all_place_departments(engine, outcome_id: str, sex: str | None = None) -> tu
 
 
 def ranking_for(store: Store, outcome_id: str, out_sex: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """all_place_departments() on a Store (memoised)."""
-    return store.derived(("place_ranking", outcome_id, out_sex),
-                         lambda: rank_departments(*ranking_inputs(store, outcome_id, out_sex)))
+    """all_place_departments() on a Store (memoised; read only)."""
+    return place_ranking(store, outcome_id, out_sex), ranked_evidence(store, outcome_id, out_sex)
+
+
+# The ranking and its evidence are memoised (and saved) apart: the ranking is small (a row per place and department)
+# and the evidence large (a row per place and determinant), and exports read only the ranking, so a process that
+# reads the saved analysis decodes the evidence only where a page shows it.
+def place_ranking(store: Store, outcome_id: str, out_sex: str) -> pd.DataFrame:
+    """Every place's department ranking for the outcome (rank_departments' first frame; memoised; read only)."""
+    return store.derived(("place_ranking", outcome_id, out_sex), lambda: _rank(store, outcome_id, out_sex)[0])
+
+
+def ranked_evidence(store: Store, outcome_id: str, out_sex: str) -> pd.DataFrame:
+    """The evidence behind every place's ranking (rank_departments' second frame; memoised; read only)."""
+    return store.derived(("ranked_evidence", outcome_id, out_sex), lambda: _rank(store, outcome_id, out_sex)[1])
+
+
+def _rank(store: Store, outcome_id: str, out_sex: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """rank_departments for every place, both frames memoised (the ranking under "place_ranking", the evidence under
+    "ranked_evidence"): whichever is asked for first computes both."""
+    ranking, evidence = rank_departments(*ranking_inputs(store, outcome_id, out_sex))
+    with store.lock:
+        store.memo.setdefault(("place_ranking", outcome_id, out_sex), ranking)
+        store.memo.setdefault(("ranked_evidence", outcome_id, out_sex), evidence)
+    return ranking, evidence
 
 
 def ranking_inputs(store: Store, outcome_id: str, out_sex: str):
@@ -478,11 +500,13 @@ def place_departments(engine, area_code: str, outcome_id: str, sex: str | None =
     store = get_store(engine)
     if area_code not in store.areas.index:
         raise KeyError(f"{area_code!r} is not an area code the tracker knows")
-    ranking, evidence = all_place_departments(engine, outcome_id, sex)
+    store.indicator(outcome_id)
+    out_sex = headline_sex(store, outcome_id, sex)
+    ranking, evidence = ranking_for(store, outcome_id, out_sex)  # read only: the place's rows are copied out
     mine = ranking[ranking["place_code"] == area_code].reset_index(drop=True)
     ev = evidence[evidence["place_code"] == area_code].reset_index(drop=True)
     share = float(mine["share_outside_dhsc"].iloc[0]) if len(mine) else float("nan")
-    return PlaceDepartments(area_code, outcome_id, headline_sex(store, outcome_id, sex), mine, ev, share)
+    return PlaceDepartments(area_code, outcome_id, out_sex, mine, ev, share)
 
 
 def scatter_data(engine, indicator_id: str, outcome_id: str, sex: str | None = None) -> pd.DataFrame:
