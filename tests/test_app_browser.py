@@ -101,6 +101,9 @@ def test_shared_link_drill_down_and_csv_download(app, page):
     page.wait_for_url(f"**/data?*area={ICB}*")
     shots.wait_rendered(page)
     expect(page.get_by_role("heading", name="Download the evidence pack for NHS North East and North Cumbria Integrated Care Board")).to_be_visible()
+    # the place box shows the place the page is for (it showed England, its first option, after the page link)
+    expect(page.locator("[data-testid='stSelectbox'] input").first).to_have_value(
+        "NHS North East and North Cumbria Integrated Care Board · ICB · E54000050")
     shoot(page, "data")
     with page.expect_download(timeout=120_000) as info:
         page.get_by_role("button", name="Download CSV").click()

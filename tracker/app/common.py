@@ -245,8 +245,9 @@ def choose(param: str, options: dict[str, str], default: str, label: str, *, whe
             unknown(param, value, default)
         value = default
     key = f"_widget_{param}"
-    if st.session_state.get(key) != value:
-        st.session_state[key] = value
+    # set on every run, even when it already holds the value: another page's widget of the same key left it there,
+    # and only a value set in this run is sent to the browser (else the box shows its first option, e.g. England)
+    st.session_state[key] = value
     make = where.radio if widget == "radio" else where.selectbox
     extra = {"horizontal": True} if widget == "radio" else {}
     shown = (lambda v: plain(options.get(v))) if widget == "radio" else options.get  # radio labels are markdown
