@@ -196,6 +196,17 @@ def test_indicator_shows_metadata_series_map_and_scatter(open_page):
     assert len(at.get("plotly_chart")) == 3  # time series, map, scatter
 
 
+def test_similar_areas_line_keeps_the_indicators_decimal_places(open_page):
+    # Essex and England published whole numbers for 2025 (3.0% and 4.0%): shown as 3.0% and 4.0%, as in the caption
+    # above the line and on the Place page, never "3%" beside a peer mean of "3.2%"
+    essex = "E10000012"
+    assert claimant_count(essex).is_integer() and claimant_count(ENGLAND).is_integer()
+    at = open_page("indicator", indicator="claimant-count-rate-16-64", area=essex, outcome="life-expectancy")
+    line = next(m.value for m in at.markdown if m.value.startswith("**Compared with similar areas**"))
+    assert f"· Essex {claimant_count(essex):.1f}% ·" in line
+    assert f"England {claimant_count(ENGLAND):.1f}% " in line
+
+
 def test_data_page_download_is_the_tracker_export_pack(open_page, capsysbinary):
     at = open_page("data", area=HARTLEPOOL)
     labels = [b.label for b in at.get("download_button")]

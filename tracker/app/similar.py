@@ -90,13 +90,18 @@ def headline_peers(profile: pd.DataFrame) -> None:
     heads = profile[profile["headline_outcome"].astype(bool) & profile["peer_group"].notna()]
     if heads.empty:
         return
+    digits = [c.decimals(i) for i in heads["indicator_id"]]  # each outcome's own decimal places, as on its card
+
+    def shown(values):
+        return [c.value_parts(v, u, d)[0] for v, u, d in zip(values, heads["unit"], digits)]
+
     table = pd.DataFrame({
         "Outcome": heads["title"].str.replace(" (slope index of inequality)", "", regex=False),
         "Period": heads["period"] + " · " + heads["sex"],
-        "Value": [c.value_parts(v, u)[0] for v, u in zip(heads["value"], heads["unit"])],
-        "England": [c.value_parts(v, u)[0] for v, u in zip(heads["england_value"], heads["unit"])],
+        "Value": shown(heads["value"]),
+        "England": shown(heads["england_value"]),
         "vs England": [c.comparison_word(x) for x in heads["comparison_label"]],
-        "Similar areas": [c.value_parts(v, u)[0] for v, u in zip(heads["peer_value"], heads["unit"])],
+        "Similar areas": shown(heads["peer_value"]),
         "vs similar areas": [c.comparison_word(x) for x in heads["peer_comparison_label"]],
         "Position": heads["peer_position"].fillna("–"),
     })

@@ -87,11 +87,12 @@ def _peers(indicator: str, area: str, place: str, meta: pd.Series) -> None:
         st.caption(f"Compared with similar areas ({r['peer_group']}): not enough of them have a figure for "
                    f"{r['period']} ({r['n_peers_with_value']} of {r['n_peers']}).")
         return
+    unit, digits = meta["unit"], meta["decimals"]  # the indicator's own decimal places, as in the caption above
     st.markdown(f"**Compared with similar areas** ({r['peer_group']}), {r['period']}: similar areas "
-                f"{c.with_unit(r['peer_value'], meta['unit'])} ({r['peer_method']}, {r['n_peers_with_value']} of "
-                f"{r['n_peers']} with a figure) · {place} {c.with_unit(r['value'], meta['unit'])} · "
+                f"{c.with_unit(r['peer_value'], unit, digits)} ({r['peer_method']}, {r['n_peers_with_value']} of "
+                f"{r['n_peers']} with a figure) · {place} {c.with_unit(r['value'], unit, digits)} · "
                 + c.badge(r["peer_comparison"], r["peer_comparison_label"])
-                + f" · position {r['peer_position']} (1 = best) · England {c.with_unit(r['england_value'], meta['unit'])} "
+                + f" · position {r['peer_position']} (1 = best) · England {c.with_unit(r['england_value'], unit, digits)} "
                 + c.badge(r["comparison"], r["comparison_label"]), unsafe_allow_html=True)
 
 
