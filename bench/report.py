@@ -702,9 +702,16 @@ def _when(results: dict) -> list[str]:
         return [f"Latest full run of `make bench` (`python -m bench.run`): {results['started']} to "
                 f"{results['finished']} ({results['wall_seconds']:.0f} s in all). Parts: {', '.join(results['parts'])}.",
                 ""]
-    return ["Measured in more than one run of `make bench` (`python -m bench.run --merge` keeps the parts it does not "
-            "measure); each part's run:", "",
-            *_table(["part", "started", "finished"], [[p, *runs[p]] for p in results["parts"]])]
+    machines = results.get("part_machines") or {}
+    lines = ["Measured in more than one run of `make bench` (`python -m bench.run --merge` keeps the parts it does not "
+             "measure); each part's run and the machine it ran on:", "",
+             *_table(["part", "started", "finished", "machine"],
+                     [[p, *runs[p], machines.get(p, "not recorded")] for p in results["parts"]])]
+    if len(set(machines.values())) > 1:
+        lines += ["**The parts ran on different machines**: compare a figure with its own part's yardsticks (the "
+                  "physical reference, the minimal page), not with another part's. The Machine table below is the "
+                  "latest run's.", ""]
+    return lines
 
 
 def _timing(results: dict) -> list[str]:

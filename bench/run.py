@@ -412,15 +412,23 @@ def merged(previous: dict, new: dict) -> dict:
             if key in new:
                 out[key] = new[key]
         runs[part] = [new["started"], new["finished"]]
+    # the machine each part ran on: the fleet changes between runs (a part measured on another machine keeps its own)
+    machines = dict(previous.get("part_machines") or {p: machine_name(previous["machine"]) for p in previous["parts"]})
+    machines.update({part: machine_name(new["machine"]) for part in new["parts"]})
     out["timing"] = {**previous.get("timing", {}), **new["timing"]}
     out["parts"] = [p for p in PARTS if p in runs]
     out["part_runs"] = {p: runs[p] for p in out["parts"]}
+    out["part_machines"] = {p: machines[p] for p in out["parts"]}
     # a re-measured part's old profiles go with its old figures
     out["profiles"] = [p for p in previous.get("profiles", [])
                        if PROFILED_PART.get(p.get("kind")) not in new["parts"]] + new["profiles"]
     out["machine"], out["started"], out["finished"] = new["machine"], min(r[0] for r in runs.values()), new["finished"]
     out["wall_seconds"] = round(sum(t["wall_seconds"] for t in out["timing"].values()), 1)
     return out
+
+
+def machine_name(m: dict) -> str:
+    return f"{m['cpu']}, {m['cores']} cores"
 
 
 def cpu_used() -> float:

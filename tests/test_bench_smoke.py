@@ -74,11 +74,17 @@ def test_a_merged_run_keeps_the_parts_it_did_not_measure(tmp_path):
     assert main(["--parts", "snapshot", "--snapshot-sources", "ons_crime_severity", "--work", str(work),
                  "--out", str(out), "--no-profiles"]) == 0
     first = json.loads((work / "results.json").read_text())
+    # as if the first run had been on another machine: its part keeps that machine's name
+    first["machine"]["cpu"] = "An earlier machine's CPU"
+    (work / "results.json").write_text(json.dumps(first))
     assert main(["--parts", "export", "--work", str(work), "--out", str(out), "--no-profiles", "--merge"]) == 0
     both = json.loads((work / "results.json").read_text())
     assert both["parts"] == ["snapshot", "export"]
     assert both["snapshot"] == first["snapshot"] and both["exports"]["icb"]["areas"] > 0
     assert both["part_runs"]["snapshot"] == [first["started"], first["finished"]]
     assert both["part_runs"]["export"][0] > first["finished"] or both["part_runs"]["export"][0] >= first["started"]
+    assert both["part_machines"]["snapshot"].startswith("An earlier machine's CPU, ")
+    assert both["part_machines"]["export"] == f"{both['machine']['cpu']}, {both['machine']['cores']} cores"
     text = out.read_text(encoding="utf-8")
     assert "Measured in more than one run" in text and "| snapshot | " + first["started"] in text
+    assert "The parts ran on different machines" in text
