@@ -207,6 +207,22 @@ def test_similar_areas_line_keeps_the_indicators_decimal_places(open_page):
     assert f"England {claimant_count(ENGLAND):.1f}% " in line
 
 
+def test_headline_outcomes_against_similar_areas_keep_their_decimal_places(open_page):
+    # Fingertips publishes Gateshead's male healthy life expectancy for 2022 - 24 as "58": its card and this table say
+    # 58.0 years, at the outcome's own decimal places
+    from tracker.catalog import display_decimals
+
+    gateshead = "E08000037"
+    frame = pd.read_csv(SNAPSHOT_DIR / "outcomes" / "fingertips_90362_healthy_life_expectancy_ua_2015-17_to_2022-24.csv")
+    row = frame[(frame["area_code"] == gateshead) & (frame["inequality"] == "Male") & (frame["period"] == "2022 - 24")]
+    published = float(row["value"].iloc[0])
+    assert published.is_integer()
+    at = open_page("place", area=gateshead, outcome="life-expectancy", sex="Male")
+    heads = next(d.value for d in at.dataframe if "vs similar areas" in d.value and "Outcome" in d.value)
+    hle = heads[heads["Outcome"] == "Healthy life expectancy at birth"].iloc[0]
+    assert hle["Value"] == f"{published:.{display_decimals()['healthy-life-expectancy']}f}" == "58.0"
+
+
 def test_data_page_download_is_the_tracker_export_pack(open_page, capsysbinary):
     at = open_page("data", area=HARTLEPOOL)
     labels = [b.label for b in at.get("download_button")]
