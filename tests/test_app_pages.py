@@ -7,6 +7,7 @@ the snapshot database (module scope, like conftest's snapshot_engine but built o
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 from pathlib import Path
 
@@ -276,6 +277,12 @@ def test_county_and_region_have_headline_outcomes_and_a_ranking_with_intervals(o
     assert any(m.label == "Top three unchanged with any one indicator left out" for m in at.metric)
     evidence = next(d.value for d in at.dataframe if "Gap (SD)" in d.value)
     assert (evidence["Gap (SD)"].dropna() >= 0).all()
+    # the grid shows these numbers at fixed decimals (it would drop trailing zeros: 2.7 beside 2.64), still numbers
+    shown_as = {name: cfg["type_config"]["format"] for table in at.dataframe
+                for name, cfg in json.loads(table.proto.columns).items() if "format" in cfg.get("type_config", {})}
+    assert shown_as == {"Score": "%.3f", "Largest gap (SD)": "%.2f", "Gap (SD)": "%.2f", "rho (aligned)": "%.2f",
+                        "Contribution": "%.3f"}
+    assert pd.api.types.is_float_dtype(ranking["Largest gap (SD)"]) and pd.api.types.is_float_dtype(evidence["Gap (SD)"])
 
 
 # ONS Explore Local Statistics, global model, Hartlepool's published row (most similar first)
@@ -323,6 +330,8 @@ def test_icb_place_shows_core20_lsoa_map_quintiles_and_gaps(open_page):
     assert quint["LSOAs"].tolist()[0] == 667 and quint["LSOAs"].sum() == 1_889
     gaps = next(d.value for d in at.dataframe if "Gap (most − least deprived)" in d.value)
     assert len(gaps) == 8 and {"DWP", "DfE", "HO", "DESNZ"} <= {d.split(" ")[0] for d in gaps["Department"]}
+    for _, row in gaps.iloc[:, 2:].iterrows():  # a determinant's fifths and gap at one number of decimals
+        assert len({cell.partition(".")[2].__len__() for cell in row if cell != "–"}) == 1, row.tolist()
     lsoa_map = next(ch for ch in at.get("plotly_chart") if "LSOAs by national IMD 2025 quintile" in ch.proto.spec)
     assert lsoa_map.proto.spec.count('"E01') >= 1_889  # every LSOA of the ICB is drawn
     labels = [b.label for b in at.get("download_button")]

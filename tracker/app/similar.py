@@ -142,13 +142,13 @@ def inequality_section(code: str, info) -> None:
     st.markdown("**The gap between its most and least deprived fifth**, by the department that owns each determinant "
                 "(columns 1-5: the place's LSOAs in each national IMD quintile; IoD 2025 domain scores, fuel poverty %)")
     gaps = c.fetch("inequality_gaps", code)
-    fmt = lambda v: "–" if v != v else f"{v:,.3f}" if abs(v) < 1 else f"{v:,.1f}"  # noqa: E731
+    cells = pd.DataFrame([_same_decimals(row) for row in gaps[["q1", "q2", "q3", "q4", "q5", "gap"]].to_numpy()],
+                         columns=["1 most", "2", "3", "4", "5 least", "Gap (most − least deprived)"])
     st.dataframe(pd.DataFrame({
         "Department": [c.department_label(a, d) if a else "–" for a, d in zip(gaps["department_abbr"], gaps["is_dhsc"])],
         "Determinant (LSOA level)": [t.split(" (")[0] + (" (%)" if u.startswith("%") else "")
                                      for t, u in zip(gaps["title"], gaps["unit"])],
-        **{lab: gaps[f"q{q}"].map(fmt) for q, lab in zip(range(1, 6), ["1 most", "2", "3", "4", "5 least"])},
-        "Gap (most − least deprived)": gaps["gap"].map(fmt),
+        **cells,
     }), hide_index=True, width="stretch")
     download(gaps, "Download the gaps (CSV)", f"inequality-gaps-{code}.csv", "dl-gaps")
     st.caption("Fifths are England-wide IMD 2025 quintiles of LSOAs (1 = the most deprived 20% of England's LSOAs), "
@@ -157,6 +157,14 @@ def inequality_section(code: str, info) -> None:
                "IMD is built from these domains, so part of each gap is there by construction: read them side by "
                "side (which department's determinant differs most), not as causes. Sources: MHCLG IoD 2025, ONS "
                "Census 2021, DESNZ; OGL v3.0.")
+
+
+def _same_decimals(values) -> list[str]:
+    """One determinant's figures at one number of decimals, set by its largest (a share 0.422, a score 1.10, a
+    percentage 17.3), so the fifths and the gap read side by side; a dash where there is none."""
+    biggest = max((abs(v) for v in values if v == v), default=0.0)
+    digits = 3 if biggest < 1 else 2 if biggest < 10 else 1
+    return ["–" if v != v else f"{v:,.{digits}f}" for v in values]
 
 
 def _shapes(code: str) -> tuple[str, list[str], list[int], list[str]]:

@@ -13,6 +13,14 @@ from tracker.app import common as c
 from tracker.app import similar
 
 
+# Numbers in the ranking and evidence tables at a fixed number of decimals (a grid drops trailing zeros: 2.7 beside 2.64,
+# 3 beside 2.8), staying numbers so a column sorts as numbers
+RANKING_FORMATS = {"Score": st.column_config.NumberColumn(format="%.3f"),
+                   "Largest gap (SD)": st.column_config.NumberColumn(format="%.2f")}
+EVIDENCE_FORMATS = {"Gap (SD)": st.column_config.NumberColumn(format="%.2f"),
+                    "rho (aligned)": st.column_config.NumberColumn(format="%.2f"),
+                    "Contribution": st.column_config.NumberColumn(format="%.3f")}
+
 def render() -> None:
     top, mid, right = st.columns([3, 2, 1])
     with top:
@@ -158,7 +166,7 @@ def _dependence(deps, cat: pd.DataFrame, name: str, outcome: str, sex: str) -> N
         "Behind England on": [f"{w} of {n}" for w, n in zip(table["n_worse"], table["n_indicators"])],
         "Largest gap (SD)": table["max_gap"].round(2),
         "Rests on one indicator": ["Yes" if x else "No" for x in table["rests_on_one_indicator"]],
-    }), hide_index=True, width="stretch")
+    }), hide_index=True, width="stretch", column_config=RANKING_FORMATS)
     one = ranked[ranked["rests_on_one_indicator"].astype(bool)]
     st.markdown("**Rests on one indicator:** " + (", ".join(one["department_abbr"]) + " (read these ranks with care)."
                                                  if len(one) else "none of the ranked departments."))
@@ -192,7 +200,7 @@ def _dependence(deps, cat: pd.DataFrame, name: str, outcome: str, sex: str) -> N
         "Producer": ev["producer"],
     })
     st.dataframe(c.style_comparison(table, "Compared with England", ev["comparison_label"].str.split(" (", regex=False).str[0]),
-                 hide_index=True, width="stretch")
+                 hide_index=True, width="stretch", column_config=EVIDENCE_FORMATS)
     st.caption("Every indicator that goes significantly with the outcome across local authorities (Benjamini-Hochberg "
                "q < 0.05, in the expected direction), with this place's value. Gap: how far the place is behind "
                "England, in standard deviations of local-authority values (0 where it is better; for England, how "
