@@ -208,6 +208,28 @@ def test_similar_areas_line_keeps_the_indicators_decimal_places(open_page):
     assert f"England {claimant_count(ENGLAND):.1f}% " in line
 
 
+def test_indicator_map_shows_the_chosen_place_among_its_own_kind_of_area(database_url, monkeypatch):
+    # a shared link to a county on a district-level indicator: the map opens on counties and unitaries, with Essex
+    # outlined; on districts it is not one of the areas, and the caption says so instead of claiming an outline
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("TRACKER_DATABASE_URL", database_url)
+    essex, caption = "E10000012", lambda at: next(x.value for x in at.caption if x.value.startswith("Latest period for each"))
+    at = AppTest.from_file(str(APP), default_timeout=300)
+    at.query_params.update(indicator="claimant-count-rate-16-64", area=essex, outcome="life-expectancy")
+    at.switch_page("tracker/app/pages/indicator.py")  # the link's page is the session's first
+    at.run()
+    assert not at.exception
+    assert at.radio(key="_widget_geography").value == "utla"
+    chart = next(ch for ch in at.get("plotly_chart") if "latest period" in ch.proto.spec)
+    assert f'"locations":["{essex}"]' in chart.proto.spec.replace(" ", "")  # the outline trace
+    assert "Essex is outlined." in caption(at)
+    at.radio(key="_widget_geography").set_value("ltla").run()
+    assert not at.exception
+    assert "Essex is not one of these areas: choose Counties and unitaries (UTLA) to see it outlined." in caption(at)
+    assert "is outlined" not in caption(at)
+
+
 def test_headline_outcomes_against_similar_areas_keep_their_decimal_places(open_page):
     # Fingertips publishes Gateshead's male healthy life expectancy for 2022 - 24 as "58": its card and this table say
     # 58.0 years, at the outcome's own decimal places

@@ -59,14 +59,24 @@ def render() -> None:
     left, right = st.columns([1, 1])
     with left:
         st.subheader("Map")
-        default_geo = meta["la_level"] if meta["la_level"] in c.GEOGRAPHIES else "ltla"
+        # by default the areas the chosen place is one of (a county among counties, an ICB among ICBs), so it is
+        # outlined; England and regions on the indicator's own level
+        level = meta["la_level"] if meta["la_level"] in c.GEOGRAPHIES else "ltla"
+        holding = [g for g in c.GEOGRAPHIES if area in set(c.area_codes(g))]
+        default_geo = level if level in holding or not holding else holding[0]
         geography = c.choose("geography", c.GEOGRAPHIES, default_geo, "Map areas", widget="radio")
         values = c.fetch("latest_observations", c.area_codes(geography), [indicator])
         st.plotly_chart(c.choropleth(values, geography, f"{meta['title']}, latest period", str(meta["unit"]),
                                      highlight=area, reverse=meta["polarity"] == "lower_is_better"),
                         width="stretch", config=c.PLOT_CONFIG)
+        if geography in holding:
+            where = f"{place} is outlined."
+        elif holding:
+            where = f"{place} is not one of these areas: choose {c.GEOGRAPHIES[holding[0]]} to see it outlined."
+        else:  # England (every area is its own) or a region
+            where = "" if area == c.ENGLAND else f"{place} is not one of the map's areas."
         st.caption(f"Latest period for each area ({', '.join(sorted(values['period'].dropna().unique())) or 'none'}). "
-                   "Darker = worse where the indicator has a direction. The chosen place is outlined. Grey: no figure.")
+                   f"Darker = worse where the indicator has a direction. {where + ' ' if where else ''}Grey: no figure.")
     with right:
         st.subheader("Against a health outcome")
         outcome, sex = c.choose_outcome()
