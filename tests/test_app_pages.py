@@ -177,6 +177,9 @@ def test_department_lists_its_indicators_and_where_they_are_worst(open_page):
     significant, fifth = worst["Significantly worse"], worst["In worst fifth (no test)"]
     assert len(worst) == 15 and (significant + fifth <= worst["Of"]).all()
     assert (significant + fifth).is_monotonic_decreasing
+    assert (worst["Worse on"] == significant + fifth).all()  # what the order is by, shown beside its two parts
+    hover = next(t["text"][0] for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"] if t.get("text"))
+    assert "significantly worse on " in hover and " in the worst fifth on " in hover  # the map keeps them apart too
     assert "a position, not a significance judgement" in texts(at)
     assert len(at.get("plotly_chart")) == 1  # the map
     assert "Association, not causation" in texts(at)

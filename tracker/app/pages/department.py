@@ -71,24 +71,30 @@ def render() -> None:
     with left:
         worst = counts.head(15)
         st.dataframe(pd.DataFrame({"Area": worst["area_name"], "Code": worst["area_code"],
+                                   "Worse on": worst["worse"],  # what the table is ordered by: the two columns after
                                    "Significantly worse": worst["significantly_worse"],
                                    "In worst fifth (no test)": worst["worst_fifth"], "Of": worst["compared"],
                                    "Open": [f"place?area={a}" for a in worst["area_code"]]}),
                      hide_index=True, width="stretch",
                      column_config={"Open": st.column_config.LinkColumn(display_text="place ↗")})
         st.caption("The 15 areas that fare worst on most of the department's indicators (of the indicators "
-                   "with a direction): **Significantly worse** counts the indicators on which the area is worse "
+                   "with a direction), ordered by **Worse on**, the sum of the two counts after it, which are kept "
+                   "apart: **Significantly worse** counts the indicators on which the area is worse "
                    "than England at 95% confidence (Compared with England); **In worst fifth (no test)** counts those "
                    "that cannot be tested (no confidence interval) on which it is in the worst fifth of areas "
                    "(Position among areas), a position, not a significance judgement. Latest period of each "
                    "indicator.")
     with right:
-        frame = counts.assign(value=counts["worse"], period="latest periods",
-                              comparison_label=[f"worse on {w} of {n} indicators" for w, n in zip(counts["worse"], counts["compared"])])
-        st.plotly_chart(c.choropleth(frame, geography, f"Number of {first['department_abbr']} indicators where the area is worse",
-                                     "indicators", reverse=True),
+        frame = counts.assign(value=counts["worse"], period="latest periods", comparison_label=[
+            f"significantly worse on {s}, in the worst fifth on {f} (no test), of {n} indicators"
+            for s, f, n in zip(counts["significantly_worse"], counts["worst_fifth"], counts["compared"])])
+        st.plotly_chart(c.choropleth(frame, geography, f"Number of {first['department_abbr']} indicators where the area "
+                                     "is worse", "indicators", reverse=True),
                         width="stretch", config=c.PLOT_CONFIG)
-        st.caption("Darker: worse than England on more of the department's indicators. Grey: no figures.")
+        st.caption("Darker: worse on more of the department's indicators, counting those on which the area is "
+                   "significantly worse than England (95%) and, on indicators with no confidence interval to test, "
+                   "those on which it is in the worst fifth of areas (a position, not a test); hover for the two "
+                   "apart. Grey: no figures.")
 
 
 def _no_indicators(options: dict[str, str]) -> None:
