@@ -93,6 +93,15 @@ def test_overview_ranks_departments_and_maps_the_outcome(open_page):
     assert "Association, not causation" in texts(at)
     departments = at.dataframe[0].value
     assert "Department of Health and Social Care (health)" in set(departments["department"])
+    # a department ranked on a single indicator is said to rest on it, in the chart and under it
+    single = departments.loc[departments["n_indicators"] == 1, "department"]
+    assert len(single) and charts[0].proto.spec.count("one indicator") == len(single)
+    line = next(m.value for m in at.markdown if m.value.startswith("**Rests on one indicator:**"))
+    from tracker import analysis
+    from tracker.store import get_engine
+
+    summary = analysis.department_summary(get_engine(), "life-expectancy", sex="Male")
+    assert line.split("** ")[1].split(":")[0].split(", ") == summary.loc[summary["n_indicators"] == 1, "department_abbr"].tolist()
     assert at.query_params["outcome"] == "life-expectancy" and at.query_params["sex"] == "Male"
 
 

@@ -45,7 +45,10 @@ def render() -> None:
         if summary.empty:
             st.info("No department could be ranked for this outcome (too few local authorities with figures).")
         else:
-            summary = summary.assign(label=[f"{s}/{n}" for s, n in zip(summary["n_supporting"], summary["n_indicators"])])
+            # a department with one indicator has that indicator's rho for its bar, not a median: said where it shows
+            one = summary["n_indicators"] == 1
+            summary = summary.assign(label=[f"{s}/{n}" + (" · one indicator" if o else "")
+                                            for s, n, o in zip(summary["n_supporting"], summary["n_indicators"], one)])
             st.plotly_chart(c.department_bars(summary, "median_aligned_rho",
                                               f"Departments ranked by how closely {meta['title'].lower()} goes with their indicators",
                                               "median aligned Spearman's rho", lci="lci", uci="uci", note="label"),
@@ -56,6 +59,10 @@ def render() -> None:
                        "whiskers are a 95% interval (bootstrap over upper-tier authorities); 12/14 beside a department "
                        "means 12 of its 14 indicators go significantly with the outcome. DHSC (health) is shown in pink, every other "
                        "department in blue.")
+            if one.any():
+                st.markdown("**Rests on one indicator:** " + ", ".join(summary.loc[one, "department_abbr"])
+                            + ": the tracker holds one indicator of theirs, so the bar is that indicator's rho, not a "
+                            "median over several; read their place in this order with care.")
     with geo:
         st.plotly_chart(c.choropleth(values, geography, f"{meta['title']} ({sex.lower()}), latest period",
                                      str(meta["unit"]), reverse=meta["polarity"] == "lower_is_better"),
