@@ -21,6 +21,7 @@ EVIDENCE_FORMATS = {"Gap (SD)": st.column_config.NumberColumn(format="%.2f"),
                     "rho (aligned)": st.column_config.NumberColumn(format="%.2f"),
                     "Contribution": st.column_config.NumberColumn(format="%.3f")}
 
+
 def render() -> None:
     top, mid, right = st.columns([3, 2, 1])
     with top:
