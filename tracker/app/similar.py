@@ -164,7 +164,7 @@ def _same_decimals(values) -> list[str]:
     percentage 17.3), so the fifths and the gap read side by side; a dash where there is none."""
     biggest = max((abs(v) for v in values if v == v), default=0.0)
     digits = 3 if biggest < 1 else 2 if biggest < 10 else 1
-    return ["–" if v != v else f"{v:,.{digits}f}" for v in values]
+    return [c.number(v, digits) for v in values]
 
 
 def _shapes(code: str) -> tuple[str, list[str], list[int], list[str]]:

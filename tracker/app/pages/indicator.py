@@ -62,7 +62,7 @@ def render() -> None:
         # by default the areas the chosen place is one of (a county among counties, an ICB among ICBs), so it is
         # outlined; England and regions on the indicator's own level
         level = meta["la_level"] if meta["la_level"] in c.GEOGRAPHIES else "ltla"
-        holding = [g for g in c.GEOGRAPHIES if area in set(c.area_codes(g))]
+        holding = [g for g in c.GEOGRAPHIES if area in c.area_codes(g)]
         default_geo = level if level in holding or not holding else holding[0]
         geography = c.choose("geography", c.GEOGRAPHIES, default_geo, "Map areas", widget="radio")
         values = c.fetch("latest_observations", c.area_codes(geography), [indicator])
