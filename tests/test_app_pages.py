@@ -366,6 +366,7 @@ def test_icb_place_shows_core20_lsoa_map_quintiles_and_gaps(open_page):
     assert len(gaps) == 8 and {"DWP", "DfE", "HO", "DESNZ"} <= {d.split(" ")[0] for d in gaps["Department"]}
     for _, row in gaps.iloc[:, 2:].iterrows():  # a determinant's fifths and gap at one number of decimals
         assert len({cell.partition(".")[2].__len__() for cell in row if cell != "–"}) == 1, row.tolist()
+        assert not any(cell.startswith("-") and not cell.strip("-0.") for cell in row), row.tolist()  # no "-0.00"
     lsoa_map = next(ch for ch in at.get("plotly_chart") if "LSOAs by national IMD 2025 quintile" in ch.proto.spec)
     assert lsoa_map.proto.spec.count('"E01') >= 1_889  # every LSOA of the ICB is drawn
     labels = [b.label for b in at.get("download_button")]

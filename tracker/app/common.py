@@ -347,7 +347,7 @@ def number(value, digits: int | None = None) -> str:
     digits = None if digits is None or pd.isna(digits) else int(digits)  # a catalog column may hold floats
     if digits is None:  # no indicator to take decimal places from (pass decimals(indicator_id) where there is)
         digits = 0 if abs(v) >= 1000 or v.is_integer() else 1 if abs(v) >= 1 else 3
-    return f"{v:,.{digits}f}"
+    return f"{round(v, digits) + 0.0:,.{digits}f}"  # + 0.0: a small negative that rounds to zero is "0.00", not "-0.00"
 
 
 def value_parts(value, unit: str | None, digits: int | None = None) -> tuple[str, str]:
