@@ -185,3 +185,27 @@ def test_a_saved_frame_gives_back_none_and_nan_where_each_was():
     assert [type(v).__name__ for v in back["note"]] == ["str", "NoneType", "float", "str", "NoneType"]
     assert back["label"].tolist() == ["x", "y", "z", None, "w"]
     assert list(back.columns) == ["note", "label", "value"]
+
+
+def test_prepare_after_an_upgrade_saves_the_new_versions_analysis_before_the_dashboard_starts(
+        initialised_engine, fresh_process, monkeypatch):
+    """With every source loaded, `tracker prepare` (make run's first step) loads nothing; but a new version of the
+    tracker has no save of its own, and without one the dashboard's first visitor waited while a dashboard process
+    computed the analysis. prepare saves it, once."""
+    import sys
+
+    import tracker.store
+    from pipelines import registry
+
+    real = registry.all_sources
+    monkeypatch.setattr(registry, "all_sources", lambda: {k: v for k, v in real().items() if k in SMALL})
+    assert [s.status for s in tracker.store.prepare(initialised_engine)] == ["succeeded"]
+    version = data.data_version(initialised_engine)
+    assert saved.saved_versions(initialised_engine) == [(version, data.CODE_DIGEST)]
+
+    for module in ("data", "place", "reuse", "warm"):  # as if the analysis code had changed
+        monkeypatch.setattr(sys.modules[f"tracker.analysis.{module}"], "CODE_DIGEST", "an-upgraded-tracker")
+    assert tracker.store.prepare(initialised_engine) == []  # nothing to load ...
+    assert saved.exists(initialised_engine, version, "an-upgraded-tracker")  # ... but the new version's analysis saved
+    monkeypatch.setattr(tracker.store, "warm_analysis", _not_rebuilt)
+    assert tracker.store.prepare(initialised_engine) == []  # saved already: not computed again

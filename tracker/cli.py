@@ -97,7 +97,7 @@ def prepare() -> None:
 
     summaries = prepare_db(_engine(), progress=lambda s, m: click.echo(f"  {s}: {m}", err=True), second_process=True)
     if not summaries:
-        click.echo("every source is already loaded; nothing to do (use `tracker refresh` to update them)")
+        click.echo("every source is already loaded (use `tracker refresh` to update them)")
     else:
         _print_summaries(summaries, "table")
     sys.exit(1 if any(s.status == "failed" for s in summaries) else 0)
