@@ -32,13 +32,15 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(INSTALL) -e '.[dev,bench]'
 	touch $@ $(VENV)/.installed-dev $(VENV)/.installed
 
-# Prepare the database from the bundled real snapshot (when it is empty), then serve the dashboard.
+# Prepare the database from the bundled real snapshot (when it is empty), then serve the dashboard. MALLOC_ARENA_MAX=2:
+# glibc gives each thread that allocates an arena of its own (up to 8 per core), each keeping the memory it freed, and
+# Streamlit draws pages in threads; two keep a dashboard process's peak under 300 MB (docs/deployment.md).
 # The packages' bytecode is compiled on the second core while prepare loads the snapshot on one: compiled at install,
 # it held up a fresh clone's first chart by about 18 s. Once compiled, this pass takes under a second.
 run: $(VENV)/.installed
 	nice $(BIN)/python -m compileall -q -j 1 $(VENV)/lib >/dev/null 2>&1 &
 	$(BIN)/tracker prepare
-	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
+	MALLOC_ARENA_MAX=2 $(BIN)/streamlit run streamlit_app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
 prepare: $(VENV)/.installed
 	$(BIN)/tracker prepare

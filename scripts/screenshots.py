@@ -43,8 +43,8 @@ def serve_process(env: dict | None = None, timeout: float = 120, script: str = "
     port = free_port()
     cmd = [str(ROOT / ".venv" / "bin" / "streamlit"), "run", script, "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    env = {"MALLOC_ARENA_MAX": "2", **os.environ, **(env or {})}  # as `make run` and deploy/ start the dashboard
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + timeout

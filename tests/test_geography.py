@@ -221,7 +221,6 @@ def test_boundaries_match_the_areas(engine, area_type, n):
     assert len(codes) == n
     assert set(codes) == set(list_areas(engine, area_type)["code"])
     assert all(f["properties"]["name"] for f in geo["features"])
-    assert boundaries(area_type) is geo  # cached
 
 
 def test_unknown_types_are_refused(engine):

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -440,11 +439,11 @@ def list_areas(engine: Engine, area_type: str) -> pd.DataFrame:
     return areas.sort_values("code").reset_index(drop=True)
 
 
-@lru_cache(maxsize=None)
 def boundaries(area_type: str) -> dict:
     """Parsed GeoJSON for "ltla", "utla", "icb" or "region", each feature with properties "code" and "name" added.
 
-    Cached: the same dict is returned on every call, so do not modify it.
+    Read afresh on each call, not cached: its callers keep only what they derive from it (the dashboard's map
+    shapes, the ICBs' areas), and the parsed file, about 24 MB of Python objects, stayed in every dashboard process.
     """
     if area_type not in BOUNDARY_FILES:
         raise ValueError(f"no boundaries for {area_type!r}; choose from {sorted(BOUNDARY_FILES)}")

@@ -166,8 +166,9 @@ def inequality_gaps(engine, area_code: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@lru_cache(maxsize=8)
 def _icb_shapes(icb_code: str) -> dict:
+    """One ICB's bundled LSOA boundaries, read afresh (10-20 ms): the dashboard keeps the map it draws from them
+    (tracker.app.similar), and a cache of the parsed files held 2-4 MB of Python objects per ICB in every process."""
     path = PLACES_DIR / "lsoa21_bsc" / f"{icb_code}.geojson.gz"
     with gzip.open(path, "rt", encoding="utf-8") as handle:
         return json.load(handle)

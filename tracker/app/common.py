@@ -7,6 +7,7 @@ only fetches, formats and draws them."""
 from __future__ import annotations
 
 import base64
+import ctypes
 import json
 import re
 import textwrap
@@ -73,26 +74,54 @@ def _render_slots() -> threading.BoundedSemaphore | None:
 
 
 _RENDER_SLOTS = _render_slots()
+
+
+def _memory_given_back() -> ctypes.CDLL | None:
+    """Once per process, when the dashboard's code is first imported: a dashboard process is long-lived, and what a
+    page freed should go back to the system. Arrow's buffers come from the system allocator, not its default
+    (mimalloc), which keeps freed buffers for reuse (44 MB more once every page had been drawn, measured). The launchers
+    (make run, deploy/) also set MALLOC_ARENA_MAX=2: glibc gives each thread its own arena, up to 8 per core, each
+    keeping its freed memory, and Streamlit draws pages in threads; that has to be set before the process starts.
+    Returns glibc, for malloc_trim after each page (None where the C library is not glibc)."""
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim  # noqa: B018 - glibc's own; other C libraries have none
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_LIBC = _memory_given_back()
 BUSY_NOTE = "Other visitors' pages are being drawn; yours starts in a moment."
 
 
 @contextmanager
 def render_slot():
     """Hold one of the process's TRACKER_RENDER_SLOTS while the page is drawn; while none is free, say so."""
-    if _RENDER_SLOTS is None:
-        yield
-        return
-    if not _RENDER_SLOTS.acquire(blocking=False):
+    slots = _RENDER_SLOTS
+    if slots is not None and not slots.acquire(blocking=False):
         note = st.empty()
         note.info(BUSY_NOTE, icon=":material/hourglass_top:")
-        while not _RENDER_SLOTS.acquire(timeout=0.5):
+        while not slots.acquire(timeout=0.5):
             # an element call is where Streamlit stops this run if the visitor has moved on meanwhile
             note.info(BUSY_NOTE, icon=":material/hourglass_top:")
         note.empty()
     try:
         yield
     finally:
-        _RENDER_SLOTS.release()
+        if slots is not None:
+            slots.release()
+        _give_back_freed_memory()
+
+
+def _give_back_freed_memory() -> None:
+    """After a page is drawn: glibc returns the free memory at the top of its heaps and arenas to the system (1-3 ms;
+    5-30 MB after a Place page)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
 
 
 def ensure_database() -> None:
@@ -419,25 +448,27 @@ def caveat(text: str | None = None) -> None:
 
 
 @st.cache_resource(show_spinner=False)
-def map_shapes(geography: str) -> tuple[str, tuple[str, ...], dict]:
+def map_shapes(geography: str) -> tuple[str, tuple[str, ...], dict[str, str]]:
     """The bundled boundaries for the maps, once per process: (a data: URL holding the GeoJSON, the area codes,
-    {code: one-feature GeoJSON} for outlining the chosen place).
+    {code: a data: URL holding that area alone} for outlining the chosen place).
 
     Coordinates are rounded to 3 decimals (about 100 m, finer than the boundaries' 200 m generalisation), a third
     of the size. Plotly validates and deep-copies a GeoJSON dict on every draw (about a second for the districts);
-    a URL string costs nothing to validate, and plotly.js loads it in the browser like any GeoJSON file."""
+    a URL string costs nothing to validate, and plotly.js loads it in the browser like any GeoJSON file. Text is
+    also a fifth of the memory the same shapes take as Python lists, and this is held for the process's life."""
     from tracker.geography import boundaries
 
     def rnd(c):
         return [rnd(x) for x in c] if isinstance(c[0], list) else [round(c[0], 3), round(c[1], 3)]
 
+    def data_url(features: list[dict]) -> str:
+        text = json.dumps({"type": "FeatureCollection", "features": features}, separators=(",", ":"))
+        return "data:application/json;base64," + base64.b64encode(text.encode()).decode()
+
     features = [{"type": "Feature", "id": f["properties"]["code"], "properties": {"name": f["properties"]["name"]},
                  "geometry": {"type": f["geometry"]["type"], "coordinates": rnd(f["geometry"]["coordinates"])}}
                 for f in boundaries(geography)["features"]]
-    text = json.dumps({"type": "FeatureCollection", "features": features}, separators=(",", ":"))
-    url = "data:application/json;base64," + base64.b64encode(text.encode()).decode()
-    one = {f["id"]: {"type": "FeatureCollection", "features": [f]} for f in features}
-    return url, tuple(f["id"] for f in features), one
+    return data_url(features), tuple(f["id"] for f in features), {f["id"]: data_url([f]) for f in features}
 
 
 def choropleth(frame: pd.DataFrame, geography: str, title: str, unit: str, *, highlight: str | None = None,
