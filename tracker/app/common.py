@@ -100,7 +100,8 @@ BUSY_NOTE = "Other visitors' pages are being drawn; yours starts in a moment."
 
 @contextmanager
 def render_slot():
-    """Hold one of the process's TRACKER_RENDER_SLOTS while the page is drawn; while none is free, say so."""
+    """Hold one of the process's TRACKER_RENDER_SLOTS while the page is drawn; while none is free, say so. Once the
+    page is drawn, give back the memory it freed."""
     slots = _RENDER_SLOTS
     if slots is not None and not slots.acquire(blocking=False):
         note = st.empty()
@@ -462,13 +463,18 @@ def map_shapes(geography: str) -> tuple[str, tuple[str, ...], dict[str, str]]:
         return [rnd(x) for x in c] if isinstance(c[0], list) else [round(c[0], 3), round(c[1], 3)]
 
     def data_url(features: list[dict]) -> str:
-        text = json.dumps({"type": "FeatureCollection", "features": features}, separators=(",", ":"))
-        return "data:application/json;base64," + base64.b64encode(text.encode()).decode()
+        return geojson_url({"type": "FeatureCollection", "features": features})
 
     features = [{"type": "Feature", "id": f["properties"]["code"], "properties": {"name": f["properties"]["name"]},
                  "geometry": {"type": f["geometry"]["type"], "coordinates": rnd(f["geometry"]["coordinates"])}}
                 for f in boundaries(geography)["features"]]
     return data_url(features), tuple(f["id"] for f in features), {f["id"]: data_url([f]) for f in features}
+
+
+def geojson_url(geojson: dict) -> str:
+    """GeoJSON as a data: URL for a plotly map (see map_shapes: a string plotly need not validate or copy)."""
+    text = json.dumps(geojson, separators=(",", ":"))
+    return "data:application/json;base64," + base64.b64encode(text.encode()).decode()
 
 
 def choropleth(frame: pd.DataFrame, geography: str, title: str, unit: str, *, highlight: str | None = None,

@@ -4,9 +4,6 @@ per determinant). Numbers come from tracker.analysis (peers.py, inequality.py); 
 
 from __future__ import annotations
 
-import base64
-import json
-
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -186,10 +183,8 @@ def _shapes(code: str) -> tuple[str, list[str], list[int], list[str]]:
         g = f["geometry"]
         coords = [polygon(p) for p in g["coordinates"]] if g["type"] == "MultiPolygon" else polygon(g["coordinates"])
         f["geometry"] = {"type": g["type"], "coordinates": coords}
-    text = json.dumps(geo, separators=(",", ":"))
-    url = "data:application/json;base64," + base64.b64encode(text.encode()).decode()
     feats = geo["features"]
-    return (url, [f["id"] for f in feats], [f["properties"]["imd_quintile"] for f in feats],
+    return (c.geojson_url(geo), [f["id"] for f in feats], [f["properties"]["imd_quintile"] for f in feats],
             [f"{f['properties']['LSOA21NM']} ({f['id']})" for f in feats])
 
 
