@@ -372,3 +372,26 @@ def test_a_dashboard_process_reads_a_places_rows_from_the_saved_table_not_every_
     replaced = analysis.place_profile(snapshot_engine, NENC)
     assert not reader.rows_saved and "was replaced since it was read" in caplog.text
     pd.testing.assert_frame_equal(replaced, in_memory["icb"])
+
+
+def _missing_kinds(frame: pd.DataFrame) -> dict:
+    """For each object column, where it holds None and where NaN (assert_frame_equal takes one for the other)."""
+    return {c: [v is None for v in frame[c]] for c in frame.columns if frame[c].dtype == object}
+
+
+def test_judging_a_few_indicators_at_a_time_gives_exactly_the_rows_of_one_build(engine, monkeypatch):
+    """Every area's rows are judged a few indicators at a time (memory): the same rows, order, dtypes and missing
+    values as judging them all at once, and the same trends."""
+    from tracker.analysis import data, place
+
+    def build(per_chunk: int):
+        monkeypatch.setattr(place, "INDICATORS_AT_A_TIME", per_chunk)
+        store = data._load(engine, data.data_version(engine))  # a new Store: nothing memoised
+        return place.judged_rows(store), store.memo[("trends", "areas")]
+
+    whole, whole_trends = build(10_000)
+    chunked, chunked_trends = build(7)
+    assert whole["indicator_id"].nunique() > 7 * 3  # many chunks
+    pd.testing.assert_frame_equal(chunked, whole, check_exact=True)
+    pd.testing.assert_frame_equal(chunked_trends, whole_trends, check_exact=True)
+    assert _missing_kinds(chunked) == _missing_kinds(whole)

@@ -48,12 +48,47 @@ def judged_rows(store: Store) -> pd.DataFrame:
     return store.derived(("judged_rows",), lambda: _judged_rows(store))
 
 
+INDICATORS_AT_A_TIME = 10  # every benchmark, group and trend is within one indicator: judged a few at a time
+
+
 def _judged_rows(store: Store) -> pd.DataFrame:
-    obs = store.obs[store.obs["area_type"] != "icb"].assign(method=None, approximate=None)  # ICB figures: icb_rows
+    """judged_rows, built a few indicators at a time: judging every area's rows at once needed about 500 MB more
+    than the Store itself (the snapshot), for the frame's working copies. The same rows and order as one build."""
+    obs = store.obs[store.obs["area_type"] != "icb"]  # ICB figures: icb_rows
     # counties and regions the source does not publish: measures built from LSOAs counted over their LSOAs, the
     # others built from their local authorities (method says how)
-    obs = with_built(with_lsoa_built(store, obs), built_rows(store))
-    trends = _trends(store, obs, SERIES, "areas")  # first: obs and its copies go before the frame is judged (memory)
+    lsoa, built = _lsoa_built_rows(store), built_rows(store)
+    known_trends = store.memo.get(("trends", "areas"))  # reused from a previous save, or None
+    ids = sorted(set(obs["indicator_id"]) | set(lsoa["indicator_id"]) | set(built["indicator_id"]))
+    parts, trends = [], []
+    for at in range(0, len(ids), INDICATORS_AT_A_TIME):
+        chunk = ids[at:at + INDICATORS_AT_A_TIME]
+        part = obs[obs["indicator_id"].isin(chunk)].assign(method=None, approximate=None)
+        part = with_built(with_built(part, lsoa[lsoa["indicator_id"].isin(chunk)]), built[built["indicator_id"].isin(chunk)])
+        if known_trends is None:
+            trends.append(recent_trends(_with_meta(store, part), SERIES))
+        parts.append(_judged(store, part, trends[-1] if known_trends is None else
+                             known_trends[known_trends["indicator_id"].isin(chunk)]))
+        del part
+    if known_trends is None:
+        store.derived(("trends", "areas"), lambda: _joined(trends))
+    return _joined(parts)
+
+
+def _joined(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The parts in one frame, with the dtypes one build of every row gives: a text column all missing in some
+    indicators' rows comes out as object there and str in the others (pandas infers str only from a string)."""
+    if len(parts) == 1:
+        return parts[0].reset_index(drop=True)
+    out = pd.concat(parts, ignore_index=True)
+    for c in out.columns:
+        if out[c].dtype == object and any(isinstance(p[c].dtype, pd.StringDtype) for p in parts):
+            out[c] = out[c].astype("str")
+    return out
+
+
+def _judged(store: Store, obs: pd.DataFrame, trends: pd.DataFrame) -> pd.DataFrame:
+    """Some indicators' rows (obs) judged: england_value, comparison, quintile, min/max of type, trend, red-red."""
     eng = obs[obs["area_code"] == ENGLAND].set_index(KEYS)["value"]
     level = obs["indicator_id"].map(store.indicators["la_level"])
     is_la = obs["area_type"].isin(["ltla", "utla"])
@@ -74,14 +109,14 @@ def _judged_rows(store: Store) -> pd.DataFrame:
     frame.loc[is_eng, ["comparison", "comparison_label"]] = NOT_COMPARED
     frame.loc[is_eng, ["comparison_level", "comparison_basis", "quintile", "position"]] = None  # the benchmark itself
     frame = frame.merge(trends, on=SERIES, how="left")
-    return _red_red(frame, SERIES).sort_values(SERIES + ["period_end", "period"], kind="mergesort").reset_index(drop=True)
+    return _red_red(frame, SERIES).sort_values(SERIES + ["period_end", "period"], kind="mergesort")
 
 
-def with_lsoa_built(store: Store, obs: pd.DataFrame) -> pd.DataFrame:
-    """obs plus county (E10) and region figures of the measures built from LSOAs, counted over their LSOAs (method
-    "counted over LSOAs", not approximate), where the source publishes none for that area and period."""
+def _lsoa_built_rows(store: Store) -> pd.DataFrame:
+    """County (E10) and region figures of the measures built from LSOAs, counted over their LSOAs (method "counted
+    over LSOAs", not approximate): with_built adds them where the source publishes none for that area and period."""
     built = pd.concat([lsoa_built(store, t).assign(area_type=t) for t in ("utla", "region")], ignore_index=True)
-    return with_built(obs, built.drop(columns="n_lsoas", errors="ignore").assign(ci_source=None, approximate=False))
+    return built.drop(columns="n_lsoas", errors="ignore").assign(ci_source=None, approximate=False)
 
 
 def with_built(obs: pd.DataFrame, built: pd.DataFrame) -> pd.DataFrame:
