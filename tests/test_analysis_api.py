@@ -379,19 +379,21 @@ def _missing_kinds(frame: pd.DataFrame) -> dict:
     return {c: [v is None for v in frame[c]] for c in frame.columns if frame[c].dtype == object}
 
 
-def test_judging_a_few_indicators_at_a_time_gives_exactly_the_rows_of_one_build(engine, monkeypatch):
-    """Every area's rows are judged a few indicators at a time (memory): the same rows, order, dtypes and missing
-    values as judging them all at once, and the same trends."""
+def test_building_a_batch_of_indicators_at_a_time_gives_exactly_the_frames_of_one_build(engine, monkeypatch):
+    """Every area's rows and the ICB figures are built a batch of indicators at a time (memory): the same rows, order,
+    dtypes and missing values as building them all at once, and the same trends."""
     from tracker.analysis import data, place
 
-    def build(per_chunk: int):
-        monkeypatch.setattr(place, "INDICATORS_AT_A_TIME", per_chunk)
-        store = data._load(engine, data.data_version(engine))  # a new Store: nothing memoised
-        return place.judged_rows(store), store.memo[("trends", "areas")]
+    keys = [("judged_rows",), ("trends", "areas"), ("icb_table",), ("icb_judged",), ("icb_rows",), ("trends", "icbs")]
 
-    whole, whole_trends = build(10_000)
-    chunked, chunked_trends = build(7)
-    assert whole["indicator_id"].nunique() > 7 * 3  # many chunks
-    pd.testing.assert_frame_equal(chunked, whole, check_exact=True)
-    pd.testing.assert_frame_equal(chunked_trends, whole_trends, check_exact=True)
-    assert _missing_kinds(chunked) == _missing_kinds(whole)
+    def build(per_batch: int) -> dict:
+        monkeypatch.setattr(data, "INDICATORS_AT_A_TIME", per_batch)
+        store = data._load(engine, data.data_version(engine))  # a new Store: nothing memoised
+        place.judged_rows(store), place.icb_rows(store)
+        return {key: store.memo[key] for key in keys}
+
+    whole, batched = build(10_000), build(7)
+    assert whole[("judged_rows",)]["indicator_id"].nunique() > 7 * 3  # many batches
+    for key in keys:
+        pd.testing.assert_frame_equal(batched[key], whole[key], check_exact=True, obj=repr(key))
+        assert _missing_kinds(batched[key]) == _missing_kinds(whole[key]), key

@@ -25,6 +25,7 @@ from tracker.analysis import saved
 from tracker.analysis.stats import NOT_COMPARED, SIMILAR, compare, position_words, quintile_labels, rate_ci, wilson_ci
 from tracker.catalog import catalog_fields
 from tracker.config import CATALOG_DIR, SNAPSHOT_DIR
+from tracker.memory import give_back_freed_memory
 
 log = logging.getLogger("tracker.analysis")
 
@@ -254,6 +255,7 @@ def save_store(store: Store, finish=None) -> int:
                  if f.name not in ("engine", "lock", "memo", "rows_saved")}
 
         def encoded():
+            give_back_freed_memory()  # what writing the area rows freed
             entries, extra = finish() if finish is not None else ([], [])
             memo = {}
             for key in [k for k in store.memo if k not in NOT_SAVED]:
@@ -438,6 +440,31 @@ def indicator_rows(store: Store, indicator_id: str) -> pd.DataFrame:
     """All observations of one indicator (every sex), from a memoised split of the Store."""
     split = store.derived(("by_indicator",), lambda: dict(tuple(store.obs.groupby("indicator_id", sort=False))))
     return split.get(indicator_id, store.obs.iloc[:0])
+
+
+INDICATORS_AT_A_TIME = 10
+
+
+def indicator_batches(ids) -> list[list[str]]:
+    """The indicators a few at a time, in order. Frames whose every group, benchmark and trend lies within one
+    indicator (every area's rows, the ICB figures) are built a batch at a time: built all at once, their working
+    copies needed hundreds of MB more than the Store itself (the snapshot)."""
+    ids = sorted(ids)
+    return [ids[at:at + INDICATORS_AT_A_TIME] for at in range(0, len(ids), INDICATORS_AT_A_TIME)]
+
+
+def joined(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Frames built a batch of indicators at a time, in one frame with the dtypes one build of every row gives: a
+    text column all missing in some indicators' rows comes out as object there and str in the others (pandas infers
+    str only from a string)."""
+    parts = [p for p in parts if len(p)] or parts[:1]  # an empty part's dtypes (object) would count in the concat
+    if len(parts) == 1:
+        return parts[0].reset_index(drop=True)
+    out = pd.concat(parts, ignore_index=True)
+    for c in out.columns:
+        if out[c].dtype == object and any(isinstance(p[c].dtype, pd.StringDtype) for p in parts):
+            out[c] = out[c].astype("str")
+    return out
 
 
 def la_rows(store: Store, frame: pd.DataFrame, level: str) -> pd.DataFrame:

@@ -25,7 +25,8 @@ import pandas as pd
 from sqlalchemy import String, and_, cast, select
 
 from db.models import AreaLink, Observation
-from tracker.analysis.data import ENGLAND, POPULATION_NOTE, Store, get_store, judge, query_frame
+from tracker.analysis.data import (ENGLAND, POPULATION_NOTE, Store, get_store, indicator_batches, joined, judge,
+                                   query_frame)
 from tracker.analysis.stats import rate_ci, wilson_ci
 from tracker.catalog import catalog_fields
 from tracker.config import GEOGRAPHY_DIR
@@ -39,10 +40,9 @@ ICB_COLUMNS = ["indicator_id", "icb_code", "icb_name", "period", "period_start",
                "population_coverage", "note", "published_comparison", "n_lsoas"]
 
 
-def _la_values(store: Store) -> pd.DataFrame:
-    """Every indicator's values on the 296 districts/unitaries; a county's value is given to each of its districts
-    (from_county) for indicators published only for upper-tier authorities."""
-    obs = store.obs
+def _la_values(store: Store, obs: pd.DataFrame) -> pd.DataFrame:
+    """The indicators' values (obs: some indicators' observations) on the 296 districts/unitaries; a county's value is
+    given to each of its districts (from_county) for indicators published only for upper-tier authorities."""
     level = obs["indicator_id"].map(store.indicators["la_level"])
     own = obs[(obs["area_type"] == "ltla") & level.notna()].assign(from_county=False)
     counties = obs[(obs["area_type"] == "utla") & (level == "utla")]
@@ -58,14 +58,28 @@ def icb_table(store: Store) -> pd.DataFrame:
 
 
 def _build(store: Store) -> pd.DataFrame:
-    ind = store.indicators
+    """icb_table, built a batch of indicators at a time (data.indicator_batches): the same rows as one build."""
     icb_links = store.links[store.links["parent_type"] == "icb"][["child_code", "parent_code", "share"]]
     icb_links = icb_links.rename(columns={"child_code": "area_code", "parent_code": "icb_code"})
     icb_links["w"] = icb_links["share"] * icb_links["area_code"].map(store.population)
     per_icb = icb_links.groupby("icb_code").agg(n_las=("area_code", "size"), pop=("w", "sum"),
                                                 split=("share", lambda s: bool((s < 1).any())))
+    # measures built from LSOAs: counted over the ICB's own LSOAs (an LA split between ICBs is split by its LSOAs),
+    # as MHCLG's File 13 does for ICBs, instead of any approximation from its local authorities
+    counted = lsoa_built(store, "icb").rename(columns={"area_code": "icb_code"})
+    obs = store.obs
+    ids = set(obs["indicator_id"]) | set(counted["indicator_id"] if not counted.empty else [])
+    return joined([_build_batch(store, obs[obs["indicator_id"].isin(batch)],
+                                counted[counted["indicator_id"].isin(batch)] if not counted.empty else counted,
+                                icb_links, per_icb)
+                   for batch in indicator_batches(ids)])
 
-    la = _la_values(store).merge(icb_links, on="area_code")
+
+def _build_batch(store: Store, obs: pd.DataFrame, counted: pd.DataFrame, icb_links: pd.DataFrame,
+                 per_icb: pd.DataFrame) -> pd.DataFrame:
+    """The ICB figures of some indicators: obs and counted (the LSOA-built ICB figures) hold only theirs."""
+    ind = store.indicators
+    la = _la_values(store, obs).merge(icb_links, on="area_code")
     la = la[la["value"].notna()]
     vt = la["indicator_id"].map(ind["value_type"])
     mult = la["indicator_id"].map(ind["multiplier"]).astype(float)
@@ -111,16 +125,13 @@ def _build(store: Store) -> pd.DataFrame:
     g["approximate"] = ~(exact | summed)
     g["note"] = [_note(m, s, fc) for m, s, fc in zip(g["method"], g["split"], g["from_county"])]
 
-    published = store.obs[store.obs["area_type"] == "icb"].rename(columns={"area_code": "icb_code"}).assign(
+    published = obs[obs["area_type"] == "icb"].rename(columns={"area_code": "icb_code"}).assign(
         method="published", approximate=False, note=None, n_las=np.nan, n_las_with_value=np.nan,
         population_coverage=np.nan)
     published["n_las"] = published["icb_code"].map(per_icb["n_las"])
     g = g.merge(published[KEYS + ["icb_code"]], how="left", indicator=True)
     g = g[g.pop("_merge") == "left_only"]
     out = pd.concat([published, g], ignore_index=True)
-    # measures built from LSOAs: counted over the ICB's own LSOAs (an LA split between ICBs is split by its LSOAs),
-    # as MHCLG's File 13 does for ICBs, instead of any approximation from its local authorities
-    counted = lsoa_built(store, "icb").rename(columns={"area_code": "icb_code"})
     if not counted.empty:
         counted = counted.assign(approximate=False, n_las=counted["icb_code"].map(per_icb["n_las"]), n_las_with_value=np.nan,
                                  population_coverage=np.nan)

@@ -11,11 +11,13 @@ import pandas as pd
 
 from tracker.analysis.built import built_rows
 from tracker.analysis import saved
-from tracker.analysis.data import CODE_DIGEST, ENGLAND, POPULATION_NOTE, Store, get_store, headline_sex, judge, la_rows
+from tracker.analysis.data import (CODE_DIGEST, ENGLAND, POPULATION_NOTE, Store, get_store, headline_sex,
+                                   indicator_batches, joined, judge, la_rows)
 from tracker.analysis.icb import icb_judged, icb_table, latest_per_series, lsoa_built
 from tracker.analysis.stats import NOT_COMPARED, WORSE
 from tracker.analysis.trends import recent_trends
 from tracker.catalog import catalog_fields
+from tracker.memory import give_back_freed_memory
 
 log = logging.getLogger("tracker.analysis")
 
@@ -48,12 +50,9 @@ def judged_rows(store: Store) -> pd.DataFrame:
     return store.derived(("judged_rows",), lambda: _judged_rows(store))
 
 
-INDICATORS_AT_A_TIME = 10  # every benchmark, group and trend is within one indicator: judged a few at a time
-
-
 def _judged_rows(store: Store) -> pd.DataFrame:
-    """judged_rows, built a few indicators at a time: judging every area's rows at once needed about 500 MB more
-    than the Store itself (the snapshot), for the frame's working copies. The same rows and order as one build."""
+    """judged_rows, built a batch of indicators at a time (indicator_batches): the same rows and order as one build
+    (judging every area's rows at once peaked about 200 MB higher on the snapshot)."""
     obs = store.obs[store.obs["area_type"] != "icb"]  # ICB figures: icb_rows
     # counties and regions the source does not publish: measures built from LSOAs counted over their LSOAs, the
     # others built from their local authorities (method says how)
@@ -61,8 +60,7 @@ def _judged_rows(store: Store) -> pd.DataFrame:
     known_trends = store.memo.get(("trends", "areas"))  # reused from a previous save, or None
     ids = sorted(set(obs["indicator_id"]) | set(lsoa["indicator_id"]) | set(built["indicator_id"]))
     parts, trends = [], []
-    for at in range(0, len(ids), INDICATORS_AT_A_TIME):
-        chunk = ids[at:at + INDICATORS_AT_A_TIME]
+    for chunk in indicator_batches(ids):
         part = obs[obs["indicator_id"].isin(chunk)].assign(method=None, approximate=None)
         part = with_built(with_built(part, lsoa[lsoa["indicator_id"].isin(chunk)]), built[built["indicator_id"].isin(chunk)])
         if known_trends is None:
@@ -71,20 +69,8 @@ def _judged_rows(store: Store) -> pd.DataFrame:
                              known_trends[known_trends["indicator_id"].isin(chunk)]))
         del part
     if known_trends is None:
-        store.derived(("trends", "areas"), lambda: _joined(trends))
-    return _joined(parts)
-
-
-def _joined(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """The parts in one frame, with the dtypes one build of every row gives: a text column all missing in some
-    indicators' rows comes out as object there and str in the others (pandas infers str only from a string)."""
-    if len(parts) == 1:
-        return parts[0].reset_index(drop=True)
-    out = pd.concat(parts, ignore_index=True)
-    for c in out.columns:
-        if out[c].dtype == object and any(isinstance(p[c].dtype, pd.StringDtype) for p in parts):
-            out[c] = out[c].astype("str")
-    return out
+        store.derived(("trends", "areas"), lambda: joined(trends))
+    return joined(parts)
 
 
 def _judged(store: Store, obs: pd.DataFrame, trends: pd.DataFrame) -> pd.DataFrame:
@@ -248,8 +234,10 @@ def area_row_chunks(store: Store) -> Iterator[pd.DataFrame]:
     icbs = icbs.rename(columns={"method": "icb_method"})
     icb_index = icbs.set_index(KEYS + ["area_code"])
     icb_of = store.parent("icb")
-    loaded = store.obs.drop_duplicates(["area_code", *KEYS])
+    # (of the key and run columns only: a copy of every observation was held while the rows were written)
+    loaded = store.obs[["area_code", *KEYS, "run_id"]].drop_duplicates(["area_code", *KEYS])
     run_of = loaded.set_index(["area_code", *KEYS])["run_id"]
+    del loaded
     codes = sorted(set(rows["area_code"]) | set(icbs["area_code"]))
     for at in range(0, len(codes), AREAS_PER_CHUNK):
         chunk = codes[at:at + AREAS_PER_CHUNK]
@@ -270,6 +258,7 @@ def area_row_chunks(store: Store) -> Iterator[pd.DataFrame]:
         out["latest"] = out.index.isin(latest_per_series(out, SERIES).index)
         out = out.sort_values(["area_code", "indicator_id", "sex", "period_end"], kind="mergesort")
         yield saved.typed_rows(out).reset_index(drop=True)
+        give_back_freed_memory()  # what this chunk's working copies freed, before the next chunk is built
 
 
 PROFILE_OUT = ["indicator_id", "title", "domain", "department_slug", "department_name", "department_abbr", "is_dhsc",

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import Boolean, Date, Engine, Float, Integer, String, cast, delete, insert, select, tuple_
 
 from db.models import AnalysisPart, AnalysisRow, AnalysisSave, Meta, Run
+from tracker.memory import give_back_freed_memory
 
 log = logging.getLogger("tracker.analysis")
 
@@ -129,12 +130,6 @@ def _objects(column: pa.ChunkedArray) -> np.ndarray:
     words = np.asarray(column.chunk(0).dictionary.to_pylist() + [None], dtype=object)
     return np.concatenate([words[chunk.indices.fill_null(len(words) - 1).to_numpy(zero_copy_only=False)]
                            for chunk in column.chunks])
-
-
-def _give_back_arrow_memory() -> None:
-    """Return to the system what Arrow's allocator keeps after decoding (it holds freed buffers for reuse): about
-    50 MB of a dashboard process after reading a save's fields."""
-    pa.default_memory_pool().release_unused()
 
 
 def _levels(index: pd.Index) -> list[pd.Index]:
@@ -264,7 +259,7 @@ class SavedMemo(MutableMapping):
             log.warning("could not read %r from the saved analysis (%s): computing it again", key, exc)
             raise KeyError(key) from exc
         self._values[key] = value
-        _give_back_arrow_memory()
+        give_back_freed_memory()
         return value
 
     def __setitem__(self, key, value):
@@ -452,7 +447,7 @@ def read(engine: Engine, version: str, digest: str, later=()) -> tuple[dict, dic
     state_parts = fetch(part_numbers(now))
     state = {name: decode(node, state_parts) for name, node in now.items()}
     del state_parts
-    _give_back_arrow_memory()
+    give_back_freed_memory()  # Arrow keeps freed buffers for reuse: ~50 MB after a save's fields
     for name in set(later) & set(structure["fields"]):
         state[name] = _reader(structure["fields"][name], fetch, version)
     entries = {decode(k, {}): v for k, v in structure["memo"]}  # keys are plain values (no frames)
@@ -466,7 +461,7 @@ def _reader(node, fetch, version: str):
             value = decode(node, fetch(part_numbers(node)))
         except ValueError as exc:
             raise SaveReplaced(f"the saved analysis of data version {version} was replaced since it was read") from exc
-        _give_back_arrow_memory()
+        give_back_freed_memory()
         return value
     return read_field
 

@@ -15,6 +15,7 @@ from tracker.analysis.dependence import all_place_departments, department_summar
 from tracker.analysis.icb import icb_figures
 from tracker.analysis.place import icb_rows, indicator_catalog, judged_rows
 from tracker.analysis.reuse import reuse_previous
+from tracker.memory import give_back_freed_memory
 
 log = logging.getLogger("tracker.analysis")
 
@@ -35,29 +36,36 @@ def warm(engine: Engine, progress=None, second_process: bool = False) -> int | N
 
 
 def _warm(engine: Engine, say, second_process: bool) -> int | None:
+    def step(message: str) -> None:
+        give_back_freed_memory()  # what the last step's working frames freed: the next one's are not put on top of it
+        say(message)
+
     store = get_store(engine)
     if store.obs.empty:
         return None
     reused = reuse_previous(store)  # a refresh of some sources: the other indicators' rows from the previous save
-    say("comparisons, trends and ICB figures for every area" if reused is None else
-        f"comparisons, trends and ICB figures of the {len(reused.changed)} changed indicators")
+    step("comparisons, trends and ICB figures for every area" if reused is None else
+         f"comparisons, trends and ICB figures of the {len(reused.changed)} changed indicators")
     indicator_catalog(engine)
-    judged_rows(store), icb_rows(store)  # every area's rows: save_store writes them out a few areas at a time
+    judged_rows(store)  # every area's rows: save_store writes them out a few areas at a time
+    give_back_freed_memory()
+    icb_rows(store)
     icb_figures(engine, all_periods=True, sex="all")
     outcomes = [(outcome, sex) for outcome in store.indicators.index[store.indicators["headline_outcome"].astype(bool)]
                 if (sex := headline_sex(store, outcome)) is not None]
+    give_back_freed_memory()  # before a fork: the second process starts with less
     elsewhere = OutcomesElsewhere.start(engine, outcomes) if second_process and outcomes else None
     if elsewhere is None:
         _outcomes(engine, outcomes, say)
     else:
-        say(f"departments behind the {len(outcomes)} headline outcomes, in a second process")
-    say("similar areas and peer ICBs")
+        step(f"departments behind the {len(outcomes)} headline outcomes, in a second process")
+    step("similar areas and peer ICBs")
     from tracker.analysis.inequality import core20
     from tracker.analysis.peers import warm_peers
 
     warm_peers(engine)
     core20(engine)
-    say("saving")
+    step("saving")
     if elsewhere is None:
         return save_store(store)
     try:

@@ -7,7 +7,6 @@ only fetches, formats and draws them."""
 from __future__ import annotations
 
 import base64
-import ctypes
 import json
 import re
 import textwrap
@@ -21,6 +20,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from tracker.config import database_url, setting
+from tracker.memory import give_back_freed_memory
 from tracker.store import get_engine
 
 ENGLAND = "E92000001"
@@ -76,25 +76,18 @@ def _render_slots() -> threading.BoundedSemaphore | None:
 _RENDER_SLOTS = _render_slots()
 
 
-def _memory_given_back() -> ctypes.CDLL | None:
+def _arrow_on_the_system_allocator() -> None:
     """Once per process, when the dashboard's code is first imported: a dashboard process is long-lived, and what a
     page freed should go back to the system. Arrow's buffers come from the system allocator, not its default
     (mimalloc), which keeps freed buffers for reuse (44 MB more once every page had been drawn, measured). The launchers
     (make run, deploy/) also set MALLOC_ARENA_MAX=2: glibc gives each thread its own arena, up to 8 per core, each
-    keeping its freed memory, and Streamlit draws pages in threads; that has to be set before the process starts.
-    Returns glibc, for malloc_trim after each page (None where the C library is not glibc)."""
+    keeping its freed memory, and Streamlit draws pages in threads; that has to be set before the process starts."""
     import pyarrow as pa
 
     pa.set_memory_pool(pa.system_memory_pool())
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.malloc_trim  # noqa: B018 - glibc's own; other C libraries have none
-    except (OSError, AttributeError):
-        return None
-    return libc
 
 
-_LIBC = _memory_given_back()
+_arrow_on_the_system_allocator()
 BUSY_NOTE = "Other visitors' pages are being drawn; yours starts in a moment."
 
 
@@ -115,14 +108,7 @@ def render_slot():
     finally:
         if slots is not None:
             slots.release()
-        _give_back_freed_memory()
-
-
-def _give_back_freed_memory() -> None:
-    """After a page is drawn: glibc returns the free memory at the top of its heaps and arenas to the system (1-3 ms;
-    5-30 MB after a Place page)."""
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
+        give_back_freed_memory()  # what the page freed (1-3 ms)
 
 
 def ensure_database() -> None:

@@ -1,0 +1,31 @@
+"""Giving freed memory back to the system once a step has let go of its working frames.
+
+glibc and Arrow keep what a process frees for reuse, and a frame freed in pieces leaves its memory fragmented, so the
+next step's frames are often placed on fresh pages on top of it. Both the dashboard (long-lived, after each page) and
+the analysis precompute (between its steps: `tracker prepare`'s peak 816 -> 713 MB on the snapshot, measured) give it
+back here."""
+
+from __future__ import annotations
+
+import ctypes
+
+import pyarrow as pa
+
+
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim  # noqa: B018 - glibc's own; other C libraries have none
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_LIBC = _glibc()
+
+
+def give_back_freed_memory() -> None:
+    """Arrow's unused buffers and glibc's free memory go back to the system (a few ms)."""
+    pa.default_memory_pool().release_unused()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
