@@ -63,7 +63,7 @@ def _db_column(values: pd.Series, name: str, sqlite: bool) -> list:
         for at in np.isnan(numbers).nonzero()[0].tolist():  # NaN is NULL (PostgreSQL would store NaN); few cells
             out[at] = None
         return out
-    return per_distinct(values, list).tolist()  # text: one Python object per distinct value
+    return per_distinct(values, pd.Index.tolist).tolist()  # text: one Python object per distinct value
 
 
 def _rows(frame: pd.DataFrame, run_id: int, sqlite: bool) -> Iterator[tuple[int, Iterator[tuple]]]:
@@ -188,7 +188,7 @@ def _stage_keys(conn: Connection, keys: pd.DataFrame, sqlite: bool) -> None:
                           "ALTER COLUMN category TYPE text, ALTER COLUMN period TYPE text"))
     conn.execute(text(f"CREATE INDEX stage_keep_key ON stage_keep ({key})"))
     keys = keys.drop_duplicates()
-    columns = [per_distinct(keys[c].astype(str), list).tolist() for c in OBSERVATION_KEY]
+    columns = [per_distinct(keys[c].astype(str), pd.Index.tolist).tolist() for c in OBSERVATION_KEY]
     insert_rows(conn, "stage_keep", OBSERVATION_KEY, zip(*columns))
 
 

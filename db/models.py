@@ -187,7 +187,6 @@ class Observation(Base):
 
     __table_args__ = (
         Index("ix_observation_area", "area_code", "indicator_id"),
-        Index("ix_observation_indicator_period", "indicator_id", "period_end"),
     )
 
 

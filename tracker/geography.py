@@ -215,11 +215,11 @@ def build_geography() -> dict[str, pd.DataFrame]:
     history = _code_history(set(ltla["LAD24CD"]))
 
     # Cheap consistency checks: a bad bundled file should fail here, not as a foreign-key error mid-load.
-    codes = set(area["code"])
+    codes = set(area["code"].tolist())  # (tolist: iterating pandas' Arrow-backed text is ten times slower)
     assert area["code"].is_unique, "duplicate area codes"
-    assert set(links["child_code"]) <= codes and set(links["parent_code"]) <= codes, "link to unknown area"
+    assert set(links["child_code"].tolist()) <= codes and set(links["parent_code"].tolist()) <= codes, "link to unknown area"
     assert not links.duplicated(["child_code", "parent_code"]).any(), "duplicate area links"
-    assert set(history["current_code"]) <= codes, "code history points at an unknown area"
+    assert set(history["current_code"].tolist()) <= codes, "code history points at an unknown area"
     assert county_region["UTLA23CD"].is_unique, "a county in two regions"
     icb_shares = links[(links["parent_type"] == "icb") & links["child_code"].isin(ltla["LAD24CD"])]
     assert (icb_shares.groupby("child_code")["share"].sum() - 1).abs().max() < 1e-9, "LA shares do not sum to 1"
@@ -236,7 +236,7 @@ class AreaMapper:
     """
 
     def __init__(self, area: pd.DataFrame, history: pd.DataFrame, allow_merges: bool = False):
-        self._names: dict[str, str] = dict(zip(area["code"], area["name"]))
+        self._names: dict[str, str] = dict(zip(area["code"].tolist(), area["name"].tolist()))
         # History wins over the area table: a retired area kept in the database for old observations is not current.
         self._current = set(self._names) - set(history["old_code"])
         successors: dict[str, list[str]] = {}
@@ -375,7 +375,7 @@ def load_geography(engine: Engine, frames: dict[str, pd.DataFrame] | None = None
             recs = [{**r, "b_code": r.pop("code")} for r in _records(changed)]
             conn.execute(area_t.update().where(area_t.c.code == bindparam("b_code")), recs)
 
-        stale = sorted(set(existing["code"]) - set(area["code"]))
+        stale = sorted(set(existing["code"].tolist()) - set(area["code"].tolist()))
         deleted = 0
         for chunk in _chunks(stale):
             used = select(obs_t.c.area_code).where(obs_t.c.area_code.in_(chunk))

@@ -442,7 +442,7 @@ def indicator_rows(store: Store, indicator_id: str) -> pd.DataFrame:
     return split.get(indicator_id, store.obs.iloc[:0])
 
 
-INDICATORS_AT_A_TIME = 10
+INDICATORS_AT_A_TIME = 10  # about 25,000 of every area's rows (snapshot): no more CPU than one batch of all
 
 
 def indicator_batches(ids) -> list[list[str]]:
