@@ -1,9 +1,9 @@
 """Giving freed memory back to the system once a step has let go of its working frames.
 
 glibc and Arrow keep what a process frees for reuse, and a frame freed in pieces leaves its memory fragmented, so the
-next step's frames are often placed on fresh pages on top of it. Both the dashboard (long-lived, after each page) and
-the analysis precompute (between its steps: `tracker prepare`'s peak 816 -> 713 MB on the snapshot, measured) give it
-back here."""
+next step's frames are often placed on fresh pages on top of it. Both the dashboard (long-lived: after each page) and
+the analysis precompute (between its steps and the chunks of rows it writes) give it back here; measured figures are
+in bench/RESULTS.md's table of optimisations."""
 
 from __future__ import annotations
 

@@ -60,13 +60,14 @@ def _judged_rows(store: Store) -> pd.DataFrame:
     known_trends = store.memo.get(("trends", "areas"))  # reused from a previous save, or None
     ids = sorted(set(obs["indicator_id"]) | set(lsoa["indicator_id"]) | set(built["indicator_id"]))
     parts, trends = [], []
-    for chunk in indicator_batches(ids):
-        part = obs[obs["indicator_id"].isin(chunk)].assign(method=None, approximate=None)
-        part = with_built(with_built(part, lsoa[lsoa["indicator_id"].isin(chunk)]), built[built["indicator_id"].isin(chunk)])
+    for batch in indicator_batches(ids):
+        part = obs[obs["indicator_id"].isin(batch)].assign(method=None, approximate=None)
+        part = with_built(part, lsoa[lsoa["indicator_id"].isin(batch)])
+        part = with_built(part, built[built["indicator_id"].isin(batch)])
         if known_trends is None:
             trends.append(recent_trends(_with_meta(store, part), SERIES))
         parts.append(_judged(store, part, trends[-1] if known_trends is None else
-                             known_trends[known_trends["indicator_id"].isin(chunk)]))
+                             known_trends[known_trends["indicator_id"].isin(batch)]))
         del part
     if known_trends is None:
         store.derived(("trends", "areas"), lambda: joined(trends))
