@@ -347,6 +347,10 @@ def test_a_dashboard_process_reads_a_places_rows_from_the_saved_table_not_every_
     from_table = _area_answers(snapshot_engine)
     store = get_store(snapshot_engine)
     assert store.rows_saved
+    # memory: the rows read hold each distinct text once, not once per row as the database driver gives it
+    read = place.area_rows(store, [AMBER_VALLEY, DERBYSHIRE, NENC])
+    assert len(read) > 1000
+    assert _one_object_per_value(read, "indicator_id", "period", "comparison_label", "position", "trend", "figure_method")
     # (an ICB pack still reads the 42 ICBs' figures, icb_judged, whole: 45,000 rows)
     every_area = {("judged_rows",), ("icb_rows",), ("area_rows",), ("icb_table",)}
     assert not every_area & store.memo.held()
