@@ -29,3 +29,11 @@ def give_back_freed_memory() -> None:
     pa.default_memory_pool().release_unused()
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
+
+
+def arrow_on_the_system_allocator() -> None:
+    """Arrow's buffers from the system allocator, not its default (mimalloc), which keeps freed buffers for reuse: 44 MB
+    more in a dashboard process once every page had been drawn (measured). Called once, when the dashboard's code is
+    first imported. glibc, for its part, gives each thread that allocates an arena of its own (up to 8 per core), each
+    keeping its freed memory, and Streamlit draws pages in threads: the dashboard's launchers set MALLOC_ARENA_MAX=2."""
+    pa.set_memory_pool(pa.system_memory_pool())

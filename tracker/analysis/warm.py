@@ -58,7 +58,7 @@ def _warm(engine: Engine, say, second_process: bool) -> int | None:
     if elsewhere is None:
         _outcomes(engine, outcomes, say)
     else:
-        step(f"departments behind the {len(outcomes)} headline outcomes, in a second process")
+        say(f"departments behind the {len(outcomes)} headline outcomes, in a second process")  # given back just above
     step("similar areas and peer ICBs")
     from tracker.analysis.inequality import core20
     from tracker.analysis.peers import warm_peers

@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from tracker.config import database_url, setting
-from tracker.memory import give_back_freed_memory
+from tracker.memory import arrow_on_the_system_allocator, give_back_freed_memory
 from tracker.store import get_engine
 
 ENGLAND = "E92000001"
@@ -76,18 +76,9 @@ def _render_slots() -> threading.BoundedSemaphore | None:
 _RENDER_SLOTS = _render_slots()
 
 
-def _arrow_on_the_system_allocator() -> None:
-    """Once per process, when the dashboard's code is first imported: a dashboard process is long-lived, and what a
-    page freed should go back to the system. Arrow's buffers come from the system allocator, not its default
-    (mimalloc), which keeps freed buffers for reuse (44 MB more once every page had been drawn, measured). The launchers
-    (make run, deploy/) also set MALLOC_ARENA_MAX=2: glibc gives each thread its own arena, up to 8 per core, each
-    keeping its freed memory, and Streamlit draws pages in threads; that has to be set before the process starts."""
-    import pyarrow as pa
-
-    pa.set_memory_pool(pa.system_memory_pool())
-
-
-_arrow_on_the_system_allocator()
+# a dashboard process is long-lived: what a page freed goes back to the system (tracker.memory). The launchers (make run,
+# deploy/) also set MALLOC_ARENA_MAX=2, which has to be set before the process starts.
+arrow_on_the_system_allocator()
 BUSY_NOTE = "Other visitors' pages are being drawn; yours starts in a moment."
 
 
