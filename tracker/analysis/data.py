@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, String, and_, cast, func, or_, select
 
+from db.columns import text_column
 from db.models import Area, AreaCodeHistory, AreaLink, Department, Indicator, Observation, Run
 from tracker.analysis import saved
 from tracker.analysis.stats import NOT_COMPARED, SIMILAR, compare, position_words, quintile_labels, rate_ci, wilson_ci
@@ -454,17 +455,10 @@ def indicator_batches(ids) -> list[list[str]]:
 
 
 def joined(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """Frames built a batch of indicators at a time, in one frame with the dtypes one build of every row gives: a
-    text column all missing in some indicators' rows comes out as object there and str in the others (pandas infers
-    str only from a string)."""
+    """Frames built a batch of indicators at a time, in one frame with the dtypes one build of every row gives (their
+    labels are object columns, db.columns.text_column, whether a batch has any or not)."""
     parts = [p for p in parts if len(p)] or parts[:1]  # an empty part's dtypes (object) would count in the concat
-    if len(parts) == 1:
-        return parts[0].reset_index(drop=True)
-    out = pd.concat(parts, ignore_index=True)
-    for c in out.columns:
-        if out[c].dtype == object and any(isinstance(p[c].dtype, pd.StringDtype) for p in parts):
-            out[c] = out[c].astype("str")
-    return out
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
 
 
 def la_rows(store: Store, frame: pd.DataFrame, level: str) -> pd.DataFrame:
@@ -544,8 +538,9 @@ def judge(frame: pd.DataFrame, store: Store, benchmark: pd.Series, group_keys: l
         label[use] = np.where(word[use] == SIMILAR, word[use], word[use].astype(str) + " (95%)")
         basis[use] = np.array([f"published judgement ({p})" for p in publisher[use]], dtype=object)
     comparison[no_test], level[no_test], label[no_test], basis[no_test] = NOT_COMPARED, None, NOT_COMPARED, None
-    out["comparison"], out["comparison_level"], out["comparison_label"] = comparison, level, label
-    out["comparison_basis"] = basis
+    for name, values in (("comparison", comparison), ("comparison_level", level), ("comparison_label", label),
+                         ("comparison_basis", basis)):
+        out[name] = text_column(values, out.index)
     q = quintile_labels(out["value"], [out[k] for k in group_keys])
     out["quintile"] = q.where(q != NOT_COMPARED, None)
     out["position"] = position_words(out["quintile"], polarity)

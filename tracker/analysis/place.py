@@ -91,7 +91,7 @@ def _judged(store: Store, obs: pd.DataFrame, trends: pd.DataFrame) -> pd.DataFra
     frame = judge(frame, store, frame["england_value"], gkeys)
     grouped = frame.groupby(gkeys, sort=False)["value"]
     frame["min_of_type"], frame["max_of_type"] = grouped.transform("min"), grouped.transform("max")
-    frame = frame[~frame.pop("extra")]
+    frame = frame[~frame.pop("extra")].drop(columns="group")
     is_eng = frame["area_code"] == ENGLAND
     frame.loc[is_eng, ["comparison", "comparison_label"]] = NOT_COMPARED
     frame.loc[is_eng, ["comparison_level", "comparison_basis", "quintile", "position"]] = None  # the benchmark itself
@@ -235,10 +235,11 @@ def area_row_chunks(store: Store) -> Iterator[pd.DataFrame]:
     icbs = icbs.rename(columns={"method": "icb_method"})
     icb_index = icbs.set_index(KEYS + ["area_code"])
     icb_of = store.parent("icb")
-    # (of the key and run columns only: a copy of every observation was held while the rows were written)
-    loaded = store.obs[["area_code", *KEYS, "run_id"]].drop_duplicates(["area_code", *KEYS])
-    run_of = loaded.set_index(["area_code", *KEYS])["run_id"]
-    del loaded
+    # the run that loaded each row's own observation (an export's "Loaded on"; none for a figure built here): an area
+    # row carries it from its observation, an ICB figure takes the run of the ICB's published figure
+    published = store.obs.loc[store.obs["area_type"] == "icb", ["area_code", *KEYS, "run_id"]]
+    icb_run = published.drop_duplicates(["area_code", *KEYS]).set_index(["area_code", *KEYS])["run_id"]
+    icbs["run_id"] = _bench(icb_run, icbs, ["area_code", *KEYS])
     codes = sorted(set(rows["area_code"]) | set(icbs["area_code"]))
     for at in range(0, len(codes), AREAS_PER_CHUNK):
         chunk = codes[at:at + AREAS_PER_CHUNK]
@@ -254,8 +255,7 @@ def area_row_chunks(store: Store) -> Iterator[pd.DataFrame]:
         out["figure_method"] = np.where(area_type == "icb", out["icb_method"], np.where(built, method, "published"))
         out["method"] = np.where(area_type == "icb", out["icb_method"], method)  # the row's own, as place_profile shows
         out["approximate"] = out["approximate"].astype(object).where((area_type == "icb") | built, None)
-        # the run that loaded the row's own observation (an export's "Loaded on"); none for a figure built here
-        out["run_id"] = _bench(run_of, out, ["area_code", *KEYS])
+        out["run_id"] = out["run_id"].where(~built)  # a figure built here: no observation of its own
         out["latest"] = out.index.isin(latest_per_series(out, SERIES).index)
         out = out.sort_values(["area_code", "indicator_id", "sex", "period_end"], kind="mergesort")
         yield saved.typed_rows(out).reset_index(drop=True)

@@ -69,7 +69,7 @@ def _frame_bytes(frame: pd.DataFrame) -> bytes:
     try:
         # as pandas' to_parquet writes it (its attrs in the schema's metadata), but converted to Arrow a slice of rows
         # at a time: Arrow's copy of the largest frame (every area's rows) was the peak of a refresh's memory
-        schema = pa.Schema.from_pandas(frame, preserve_index=None)
+        schema = _schema(frame)
         schema = schema.with_metadata({**schema.metadata, b"PANDAS_ATTRS": json.dumps(frame.attrs).encode()})
         with pq.ParquetWriter(buffer, schema, compression="zstd") as writer:
             for at in range(0, max(len(frame), 1), ROWS_PER_SLICE):
@@ -81,6 +81,25 @@ def _frame_bytes(frame: pd.DataFrame) -> bytes:
 
 
 ROWS_PER_SLICE = 50_000
+
+
+def _schema(frame: pd.DataFrame) -> pa.Schema:
+    """frame's Arrow schema, with pandas' metadata, as pa.Schema.from_pandas gives it. Arrow infers an object column's
+    type by converting all of it (for every area's rows, a copy of all their text at once, on top of the slices
+    written): a frame with a plain row index gets it from a one-row stand-in holding each object column's first
+    value, with the index's length set back in the metadata."""
+    if not isinstance(frame.index, pd.RangeIndex) or frame.empty:
+        return pa.Schema.from_pandas(frame, preserve_index=None)
+    head = frame.iloc[:1].copy()
+    for c in head.columns:
+        if head[c].dtype == object:
+            values = frame[c].to_numpy()
+            present = np.flatnonzero(pd.notna(values))
+            head[c] = pd.Series(values[present[:1]] if len(present) else [None], index=head.index, dtype=object)
+    schema = pa.Schema.from_pandas(head, preserve_index=None)
+    pandas_meta = schema.pandas_metadata
+    pandas_meta["index_columns"][0]["stop"] = frame.index.stop
+    return schema.with_metadata({**schema.metadata, b"pandas": json.dumps(pandas_meta).encode()})
 
 
 def _missing(value) -> bool:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from db.columns import text_column
 from tracker.catalog import TREND_VALUE_TYPES
 
 POINTS = 5
@@ -140,7 +141,7 @@ def recent_trends(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         _test(tested, out)
     result = last[keys].reset_index(drop=True)
     for name, values in out.items():
-        result[name] = values
+        result[name] = text_column(values, result.index) if values.dtype == object else values
     return result[cols]
 
 
