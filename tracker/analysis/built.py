@@ -49,7 +49,9 @@ def _children(store: Store) -> pd.DataFrame:
 def _build(store: Store) -> pd.DataFrame:
     ind = store.indicators
     children = _children(store)
-    obs = store.obs[store.obs["value"].notna() & store.obs["area_type"].isin(["ltla", "utla"])]
+    # only the columns the figures are made from: each row is repeated for its county and its region below
+    obs = store.obs.loc[store.obs["value"].notna() & store.obs["area_type"].isin(["ltla", "utla"]),
+                        KEYS + ["area_code", "value", "period_start", "period_end", "run_id"]]
     level = obs["indicator_id"].map(ind["la_level"])
     vt = ind["value_type"]
     parts = []

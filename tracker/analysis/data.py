@@ -228,7 +228,7 @@ def _load(engine: Engine, version: str) -> Store:
         runs = query_frame(conn, select(Run.__table__.c.id, Run.__table__.c.finished_at))
         # dates as ISO text: much faster than date objects, and parsed in one go below
         cols = [cast(o.c[c], String).label(c) if c.startswith("period_") else o.c[c] for c in OBS_COLUMNS]
-        obs = _read_observations(conn, select(*cols, a.c.type.label("area_type"))
+        obs = read_observations(conn, select(*cols, a.c.type.label("area_type"))
                                  .join(a, a.c.code == o.c.area_code)
                                  .where(and_(a.c.type != "lsoa", o.c.category_type == "")))
     indicators = indicators.set_index("id", drop=False).sort_index()
@@ -325,7 +325,7 @@ OBS_NUMBERS = ("value", "lci95", "uci95", "lci998", "uci998", "count", "denomina
 OBS_ROWS_AT_ONCE = 50_000
 
 
-def _read_observations(conn, query) -> pd.DataFrame:
+def read_observations(conn, query) -> pd.DataFrame:
     """The observations as typed columns, read OBS_ROWS_AT_ONCE rows at a time: every row as a Python tuple at once
     (650k rows) was most of a prepare's memory before its analysis, and text went through Arrow strings and back."""
     result = conn.execution_options(yield_per=OBS_ROWS_AT_ONCE).execute(query)
@@ -342,7 +342,8 @@ def _read_observations(conn, query) -> pd.DataFrame:
     # text as numpy objects, not Arrow strings: the analysis filters and merges those much faster
     obs = pd.DataFrame({k: pd.Series(_one_object_per_value(v) if v.dtype == object else v, dtype=v.dtype)
                         for k, v in columns.items()}, columns=keys)
-    obs["run_id"] = pd.to_numeric(obs["run_id"])
+    if "run_id" in obs:
+        obs["run_id"] = pd.to_numeric(obs["run_id"])
     for c in ("period_start", "period_end"):
         obs[c] = pd.to_datetime(obs[c].astype("string").str.slice(0, 10), format="%Y-%m-%d")
     return obs

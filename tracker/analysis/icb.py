@@ -26,7 +26,7 @@ from sqlalchemy import String, and_, cast, select
 
 from db.models import AreaLink, Observation
 from tracker.analysis.data import (ENGLAND, POPULATION_NOTE, Store, get_store, indicator_batches, joined, judge,
-                                   query_frame)
+                                   query_frame, read_observations)
 from tracker.analysis.stats import rate_ci, wilson_ci
 from tracker.catalog import catalog_fields
 from tracker.config import GEOGRAPHY_DIR
@@ -299,19 +299,15 @@ def _lsoa_rows(store: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
         o, lk = Observation.__table__, AreaLink.__table__
         ids = sorted({src for src, _ in LSOA_BUILT.values()})
         with store.engine.connect() as conn:
-            # dates as ISO text, and the frame built from columns (data.query_frame): a third of the time of a frame of
-            # Row objects with date values, for the ~300,000 LSOA rows
-            obs = query_frame(conn, select(o.c.indicator_id.label("source_id"), o.c.area_code.label("lsoa"), o.c.period,
+            # dates as ISO text, read a slice at a time into typed columns (data.read_observations): every row as
+            # Python objects at once was the highest point of a refresh's memory
+            obs = read_observations(conn, select(o.c.indicator_id.label("source_id"), o.c.area_code.label("lsoa"), o.c.period,
                                       cast(o.c.period_start, String).label("period_start"),
                                       cast(o.c.period_end, String).label("period_end"),
                                       o.c.sex, o.c.value, o.c.count, o.c.denominator).where(and_(
                 o.c.indicator_id.in_(ids), o.c.category_type == "", o.c.area_code.like("E01%"))))
             links = query_frame(conn, select(lk.c.child_code.label("lsoa"), lk.c.parent_code, lk.c.parent_type)
                                 .where(and_(lk.c.parent_type.in_(["ltla", "icb"]), lk.c.child_code.like("E01%"))))
-        for c in ("value", "count", "denominator"):
-            obs[c] = pd.to_numeric(obs[c], errors="coerce").astype(float)
-        for c in ("period_start", "period_end"):
-            obs[c] = pd.to_datetime(obs[c].astype("string").str.slice(0, 10), format="%Y-%m-%d")
         obs = obs[obs["period_end"] == obs.groupby("source_id")["period_end"].transform("max")]
         return obs, links
     return store.derived(("lsoa_rows",), build)
