@@ -224,7 +224,7 @@ def area_rows_frame(store: Store) -> pd.DataFrame:
     return store.derived(("area_rows",), lambda: pd.concat(list(area_row_chunks(store)), ignore_index=True))
 
 
-AREAS_PER_CHUNK = 40  # about 35,000 rows: the whole table is never built at once when it is saved
+AREAS_PER_CHUNK = 20  # about 20,000 rows (40 areas: their working copies peaked 40 MB higher): never the whole table at once
 
 
 def area_row_chunks(store: Store) -> Iterator[pd.DataFrame]:
