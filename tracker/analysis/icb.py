@@ -301,10 +301,10 @@ def _lsoa_rows(store: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
         with store.engine.connect() as conn:
             # dates as ISO text, read a slice at a time into typed columns (data.read_observations): every row as
             # Python objects at once was the highest point of a refresh's memory
-            obs = read_observations(conn, select(o.c.indicator_id.label("source_id"), o.c.area_code.label("lsoa"), o.c.period,
-                                      cast(o.c.period_start, String).label("period_start"),
-                                      cast(o.c.period_end, String).label("period_end"),
-                                      o.c.sex, o.c.value, o.c.count, o.c.denominator).where(and_(
+            obs = read_observations(conn, select(
+                o.c.indicator_id.label("source_id"), o.c.area_code.label("lsoa"), o.c.period,
+                cast(o.c.period_start, String).label("period_start"), cast(o.c.period_end, String).label("period_end"),
+                o.c.sex, o.c.value, o.c.count, o.c.denominator).where(and_(
                 o.c.indicator_id.in_(ids), o.c.category_type == "", o.c.area_code.like("E01%"))))
             links = query_frame(conn, select(lk.c.child_code.label("lsoa"), lk.c.parent_code, lk.c.parent_type)
                                 .where(and_(lk.c.parent_type.in_(["ltla", "icb"]), lk.c.child_code.like("E01%"))))

@@ -224,7 +224,8 @@ def area_rows_frame(store: Store) -> pd.DataFrame:
     return store.derived(("area_rows",), lambda: pd.concat(list(area_row_chunks(store)), ignore_index=True))
 
 
-AREAS_PER_CHUNK = 20  # about 20,000 rows (40 areas: their working copies peaked 40 MB higher): never the whole table at once
+# about 20,000 rows: never the whole table at once (40 areas' working copies peaked 40 MB higher)
+AREAS_PER_CHUNK = 20
 
 
 def area_row_chunks(store: Store) -> Iterator[pd.DataFrame]:
