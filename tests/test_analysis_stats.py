@@ -10,8 +10,8 @@ from scipy import stats
 
 from pipelines.fingertips import read_fingertips_csv
 from tracker.analysis.stats import (
-    bh_adjust, byar_ci, compare, exact_poisson_ci, position_words, quintile_labels, rate_ci, spearman_ci,
-    weighted_rank_correlation, wilson_ci, worst_quintile,
+    bh_adjust, byar_ci, compare, exact_poisson_ci, mean_ci, position_words, quintile_labels, rate_ci, spearman,
+    spearman_ci, weighted_rank_correlation, wilson_ci, worst_quintile, z_value,
 )
 from tracker.config import SNAPSHOT_DIR
 
@@ -167,3 +167,53 @@ def test_position_words_name_the_fifth_by_polarity():
         "Best fifth", "Worst fifth", "Middle fifth", None, "Second-best fifth"]
     assert position_words(quintile, pd.Series(["no_judgement"] * 5)).tolist() == [
         "Highest fifth", "Lowest fifth", "Middle fifth", None, "Second-highest fifth"]
+
+
+def test_the_distributions_from_scipy_special_give_exactly_what_scipy_stats_gives():
+    # the tracker calls the scipy.special functions scipy.stats calls (importing scipy.stats took 45 MB more of every
+    # process computing the analysis): every limit and test must be the same number, to the last bit
+    for confidence in (0.95, 0.998, 99.8):
+        c = confidence / 100 if confidence > 1 else confidence
+        assert z_value(confidence) == float(stats.norm.ppf(1 - (1 - c) / 2))
+    counts = np.array([0, 1, 2, 3, 5, 9, 9.5, 10, 37, 1_000, 1e6, -1, np.nan])
+    alpha = 1 - 0.95
+    with np.errstate(invalid="ignore"):
+        lower = np.where(counts == 0, 0.0, stats.chi2.ppf(alpha / 2, 2 * counts) / 2)
+        upper = stats.chi2.ppf(1 - alpha / 2, 2 * counts + 2) / 2
+    got = exact_poisson_ci(counts, 0.95)
+    valid = counts >= 0
+    assert np.array_equal(got[0][valid], lower[valid]) and np.array_equal(got[1][valid], upper[valid])
+    assert np.isnan(got[0][~valid]).all() and np.isnan(got[1][~valid]).all()
+
+    rng = np.random.default_rng(7)
+    values = rng.normal(size=80)
+    values[::9] = np.nan
+    groups = rng.choice(["a", "b", "c", "d"], size=80).astype(object)
+    groups[1] = "one value"  # no limits from a single value
+    means = mean_ci(values, groups, 0.95)
+    n = means["value_count"].to_numpy(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = np.abs(stats.t.ppf((1 - 0.95) / 2, n - 1)) * means["stdev"].to_numpy() / np.sqrt(n)
+    assert np.array_equal(means["upper"].to_numpy(), means["value"].to_numpy() + half, equal_nan=True)
+    assert np.isnan(means.at["one value", "lower"])
+
+    for i in range(200):  # with ties (rounded values) and without
+        size = int(rng.integers(4, 400))
+        x = rng.normal(size=size)
+        y = x * rng.uniform(-1, 1) + rng.normal(size=size)
+        if i % 2:
+            x, y = np.round(x), np.round(y, 1)
+        expected = stats.spearmanr(x, y)
+        assert spearman(x, y) == (float(expected.statistic), float(expected.pvalue), size)
+
+
+def test_computing_the_statistics_does_not_import_scipy_stats():
+    # what keeps the refresh worker and the analysis' second process 45 MB smaller (see the test above)
+    import subprocess
+    import sys
+
+    code = ("import sys; from tracker.analysis import stats as s; s.wilson_ci(3, 10); s.rate_ci([3, 30], 1000); "
+            "s.mean_ci([1.0, 2.0, 4.0]); s.spearman([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]); "
+            "print('scipy.stats' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

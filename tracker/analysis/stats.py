@@ -2,7 +2,11 @@
 Fingertips method), quintiles, and the association statistics used for the department ranking.
 
 All functions are vectorised: they accept scalars, numpy arrays or pandas Series and return the same shape
-(a Series keeps its index). docs/methods.md explains each method in plain English."""
+(a Series keeps its index). docs/methods.md explains each method in plain English.
+
+The distributions come from scipy.special, the functions scipy.stats calls for these ones (ndtri for the normal,
+gammaincinv for the chi-squared, stdtrit and stdtr for Student's t): the same numbers, and importing scipy.stats took
+about 45 MB more of every process that computes the analysis (tests/test_analysis_stats.py checks they agree)."""
 
 from __future__ import annotations
 
@@ -29,9 +33,9 @@ def confidence_fraction(confidence: float) -> float:
 
 def z_value(confidence: float) -> float:
     """The 100(1 - alpha/2)th percentile of the standard normal distribution (1.959964 for 95%)."""
-    from scipy import stats  # imported when first needed: it adds most of a second to a new process's start
+    from scipy import special  # imported when first needed: the dashboard's processes rarely need it
 
-    return float(stats.norm.ppf(1 - (1 - confidence_fraction(confidence)) / 2))
+    return float(special.ndtri(1 - (1 - confidence_fraction(confidence)) / 2))
 
 
 def _arrays(*values):
@@ -77,11 +81,12 @@ def exact_poisson_ci(count, confidence: float = 0.95):
     """Exact Poisson limits of a count through the chi-squared distribution. Returns (lower, upper)."""
     x, = _arrays(count)
     alpha = 1 - confidence_fraction(confidence)
-    from scipy import stats
+    from scipy import special
 
+    # the chi-squared quantile with 2k degrees of freedom, halved, is gammaincinv(k, p)
     with np.errstate(invalid="ignore"):
-        lower = np.where(x == 0, 0.0, stats.chi2.ppf(alpha / 2, 2 * x) / 2)
-        upper = stats.chi2.ppf(1 - alpha / 2, 2 * x + 2) / 2
+        lower = np.where(x == 0, 0.0, special.gammaincinv(np.where(x > 0, x, np.nan), alpha / 2))
+        upper = special.gammaincinv(np.where(x >= 0, x + 1, np.nan), 1 - alpha / 2)
     bad = ~(x >= 0)
     return _shape_like(np.where(bad, np.nan, lower), count), _shape_like(np.where(bad, np.nan, upper), count)
 
@@ -148,14 +153,15 @@ def mean_ci(values, groups=None, confidence: float = 0.95) -> pd.DataFrame:
     """Means with Student's t confidence limits (PHEindicatormethods' `phe_mean`): mean -/+ t(n - 1) x sd / sqrt(n),
     sd the sample standard deviation. Missing values are left out. Returns a DataFrame indexed by group with columns
     value_sum, value_count, stdev, value, lower, upper (limits NaN with fewer than two values)."""
-    from scipy import stats
+    from scipy import special
 
     frame = pd.DataFrame({"v": np.asarray(values, float)})
     frame["g"] = "all" if groups is None else np.asarray(groups, dtype=object)
     g = frame.dropna(subset=["v"]).groupby("g", sort=False)["v"].agg(["sum", "count", "std", "mean"])
     n = g["count"].to_numpy(float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        half = np.abs(stats.t.ppf((1 - confidence_fraction(confidence)) / 2, n - 1)) * g["std"].to_numpy() / np.sqrt(n)
+        t = special.stdtrit(np.where(n > 1, n - 1, np.nan), (1 - confidence_fraction(confidence)) / 2)
+        half = np.abs(t) * g["std"].to_numpy() / np.sqrt(n)
     return pd.DataFrame({"value_sum": g["sum"].to_numpy(), "value_count": g["count"].to_numpy(),
                          "stdev": g["std"].to_numpy(), "value": g["mean"].to_numpy(),
                          "lower": g["mean"].to_numpy() - half, "upper": g["mean"].to_numpy() + half},
@@ -279,10 +285,14 @@ def spearman(x, y) -> tuple[float, float, int]:
     n = int(ok.sum())
     if n < 4 or np.unique(x[ok]).size < 2 or np.unique(y[ok]).size < 2:
         return np.nan, np.nan, n
-    from scipy import stats
+    from scipy import special
 
-    res = stats.spearmanr(x[ok], y[ok])
-    return float(res.statistic), float(res.pvalue), n
+    # as scipy.stats.spearmanr computes it: Pearson's r of the average ranks, tested by Student's t on n - 2
+    ranks = np.column_stack([pd.Series(x[ok]).rank().to_numpy(), pd.Series(y[ok]).rank().to_numpy()])
+    rho = np.corrcoef(ranks, rowvar=False)[1, 0]
+    with np.errstate(divide="ignore"):
+        t = rho * np.sqrt(max((n - 2) / ((rho + 1.0) * (1.0 - rho)), 0))
+    return float(rho), float(2 * special.stdtr(n - 2, -abs(t))), n
 
 
 def weighted_rank_correlation(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
