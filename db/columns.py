@@ -23,4 +23,4 @@ def text_column(values, index) -> pd.Series:
     """Text as an object column: one Python object per distinct value, None where missing. Assigned as an array of
     texts, pandas makes a column of its Arrow-backed str, a copy of the text in every row: for the analysis' labels
     (a comparison, a trend, how it was tested) that was a third of every area's rows' memory."""
-    return pd.Series(per_distinct(values, list), index=index, dtype=object)
+    return pd.Series(per_distinct(values, lambda distinct: distinct.tolist()), index=index, dtype=object)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, String, and_, cast, func, or_, select
 
-from db.columns import text_column
+from db.columns import per_distinct, text_column
 from db.models import Area, AreaCodeHistory, AreaLink, Department, Indicator, Observation, Run
 from tracker.analysis import saved
 from tracker.analysis.stats import NOT_COMPARED, SIMILAR, compare, position_words, quintile_labels, rate_ci, wilson_ci
@@ -312,16 +312,12 @@ def _observations_when_used(engine: Engine, version: str, read_saved):
 
 
 def _one_object_per_value(values: np.ndarray) -> np.ndarray:
-    """The object array with equal values as one Python object (missing values left as they are): 300k rows hold a
-    few hundred distinct codes and labels, and a string per row took most of the Store's memory (as saved.py reads).
-    Each distinct text is a new object, not one the database driver made for some row: those few hundred, scattered
-    among the rows' freed objects, kept 60 MB of the interpreter's otherwise empty memory arenas from being freed."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    present = codes >= 0
-    out = values.copy()
-    distinct = [u.encode().decode() if isinstance(u, str) else u for u in uniques]  # .encode().decode(): a new str
-    out[present] = np.asarray(distinct, dtype=object)[codes[present]]
-    return out
+    """The object array with equal values as one Python object, None where missing: 300k rows hold a few hundred
+    distinct codes and labels, and a string per row took most of the Store's memory (as saved.py reads). Each distinct
+    text is a new object, not one the database driver made for some row: those few hundred, scattered among the rows'
+    freed objects, kept 60 MB of the interpreter's otherwise empty memory arenas from being freed."""
+    return per_distinct(values, lambda distinct: [v.encode().decode() if isinstance(v, str) else v  # a new str
+                                                  for v in distinct.tolist()])
 
 
 OBS_NUMBERS = ("value", "lci95", "uci95", "lci998", "uci998", "count", "denominator")

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Boolean, Date, Engine, Float, Integer, String, cast, delete, insert, select, tuple_
 
-from db.columns import per_distinct
+from db.columns import text_column
 from db.models import AnalysisPart, AnalysisRow, AnalysisSave, Meta, Run
 from tracker.memory import give_back_freed_memory
 
@@ -404,7 +404,7 @@ def typed_rows(frame: pd.DataFrame, columns=None) -> pd.DataFrame:
             values = values.astype(object).where(values.notna(), None)
             values = values.map(lambda v: None if v is None else bool(v)).astype(object)
         else:  # text: one Python object per distinct value, not per row (a few MB instead of tens per 40 areas)
-            values = pd.Series(per_distinct(values, pd.Index.tolist), index=values.index, dtype=object)
+            values = text_column(values, values.index)
         # a Series of its own dtype: built from a bare array, text would be inferred as pandas' str only when some is
         # present, so a slice could differ from the whole
         out[c.name] = pd.Series(values.to_numpy(), index=frame.index, dtype=values.dtype)
