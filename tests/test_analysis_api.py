@@ -416,3 +416,57 @@ def test_every_areas_rows_hold_each_label_once_not_once_per_row(engine):
         assert rows[column].dtype == object, column
         present = rows[column].dropna()
         assert present.nunique() > 1 and len({id(v) for v in present}) < len(present) / 1000, column
+
+
+def test_the_precompute_holds_every_areas_rows_encoded_and_writes_them_a_few_thousand_at_a_time(engine):
+    """While it computes the rest and saves, the precompute holds every area's rows (300,000 on the snapshot) encoded
+    a batch of indicators per part, not as frames: a few indicators' rows decode only their batch, and the rows it
+    writes come a batch of indicators and some areas at a time, every row once."""
+    from tracker.analysis import data, place, saved
+
+    store = data._load(engine, data.data_version(engine))
+    place.build_judged_rows(store)
+    held = store.memo[("judged_rows",)]
+    assert isinstance(held, saved.Encoded)
+    ids = sorted(store.indicators.index[store.indicators["headline_outcome"].astype(bool)])[:2]
+    some = place.judged_rows_of(store, ids)
+    assert isinstance(store.memo[("judged_rows",)], saved.Encoded)  # still not decoded whole
+    chunks = list(place.area_row_chunks(store))
+    assert isinstance(store.memo[("judged_rows",)], saved.Encoded)
+    every = place.judged_rows(store)  # decoded when asked for whole
+    pd.testing.assert_frame_equal(some, every[every["indicator_id"].isin(ids)].reset_index(drop=True), check_exact=True)
+    assert sum(len(c) for c in chunks) == len(every) + len(place.icb_rows(store))
+    assert max(len(c) for c in chunks) < 25_000 < len(every) / 10
+
+
+def test_every_tracker_process_gives_freed_working_columns_back_to_the_system():
+    """Arrow's buffers come from the system allocator (Arrow's own keeps what it freed), and glibc maps each block of
+    1 MiB or more apart, however large the blocks freed before (its default raises that threshold with each one, so
+    the next columns of a few hundred thousand rows came from a heap that fragmented): in a new process, once the
+    tracker is imported."""
+    import subprocess
+    import sys
+
+    probe = """
+import ctypes, sys
+import numpy as np
+if sys.argv[1] == "tracker":
+    import tracker
+import pyarrow as pa
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                                              "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = Info
+block = np.ones(8 << 20, np.uint8)
+del block  # glibc's default: blocks under 8 MiB now come from the heap
+before = libc.mallinfo2().hblks
+column = np.ones(2 << 20, np.uint8)
+print(pa.default_memory_pool().backend_name, libc.mallinfo2().hblks - before)
+"""
+    def run(imports: str) -> list[str]:
+        return subprocess.run([sys.executable, "-c", probe, imports], capture_output=True, text=True,
+                              check=True).stdout.split()
+
+    assert run("tracker") == ["system", "1"]  # the 2 MiB column has a mapping of its own
+    assert run("nothing")[1] == "0"  # the check itself tells the difference

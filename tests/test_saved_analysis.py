@@ -207,6 +207,60 @@ def test_a_saved_frame_has_the_schema_arrow_infers_from_all_of_it():
     pd.testing.assert_frame_equal(back, frame, check_exact=True)
 
 
+def test_a_frame_held_encoded_by_batches_gives_back_the_frame_and_each_batch_alone():
+    # the precompute holds every area's rows encoded, a batch of indicators per part: decoded whole it is exactly the
+    # frames joined (None and NaN where each was, each distinct text one object); a few indicators' rows decode only
+    # their own batch; saved as it is, a save reads it back the same
+    import numpy as np
+    import pandas as pd
+
+    def batch(ids, notes):
+        index = pd.RangeIndex(5, 5 + len(notes))  # as a batch comes out of its build: not from 0
+        return pd.DataFrame({"indicator_id": [i for i in ids for _ in range(2)],
+                             "note": pd.Series(notes, dtype=object, index=index),
+                             "value": np.arange(len(notes), dtype=float)}, index=index)
+
+    frames = [(["a", "b"], batch(["a", "b"], ["x", None, np.nan, "x"])), (["c"], batch(["c"], ["x", "y"])),
+              (["d"], batch(["d"], [None, "y"]))]
+    encoded = saved.Encoded.batches(iter(frames))  # encoded as each batch comes
+    whole = encoded.decode()
+    expected = saved.joined([frame for _ids, frame in frames])
+    pd.testing.assert_frame_equal(whole, expected, check_exact=True)
+    assert [type(v).__name__ for v in whole["note"]] == ["str", "NoneType", "float", "str", "str", "str", "NoneType",
+                                                          "str"]
+    assert len({id(v) for v in whole["note"] if isinstance(v, str)}) == 2  # "x" and "y", across the parts
+
+    encoded.parts[0] = encoded.parts[2] = b"not read"  # only the batch holding "c" may be decoded
+    pd.testing.assert_frame_equal(encoded.rows_of(["c"]), expected[expected["indicator_id"] == "c"].reset_index(drop=True),
+                                  check_exact=True)
+
+    parts: list[bytes] = []
+    node = saved.encode({"rows": saved.Encoded.batches(frames)}, parts)
+    back = saved.decode(node, dict(enumerate(parts, start=1)))
+    pd.testing.assert_frame_equal(back["rows"], expected, check_exact=True)
+
+
+def test_a_saves_rows_come_back_by_area_in_the_analysis_order(snapshot_db_file, fresh_process):
+    # the save writes every area's rows a batch of indicators at a time; read for several areas they come back area by
+    # area, each area's in the analysis' order, exactly as the process that computed them holds them
+    import pandas as pd
+
+    from tracker.analysis import place
+
+    engine = __import__("db.engine", fromlist=["make_engine"]).make_engine(f"sqlite:///{snapshot_db_file}")
+    codes = ["E92000001", "E54000050", "E12000001", "E10000007", "E07000032"]
+    store = data.get_store(engine)
+    assert store.rows_saved
+    from_table = place.area_rows(store, codes)
+    assert list(dict.fromkeys(from_table["area_code"])) == sorted(codes)
+    for _code, rows in from_table.groupby("area_code"):
+        key = rows[["indicator_id", "sex", "period_end"]].apply(tuple, axis=1).tolist()
+        assert key == sorted(key)
+    store.rows_saved = False  # as the computing process holds them before they are saved
+    pd.testing.assert_frame_equal(place.area_rows(store, codes), from_table, check_exact=True)
+    engine.dispose()
+
+
 def test_prepare_after_an_upgrade_saves_the_new_versions_analysis_before_the_dashboard_starts(
         initialised_engine, fresh_process, monkeypatch):
     """With every source loaded, `tracker prepare` (make run's first step) loads nothing; but a new version of the

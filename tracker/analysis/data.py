@@ -107,13 +107,38 @@ class Store:
     rows_saved: bool = False  # its area rows are in the analysis_row table (read in slices, not held)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
-    def derived(self, key, build):
+    def held(self, key, build):
+        """The memoised value as it is held (maybe saved.Encoded), built first if it is not there."""
         with self.lock:
             try:
                 return self.memo[key]  # computed, or read from the save (tracker.analysis.saved.SavedMemo)
             except KeyError:
                 value = self.memo[key] = build()
                 return value
+
+    def derived(self, key, build):
+        with self.lock:
+            value = self.held(key, build)
+            if isinstance(value, saved.Encoded):  # held encoded until used again (tracker.analysis.warm)
+                value = self.memo[key] = value.decode()
+            return value
+
+    def rows_of(self, key, build, indicator_ids) -> pd.DataFrame:
+        """The rows of these indicators of a memoised frame with an indicator_id column (derived's key and build). A
+        frame held encoded a batch of indicators per part stays encoded: only the batches holding them are decoded."""
+        value = self.held(key, build)
+        if isinstance(value, saved.Encoded):
+            return value.rows_of(indicator_ids)
+        return value[value["indicator_id"].isin(list(indicator_ids))].reset_index(drop=True)
+
+    def seal(self, keys) -> None:
+        """Hold these memoised values encoded (saved.Encoded) until they are used again: what the precompute has
+        finished with but saves (derived() decodes them if anything asks for them again)."""
+        with self.lock:
+            for key in keys:
+                value = self.memo.get(key)
+                if value is not None and not isinstance(value, saved.Encoded):
+                    self.memo[key] = saved.Encoded.of(value)
 
     def holds_observations(self) -> bool:
         """Whether obs is in memory (a Store read from a save reads it only when first used)."""
@@ -336,11 +361,16 @@ def read_observations(conn, query) -> pd.DataFrame:
                 pieces[key].append(np.array(values, dtype=float))  # None becomes NaN
             else:  # equal texts one object within the slice (memory); across slices below
                 pieces[key].append(_one_object_per_value(np.array(values, dtype=object)))
-    columns = {k: np.concatenate(v) if v else np.empty(0, dtype=float if k in OBS_NUMBERS else object)
-               for k, v in pieces.items()}
-    # text as numpy objects, not Arrow strings: the analysis filters and merges those much faster
-    obs = pd.DataFrame({k: pd.Series(_one_object_per_value(v) if v.dtype == object else v, dtype=v.dtype)
-                        for k, v in columns.items()}, columns=keys)
+    # a column at a time, each slice let go of once joined: the slices, the columns and the frame were all held at once
+    columns = {}
+    for k in keys:
+        v = pieces.pop(k)
+        columns[k] = np.concatenate(v) if v else np.empty(0, dtype=float if k in OBS_NUMBERS else object)
+        if columns[k].dtype == object:  # text as numpy objects, not Arrow strings: filtered and merged much faster
+            columns[k] = pd.Series(_one_object_per_value(columns[k]), dtype=object)
+        del v
+    obs = pd.DataFrame(columns, columns=keys)
+    del columns
     if "run_id" in obs:
         obs["run_id"] = pd.to_numeric(obs["run_id"])
     for c in ("period_start", "period_end"):
@@ -452,13 +482,6 @@ def indicator_batches(ids) -> list[list[str]]:
     copies needed hundreds of MB more than the Store itself (the snapshot)."""
     ids = sorted(ids)
     return [ids[at:at + INDICATORS_AT_A_TIME] for at in range(0, len(ids), INDICATORS_AT_A_TIME)]
-
-
-def joined(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """Frames built a batch of indicators at a time, in one frame with the dtypes one build of every row gives (their
-    labels are object columns, db.columns.text_column, whether a batch has any or not)."""
-    parts = [p for p in parts if len(p)] or parts[:1]  # an empty part's dtypes (object) would count in the concat
-    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
 
 
 def la_rows(store: Store, frame: pd.DataFrame, level: str) -> pd.DataFrame:

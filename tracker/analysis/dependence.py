@@ -349,7 +349,7 @@ def department_places(engine, department_slug: str, area_codes) -> pd.DataFrame:
 
 
 def _place_evidence(store: Store, outcome_id: str, out_sex: str) -> pd.DataFrame:
-    from tracker.analysis.place import icb_rows, judged_rows
+    from tracker.analysis.place import icb_rows, judged_rows_of
 
     table = associations_for(store, outcome_id, out_sex)
     sup = table[table["supports"]][["indicator_id", "sex", "aligned_rho", "q_value"]]
@@ -358,7 +358,8 @@ def _place_evidence(store: Store, outcome_id: str, out_sex: str) -> pd.DataFrame
     keys = ["indicator_id", "period", "sex"]
     cols = ["indicator_id", "sex", "area_code", "period", "value", "england_value", "england_from", "comparison_label",
             "position", "sd", "gap"]
-    every = judged_rows(store).merge(sup[["indicator_id", "sex"]], on=["indicator_id", "sex"])
+    every = judged_rows_of(store, sup["indicator_id"].unique()).merge(sup[["indicator_id", "sex"]],
+                                                                      on=["indicator_id", "sex"])
     every = every[every["value"].notna()]
     level = every["indicator_id"].map(ind["la_level"])
     # the yardstick: the standard deviation of local-authority values at the indicator's own level, in each period

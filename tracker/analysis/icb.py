@@ -25,7 +25,8 @@ import pandas as pd
 from sqlalchemy import String, and_, cast, select
 
 from db.models import AreaLink, Observation
-from tracker.analysis.data import (ENGLAND, POPULATION_NOTE, Store, get_store, indicator_batches, joined, judge,
+from tracker.analysis import saved
+from tracker.analysis.data import (ENGLAND, POPULATION_NOTE, Store, get_store, indicator_batches, judge,
                                    query_frame, read_observations)
 from tracker.analysis.stats import rate_ci, wilson_ci
 from tracker.catalog import catalog_fields
@@ -69,10 +70,10 @@ def _build(store: Store) -> pd.DataFrame:
     counted = lsoa_built(store, "icb").rename(columns={"area_code": "icb_code"})
     obs = store.obs
     ids = set(obs["indicator_id"]) | set(counted["indicator_id"] if not counted.empty else [])
-    return joined([_build_batch(store, obs[obs["indicator_id"].isin(batch)],
-                                counted[counted["indicator_id"].isin(batch)] if not counted.empty else counted,
-                                icb_links, per_icb)
-                   for batch in indicator_batches(ids)])
+    return saved.joined([_build_batch(store, obs[obs["indicator_id"].isin(batch)],
+                                      counted[counted["indicator_id"].isin(batch)] if not counted.empty else counted,
+                                      icb_links, per_icb)
+                         for batch in indicator_batches(ids)])
 
 
 def _build_batch(store: Store, obs: pd.DataFrame, counted: pd.DataFrame, icb_links: pd.DataFrame,

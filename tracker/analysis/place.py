@@ -12,7 +12,7 @@ import pandas as pd
 from tracker.analysis.built import built_rows
 from tracker.analysis import saved
 from tracker.analysis.data import (CODE_DIGEST, ENGLAND, POPULATION_NOTE, Store, get_store, headline_sex,
-                                   indicator_batches, joined, judge, la_rows)
+                                   indicator_batches, judge, la_rows)
 from tracker.analysis.icb import icb_judged, icb_table, latest_per_series, lsoa_built
 from tracker.analysis.stats import NOT_COMPARED, WORSE
 from tracker.analysis.trends import recent_trends
@@ -43,35 +43,53 @@ def _trends(store: Store, frame: pd.DataFrame, series: list[str], key: str) -> p
     return store.derived(("trends", key), lambda: recent_trends(_with_meta(store, frame), series))
 
 
+JUDGED = ("judged_rows",)
+
+
 def judged_rows(store: Store) -> pd.DataFrame:
     """Every observation of England, regions and local authorities with: england_value,
     comparison (vs England), quintile group, min/max of areas of the same type, recent trend and red-red flag.
     Memoised per data version."""
-    return store.derived(("judged_rows",), lambda: _judged_rows(store))
+    return store.derived(JUDGED, lambda: _judged_rows(store))
 
 
-def _judged_rows(store: Store) -> pd.DataFrame:
-    """judged_rows, built a batch of indicators at a time (indicator_batches): the same rows and order as one build
-    (judging every area's rows at once peaked about 200 MB higher on the snapshot)."""
+def judged_rows_of(store: Store, indicator_ids) -> pd.DataFrame:
+    """judged_rows of these indicators alone (while the rows are held encoded, only their batches are decoded)."""
+    return store.rows_of(JUDGED, lambda: _judged_rows(store), indicator_ids)
+
+
+def build_judged_rows(store: Store) -> None:
+    """Build judged_rows and hold it encoded, a batch of indicators per part (the precompute: the rows are about
+    85 MB as frames on the snapshot, and it reads them a batch at a time)."""
+    store.held(JUDGED, lambda: _judged_rows(store))
+
+
+def _judged_rows(store: Store) -> saved.Encoded:
+    """judged_rows, built a batch of indicators at a time (indicator_batches) and encoded as each batch is built: the
+    same rows and order as one build (judging every area's rows at once peaked about 200 MB higher on the snapshot,
+    and holding the batches as frames, then joining them, about 170 MB)."""
     obs = store.obs[store.obs["area_type"] != "icb"]  # ICB figures: icb_rows
     # counties and regions the source does not publish: measures built from LSOAs counted over their LSOAs, the
     # others built from their local authorities (method says how)
     lsoa, built = _lsoa_built_rows(store), built_rows(store)
     known_trends = store.memo.get(("trends", "areas"))  # reused from a previous save, or None
     ids = sorted(set(obs["indicator_id"]) | set(lsoa["indicator_id"]) | set(built["indicator_id"]))
-    parts, trends = [], []
-    for batch in indicator_batches(ids):
-        part = obs[obs["indicator_id"].isin(batch)].assign(method=None, approximate=None)
-        part = with_built(part, lsoa[lsoa["indicator_id"].isin(batch)])
-        part = with_built(part, built[built["indicator_id"].isin(batch)])
-        if known_trends is None:
-            trends.append(recent_trends(_with_meta(store, part), SERIES))
-        parts.append(_judged(store, part, trends[-1] if known_trends is None else
-                             known_trends[known_trends["indicator_id"].isin(batch)]))
-        del part
+    trends = []
+
+    def batches():
+        for batch in indicator_batches(ids):
+            part = obs[obs["indicator_id"].isin(batch)].assign(method=None, approximate=None)
+            part = with_built(part, lsoa[lsoa["indicator_id"].isin(batch)])
+            part = with_built(part, built[built["indicator_id"].isin(batch)])
+            if known_trends is None:
+                trends.append(recent_trends(_with_meta(store, part), SERIES))
+            yield batch, _judged(store, part, trends[-1] if known_trends is None else
+                                 known_trends[known_trends["indicator_id"].isin(batch)])
+
+    rows = saved.Encoded.batches(batches())
     if known_trends is None:
-        store.derived(("trends", "areas"), lambda: joined(trends))
-    return joined(parts)
+        store.derived(("trends", "areas"), lambda: saved.joined(trends))
+    return rows
 
 
 def _judged(store: Store, obs: pd.DataFrame, trends: pd.DataFrame) -> pd.DataFrame:
@@ -221,19 +239,22 @@ def _with_area_facts(store: Store, rows: pd.DataFrame) -> pd.DataFrame:
 
 def area_rows_frame(store: Store) -> pd.DataFrame:
     """Every area's rows (area_row_chunks) in one frame, memoised: what area_rows reads while the rows are not saved."""
-    return store.derived(("area_rows",), lambda: pd.concat(list(area_row_chunks(store)), ignore_index=True))
+    # by area, each area's rows in their order: as the table gives them (saved.read_rows)
+    return store.derived(("area_rows",), lambda: pd.concat(list(area_row_chunks(store)), ignore_index=True)
+                         .sort_values("area_code", kind="mergesort", ignore_index=True))
 
 
-# about 20,000 rows: never the whole table at once (40 areas' working copies peaked 40 MB higher)
-AREAS_PER_CHUNK = 20
+# a batch of indicators' rows is written about 150 areas at a time (about 10,000 rows): the working copies of a whole
+# batch's rows (up to 40,000) peaked about 35 MB higher
+AREAS_PER_CHUNK = 150
 
 
 def area_row_chunks(store: Store) -> Iterator[pd.DataFrame]:
-    """judged_rows and icb_rows together, every period, in the analysis_row table's layout and order (by area, a few
-    areas at a time): with each LA row its ICB's figure for the same period and how each figure was made. save_store
-    writes them to the table chunk by chunk."""
-    rows, icbs = judged_rows(store), icb_rows(store)
-    icbs = icbs.rename(columns={"method": "icb_method"})
+    """judged_rows and icb_rows together, every period, in the analysis_row table's layout, a batch of indicators at a
+    time and some areas at a time (each area's rows of each batch in the analysis' order, batches in indicator order):
+    with each LA row its ICB's figure for the same period and how each figure was made. save_store writes them to the
+    table chunk by chunk; judged_rows is read a batch at a time (judged_rows_of), never held whole."""
+    icbs = icb_rows(store).rename(columns={"method": "icb_method"})
     icb_index = icbs.set_index(KEYS + ["area_code"])
     icb_of = store.parent("icb")
     # the run that loaded each row's own observation (an export's "Loaded on"; none for a figure built here): an area
@@ -241,26 +262,34 @@ def area_row_chunks(store: Store) -> Iterator[pd.DataFrame]:
     published = store.obs.loc[store.obs["area_type"] == "icb", ["area_code", *KEYS, "run_id"]]
     icb_run = published.drop_duplicates(["area_code", *KEYS]).set_index(["area_code", *KEYS])["run_id"]
     icbs["run_id"] = _bench(icb_run, icbs, ["area_code", *KEYS])
-    codes = sorted(set(rows["area_code"]) | set(icbs["area_code"]))
-    for at in range(0, len(codes), AREAS_PER_CHUNK):
-        chunk = codes[at:at + AREAS_PER_CHUNK]
-        out = pd.concat([rows[rows["area_code"].isin(chunk)], icbs[icbs["area_code"].isin(chunk)]], ignore_index=True)
-        area_type = out["area_code"].map(store.areas["type"])
-        is_la = area_type.isin(["ltla", "utla"])
-        icb_key = out[KEYS].assign(area_code=out["area_code"].map(icb_of).where(is_la))
-        out["icb_value"] = np.where(is_la, _bench(icb_index["value"], icb_key, KEYS + ["area_code"]), np.nan)
-        la_method = _bench(icb_index["icb_method"], icb_key, KEYS + ["area_code"])
-        method = out.pop("method")
-        built = method.notna()  # a county or region figure built from its LSOAs or local authorities: its own method
-        out["icb_method"] = np.where(built, method, np.where(is_la, la_method, out["icb_method"]))
-        out["figure_method"] = np.where(area_type == "icb", out["icb_method"], np.where(built, method, "published"))
-        out["method"] = np.where(area_type == "icb", out["icb_method"], method)  # the row's own, as place_profile shows
-        out["approximate"] = out["approximate"].astype(object).where((area_type == "icb") | built, None)
-        out["run_id"] = out["run_id"].where(~built)  # a figure built here: no observation of its own
-        out["latest"] = out.index.isin(latest_per_series(out, SERIES).index)
-        out = out.sort_values(["area_code", "indicator_id", "sex", "period_end"], kind="mergesort")
-        yield saved.typed_rows(out).reset_index(drop=True)
-        give_back_freed_memory()  # what this chunk's working copies freed, before the next chunk is built
+    for batch in indicator_batches(set(store.indicators.index) | set(icbs["indicator_id"])):
+        rows, icb_batch = judged_rows_of(store, batch), icbs[icbs["indicator_id"].isin(batch)]
+        codes = sorted(set(rows["area_code"]) | set(icb_batch["area_code"]))
+        for at in range(0, len(codes), AREAS_PER_CHUNK):
+            chunk = codes[at:at + AREAS_PER_CHUNK]
+            yield _area_row_chunk(store, pd.concat([rows[rows["area_code"].isin(chunk)],
+                                                    icb_batch[icb_batch["area_code"].isin(chunk)]], ignore_index=True),
+                                  icb_index, icb_of)
+            give_back_freed_memory()  # what this chunk's working copies freed, before the next chunk is built
+
+
+def _area_row_chunk(store: Store, out: pd.DataFrame, icb_index: pd.DataFrame, icb_of: pd.Series) -> pd.DataFrame:
+    """Some areas' judged rows and ICB figures (out) as area rows (area_row_chunks)."""
+    area_type = out["area_code"].map(store.areas["type"])
+    is_la = area_type.isin(["ltla", "utla"])
+    icb_key = out[KEYS].assign(area_code=out["area_code"].map(icb_of).where(is_la))
+    out["icb_value"] = np.where(is_la, _bench(icb_index["value"], icb_key, KEYS + ["area_code"]), np.nan)
+    la_method = _bench(icb_index["icb_method"], icb_key, KEYS + ["area_code"])
+    method = out.pop("method")
+    built = method.notna()  # a county or region figure built from its LSOAs or local authorities: its own method
+    out["icb_method"] = np.where(built, method, np.where(is_la, la_method, out["icb_method"]))
+    out["figure_method"] = np.where(area_type == "icb", out["icb_method"], np.where(built, method, "published"))
+    out["method"] = np.where(area_type == "icb", out["icb_method"], method)  # the row's own, as place_profile shows
+    out["approximate"] = out["approximate"].astype(object).where((area_type == "icb") | built, None)
+    out["run_id"] = out["run_id"].where(~built)  # a figure built here: no observation of its own
+    out["latest"] = out.index.isin(latest_per_series(out, SERIES).index)
+    out = out.sort_values(["area_code", "indicator_id", "sex", "period_end"], kind="mergesort")
+    return saved.typed_rows(out).reset_index(drop=True)
 
 
 PROFILE_OUT = ["indicator_id", "title", "domain", "department_slug", "department_name", "department_abbr", "is_dhsc",
@@ -362,7 +391,8 @@ def indicator_catalog(engine) -> pd.DataFrame:
 
 
 def _catalog(store: Store) -> pd.DataFrame:
-    obs = store.obs
+    # only the columns used: copies of every column of the local-authority rows peaked about 100 MB higher (snapshot)
+    obs = store.obs[["indicator_id", "area_code", "area_type", "period", "period_end", "lci95"]]
     level = obs["indicator_id"].map(store.indicators["la_level"])
     la = pd.concat([la_rows(store, obs[level == lv], lv) for lv in ("ltla", "utla")])  # each at its own level
     latest = obs.sort_values("period_end").groupby("indicator_id")["period"].last()

@@ -142,6 +142,23 @@ def _read_frame(payload: bytes) -> pd.DataFrame:
     return frame
 
 
+def _objects_shared(frame: pd.DataFrame) -> pd.DataFrame:
+    """frame with equal values of each object column one Python object, missing values as they were (None or NaN):
+    parts decoded apart each have their own objects (_objects), a few hundred per part, kept once instead."""
+    for c in frame.columns:
+        if frame[c].dtype == object:
+            values = frame[c].to_numpy()
+            try:
+                positions, distinct = pd.factorize(values)
+            except TypeError:  # unhashable values (lists from JSON): left as they are
+                continue
+            shared = np.append(np.asarray(distinct, dtype=object), None).take(positions)  # position -1: missing
+            missing = positions < 0
+            shared[missing] = values[missing]
+            frame[c] = pd.Series(shared, index=frame.index, dtype=object)
+    return frame
+
+
 def _objects(column: pa.ChunkedArray) -> np.ndarray:
     """A saved text (or boolean) column as an object array, None where missing; each distinct text one object."""
     if not pa.types.is_dictionary(column.type):  # booleans, or no value at all
@@ -162,6 +179,10 @@ def _levels(index: pd.Index) -> list[pd.Index]:
 
 def encode(value, parts: list[bytes]):
     """`value` as JSON-able structure; frames and series are appended to `parts` and referred to by number."""
+    if isinstance(value, Encoded):  # encoded already: its parts as they are
+        offset = len(parts)
+        parts.extend(value.parts)
+        return _renumbered(value.node, offset)
     if isinstance(value, pd.DataFrame):
         parts.append(_frame_bytes(value))
         return {"frame": len(parts)}
@@ -195,6 +216,8 @@ def decode(node, parts: dict[int, bytes]):
         series = _read_frame(parts[content])["values"]
         series.name = decode(node["name"], parts)
         return series
+    if kind == "batches":  # a frame saved a batch of indicators per part (Encoded.batches)
+        return _objects_shared(joined([decode(frame, parts) for _ids, frame in content]))
     if kind in ("set", "frozenset", "tuple", "list"):
         items = [decode(v, parts) for v in content]
         return {"set": set, "frozenset": frozenset, "tuple": tuple, "list": list}[kind](items)
@@ -226,22 +249,23 @@ def append_encoded(structure: dict, parts: list[bytes], entries: list, extra: li
     `structure` and `parts`, numbering their parts after these; an entry whose key is already there is left out."""
     have = {json.dumps(key, sort_keys=True) for key, _value in structure["memo"]}
     offset = len(parts)
-
-    def renumber(node):
-        if isinstance(node, dict):
-            return {kind: content + offset if kind in ("frame", "series") else renumber(content)
-                    for kind, content in node.items()}
-        if isinstance(node, list):
-            return [renumber(item) for item in node]
-        return node
-
     used: set[int] = set()
     for key, value in entries:
         if json.dumps(key, sort_keys=True) not in have:
-            structure["memo"].append([key, renumber(value)])
+            structure["memo"].append([key, _renumbered(value, offset)])
             used |= part_numbers(value)
     # parts of entries left out stay as empty placeholders, so the numbering holds
     parts.extend(part if number in used else b"" for number, part in enumerate(extra, start=1))
+
+
+def _renumbered(node, offset: int):
+    """A structure node whose parts are numbered `offset` further on."""
+    if isinstance(node, dict):
+        return {kind: content + offset if kind in ("frame", "series") else _renumbered(content, offset)
+                for kind, content in node.items()}
+    if isinstance(node, list):
+        return [_renumbered(item, offset) for item in node]
+    return node
 
 
 def part_numbers(node) -> set[int]:
@@ -259,6 +283,54 @@ def part_numbers(node) -> set[int]:
         elif isinstance(item, list):
             stack.extend(item)
     return found
+
+
+def joined(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Frames built a batch of indicators at a time, in one frame with the dtypes one build of every row gives (their
+    labels are object columns, db.columns.text_column, whether a batch has any or not)."""
+    parts = [p for p in parts if len(p)] or parts[:1]  # an empty part's dtypes (object) would count in the concat
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+
+
+class Encoded:
+    """A memoised value held as a save holds it (its structure and Parquet parts, a fraction of the memory) until it
+    is used again: the precompute keeps every area's rows, and what it has finished with, this way rather than as
+    frames (tracker.analysis.warm), and saves them as they are. Store.derived decodes it when it is next used; a frame
+    encoded a batch of indicators per part (Encoded.batches) also gives a few indicators' rows alone (rows_of),
+    decoding only their parts."""
+
+    def __init__(self, node, parts: list[bytes]):
+        self.node, self.parts = node, parts  # parts numbered from 1, as in a save
+
+    @classmethod
+    def of(cls, value) -> Encoded:
+        parts: list[bytes] = []
+        return cls(encode(value, parts), parts)
+
+    @classmethod
+    def batches(cls, frames: Iterable[tuple[list[str], pd.DataFrame]]) -> Encoded:
+        """(indicator ids, their rows) for each batch, encoded as each comes: one frame (decode() gives the frames
+        joined), a part per batch."""
+        parts: list[bytes] = []
+        return cls({"batches": [[list(ids), encode(frame.reset_index(drop=True), parts)] for ids, frame in frames]},
+                   parts)
+
+    def _parts(self, numbers) -> dict[int, bytes]:
+        return {n: self.parts[n - 1] for n in numbers}
+
+    def decode(self):
+        return decode(self.node, self._parts(part_numbers(self.node)))
+
+    def rows_of(self, indicator_ids) -> pd.DataFrame:
+        """The rows of these indicators (a frame encoded by batches: only the batches holding them are decoded)."""
+        wanted = set(indicator_ids)
+        batches = self.node.get("batches")
+        if batches is None:
+            frame = self.decode()
+            return frame[frame["indicator_id"].isin(wanted)].reset_index(drop=True)
+        chosen = [frame for ids, frame in batches if wanted & set(ids)] or [batches[0][1]]
+        frames = [decode(node, self._parts(part_numbers(node))) for node in chosen]
+        return joined([f[f["indicator_id"].isin(wanted)] for f in frames])
 
 
 class SavedMemo(MutableMapping):
@@ -428,7 +500,8 @@ def read_rows(engine: Engine, version: str, digest: str, area_codes, indicator_i
     if latest_only:
         query = query.where(t.c.latest.is_(True))
     with engine.connect() as conn:
-        rows = conn.execute(query.order_by(t.c.seq)).fetchall()
+        # seq orders an area's rows (they are written a batch of indicators at a time, every area's in each batch)
+        rows = conn.execute(query.order_by(t.c.area_code, t.c.seq)).fetchall()
     # a save's rows are written and deleted in one transaction with it: still there after the read, they were whole
     if not exists(engine, version, digest):
         raise SaveReplaced(f"the saved analysis of data version {version} was replaced since it was read")

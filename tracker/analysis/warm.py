@@ -3,6 +3,7 @@ so the dashboard's first visitor and `tracker export` in a new process, on any h
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import multiprocessing
@@ -13,11 +14,14 @@ from tracker.analysis import saved
 from tracker.analysis.data import CODE_DIGEST, NOT_SAVED, get_store, headline_sex, save_store
 from tracker.analysis.dependence import all_place_departments, department_summary
 from tracker.analysis.icb import icb_figures
-from tracker.analysis.place import icb_rows, indicator_catalog, judged_rows
+from tracker.analysis.place import build_judged_rows, icb_rows, indicator_catalog
 from tracker.analysis.reuse import reuse_previous
 from tracker.memory import give_back_freed_memory
 
 log = logging.getLogger("tracker.analysis")
+
+# what every area's and ICB's rows were built from, saved but not read again by what follows: held encoded
+FINISHED_WITH = [("lsoa_rows",), ("icb_table",), ("icb_judged",), ("built_rows",)]
 
 
 def warm(engine: Engine, progress=None, second_process: bool = False) -> int | None:
@@ -28,6 +32,8 @@ def warm(engine: Engine, progress=None, second_process: bool = False) -> int | N
     saved in the database, or None when it holds no observations."""
     say = progress or (lambda _message: None)
     say("reading the data")
+    gc.collect()  # a refresh's frames in reference cycles, and the memory they held, before the data is read
+    give_back_freed_memory()
     saved.mark_building(engine, CODE_DIGEST)  # dashboards keep answering from the previous save meanwhile
     try:
         return _warm(engine, say, second_process)
@@ -47,10 +53,11 @@ def _warm(engine: Engine, say, second_process: bool) -> int | None:
     step("comparisons, trends and ICB figures for every area" if reused is None else
          f"comparisons, trends and ICB figures of the {len(reused.changed)} changed indicators")
     indicator_catalog(engine)
-    judged_rows(store)  # every area's rows: save_store writes them out a few areas at a time
+    build_judged_rows(store)  # every area's rows, held encoded: save_store writes them out a batch at a time
     give_back_freed_memory()
     icb_rows(store)
     icb_figures(engine, all_periods=True, sex="all")
+    store.seal(FINISHED_WITH)
     outcomes = [(outcome, sex) for outcome in store.indicators.index[store.indicators["headline_outcome"].astype(bool)]
                 if (sex := headline_sex(store, outcome)) is not None]
     give_back_freed_memory()  # before a fork: the second process starts with less

@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from tracker.config import database_url, setting
-from tracker.memory import arrow_on_the_system_allocator, give_back_freed_memory
+from tracker.memory import give_back_freed_memory
 from tracker.store import get_engine
 
 ENGLAND = "E92000001"
@@ -75,10 +75,9 @@ def _render_slots() -> threading.BoundedSemaphore | None:
 
 _RENDER_SLOTS = _render_slots()
 
-
-# a dashboard process is long-lived: what a page freed goes back to the system (tracker.memory). The launchers (make run,
-# deploy/) also set MALLOC_ARENA_MAX=2, which has to be set before the process starts.
-arrow_on_the_system_allocator()
+# a dashboard process is long-lived: what a page freed goes back to the system (tracker.memory; Arrow is on the system
+# allocator in every tracker process). The launchers (make run, deploy/) also set MALLOC_ARENA_MAX=2, which has to be set
+# before the process starts.
 BUSY_NOTE = "Other visitors' pages are being drawn; yours starts in a moment."
 
 
