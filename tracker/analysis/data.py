@@ -39,9 +39,8 @@ OBS_COLUMNS = ["indicator_id", "area_code", "period", "period_start", "period_en
 # of the catalog it was computed with (a changed ci_method or polarity changes the analysis without new data).
 CODE_DIGEST = hashlib.sha256(b"".join(p.read_bytes() for p in [*sorted(Path(__file__).parent.glob("*.py")),
                                                                *sorted(CATALOG_DIR.glob("*.yaml"))])).hexdigest()[:12]
-# memoised results not saved as frames: cheaper to rebuild than to save and read back, or (area_rows) saved as the
-# analysis_row table instead
-NOT_SAVED = {("by_indicator",), ("area_rows",)}
+# memoised results not saved as frames: every area's rows are saved as the analysis_row table instead
+NOT_SAVED = {("area_rows",)}
 
 
 def data_version(engine: Engine) -> str:
@@ -123,13 +122,15 @@ class Store:
                 value = self.memo[key] = value.decode()
             return value
 
-    def rows_of(self, key, build, indicator_ids) -> pd.DataFrame:
-        """The rows of these indicators of a memoised frame with an indicator_id column (derived's key and build). A
-        frame held encoded a batch of indicators per part stays encoded: only the batches holding them are decoded."""
+    def rows_of(self, key, build, indicator_ids, columns=None) -> pd.DataFrame:
+        """The rows of these indicators (only `columns`, if given) of a memoised frame with an indicator_id column
+        (derived's key and build). A frame held encoded a batch of indicators per part stays encoded: only the batches
+        holding them are decoded."""
         value = self.held(key, build)
         if isinstance(value, saved.Encoded):
-            return value.rows_of(indicator_ids)
-        return value[value["indicator_id"].isin(list(indicator_ids))].reset_index(drop=True)
+            return value.rows_of(indicator_ids, columns)
+        rows = value.loc[value["indicator_id"].isin(list(indicator_ids)), list(value.columns if columns is None else columns)]
+        return rows.reset_index(drop=True)
 
     def seal(self, keys) -> None:
         """Hold these memoised values encoded (saved.Encoded) until they are used again: what the precompute has
@@ -465,12 +466,6 @@ def headline_sex(store: Store, indicator_id: str, sex: str | None = None) -> str
 def indicators_with_ci(store: Store) -> set[str]:
     """The indicators with a confidence interval on any row (memoised, so saved: a reader need not hold obs)."""
     return store.derived(("with_ci",), lambda: set(store.obs.loc[store.obs["lci95"].notna(), "indicator_id"].unique()))
-
-
-def indicator_rows(store: Store, indicator_id: str) -> pd.DataFrame:
-    """All observations of one indicator (every sex), from a memoised split of the Store."""
-    split = store.derived(("by_indicator",), lambda: dict(tuple(store.obs.groupby("indicator_id", sort=False))))
-    return split.get(indicator_id, store.obs.iloc[:0])
 
 
 INDICATORS_AT_A_TIME = 10  # about 25,000 of every area's rows (snapshot): no more CPU than one batch of all

@@ -53,9 +53,10 @@ def judged_rows(store: Store) -> pd.DataFrame:
     return store.derived(JUDGED, lambda: _judged_rows(store))
 
 
-def judged_rows_of(store: Store, indicator_ids) -> pd.DataFrame:
-    """judged_rows of these indicators alone (while the rows are held encoded, only their batches are decoded)."""
-    return store.rows_of(JUDGED, lambda: _judged_rows(store), indicator_ids)
+def judged_rows_of(store: Store, indicator_ids, columns=None) -> pd.DataFrame:
+    """judged_rows of these indicators alone, only `columns` if given (while the rows are held encoded, only their
+    batches are decoded)."""
+    return store.rows_of(JUDGED, lambda: _judged_rows(store), indicator_ids, columns)
 
 
 def build_judged_rows(store: Store) -> None:

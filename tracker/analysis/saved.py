@@ -321,16 +321,19 @@ class Encoded:
     def decode(self):
         return decode(self.node, self._parts(part_numbers(self.node)))
 
-    def rows_of(self, indicator_ids) -> pd.DataFrame:
-        """The rows of these indicators (a frame encoded by batches: only the batches holding them are decoded)."""
+    def rows_of(self, indicator_ids, columns=None) -> pd.DataFrame:
+        """The rows of these indicators (only `columns`, if given): of a frame encoded by batches, only the batches
+        holding them are decoded, one at a time."""
         wanted = set(indicator_ids)
         batches = self.node.get("batches")
-        if batches is None:
-            frame = self.decode()
-            return frame[frame["indicator_id"].isin(wanted)].reset_index(drop=True)
-        chosen = [frame for ids, frame in batches if wanted & set(ids)] or [batches[0][1]]
-        frames = [decode(node, self._parts(part_numbers(node))) for node in chosen]
-        return joined([f[f["indicator_id"].isin(wanted)] for f in frames])
+        nodes = [self.node] if batches is None else [frame for ids, frame in batches if wanted & set(ids)] or [
+            batches[0][1]]
+        parts = []
+        for node in nodes:
+            frame = decode(node, self._parts(part_numbers(node)))
+            parts.append(frame.loc[frame["indicator_id"].isin(wanted), list(frame.columns if columns is None else columns)])
+            del frame
+        return joined(parts)
 
 
 class SavedMemo(MutableMapping):
