@@ -230,6 +230,10 @@ def test_a_frame_held_encoded_by_batches_gives_back_the_frame_and_each_batch_alo
                                                           "str"]
     assert len({id(v) for v in whole["note"] if isinstance(v, str)}) == 2  # "x" and "y", across the parts
 
+    pd.testing.assert_frame_equal(encoded.rows_of(["b", "d"], ["note"]),  # only some columns decoded
+                                  expected.loc[expected["indicator_id"].isin(["b", "d"]), ["note"]].reset_index(drop=True),
+                                  check_exact=True)
+    assert [type(v).__name__ for v in encoded.rows_of(["b"], ["note"])["note"]] == ["float", "str"]
     encoded.parts[0] = encoded.parts[2] = b"not read"  # only the batch holding "c" may be decoded
     pd.testing.assert_frame_equal(encoded.rows_of(["c"]), expected[expected["indicator_id"] == "c"].reset_index(drop=True),
                                   check_exact=True)

@@ -49,5 +49,10 @@ def set_up_allocators() -> None:
       memory, and Streamlit draws pages in threads: the dashboard's launchers set MALLOC_ARENA_MAX=2 (it has to be set
       before the process starts)."""
     pa.set_memory_pool(pa.system_memory_pool())
+    mapped_apart_from(MMAP_THRESHOLD)
+
+
+def mapped_apart_from(size: int) -> None:
+    """glibc maps each block of `size` bytes or more apart (a fixed threshold: see set_up_allocators)."""
     if _LIBC is not None:
-        _LIBC.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        _LIBC.mallopt(M_MMAP_THRESHOLD, size)

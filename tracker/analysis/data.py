@@ -294,7 +294,7 @@ def save_store(store: Store, finish=None) -> int:
             saved.append_encoded(structure, parts, entries, extra)
             return structure, parts
 
-        # every area's rows are put together and written a few areas at a time, never held whole
+        # every area's rows are put together and written a batch of indicators and some areas at a time, never held whole
         size = saved.write(store.engine, store.version, CODE_DIGEST, encoded, area_row_chunks(store))
         # from now on read in slices from the table, like any other process
         store.rows_saved = True

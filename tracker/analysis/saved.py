@@ -115,11 +115,16 @@ def _json(value) -> str:
         raise NotStorable(f"{type(value).__name__} in a column") from exc
 
 
-def _read_frame(payload: bytes) -> pd.DataFrame:
+def _read_frame(payload: bytes, columns=None) -> pd.DataFrame:
+    """A frame _frame_bytes wrote; columns: only those (the others are not decoded)."""
     schema = pq.read_schema(io.BytesIO(payload))
     text_columns = json.loads((schema.metadata or {}).get(b"PANDAS_ATTRS", b"{}")).get(OBJECT_COLUMNS) or []
+    if columns is not None:
+        text_columns = [c for c in text_columns if c in columns]
+    wanted = None if columns is None else {*columns, *(NAN_MARK + c for c in text_columns)}
     index = {c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)}  # stored index
-    kept = [n for n in schema.names if n not in text_columns and n not in index]
+    kept = [n for n in schema.names if n not in text_columns and n not in index and (wanted is None or n in wanted)
+            and not (n.startswith(NAN_MARK) and n[len(NAN_MARK):] not in text_columns)]
     frame = pd.read_parquet(io.BytesIO(payload), engine="pyarrow", columns=kept)
     frame.attrs.pop(OBJECT_COLUMNS, None)
     # text kept in object columns: read dictionary-encoded, so each distinct value becomes one Python object. A
@@ -133,7 +138,7 @@ def _read_frame(payload: bytes) -> pd.DataFrame:
         frame[c] = pd.Series(values, index=frame.index, dtype=object)
     if text_columns:
         frame = frame[[n for n in schema.names if n in frame.columns]]  # the saved column order
-    for c in frame.attrs.pop(JSON_COLUMNS, None) or ():
+    for c in [c for c in frame.attrs.pop(JSON_COLUMNS, None) or () if c in frame.columns]:
         frame[c] = pd.Series([None if v is None else json.loads(v) for v in frame[c]], index=frame.index, dtype=object)
     objects = frame.attrs.pop(OBJECT_INDEX, None) or ()
     if objects:
@@ -328,9 +333,11 @@ class Encoded:
         batches = self.node.get("batches")
         nodes = [self.node] if batches is None else [frame for ids, frame in batches if wanted & set(ids)] or [
             batches[0][1]]
+        read = None if columns is None else list(dict.fromkeys(["indicator_id", *columns]))
         parts = []
         for node in nodes:
-            frame = decode(node, self._parts(part_numbers(node)))
+            frame = decode(node, self._parts(part_numbers(node))) if read is None else _read_frame(
+                self.parts[node["frame"] - 1], read)
             parts.append(frame.loc[frame["indicator_id"].isin(wanted), list(frame.columns if columns is None else columns)])
             del frame
         return joined(parts)
