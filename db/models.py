@@ -232,7 +232,7 @@ class AnalysisRow(Base):
     data_version: Mapped[str] = mapped_column(String(80), primary_key=True)
     code_digest: Mapped[str] = mapped_column(String(40), primary_key=True)
     area_code: Mapped[str] = mapped_column(String(12), primary_key=True)
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True)  # the order the analysis gives them
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)  # the order the analysis gives an area's rows
     indicator_id: Mapped[str] = mapped_column(String(80))
     period: Mapped[str] = mapped_column(String(40))
     period_start: Mapped[date | None] = mapped_column(Date)

@@ -44,7 +44,8 @@ def set_up_allocators() -> None:
     * glibc gives each block of 1 MiB or more its own mapping, returned to the system as soon as it is freed. By default
       the threshold rises with every such block freed (up to 32 MiB), so the working columns of a few hundred thousand
       rows came from the heap, and what they left there fragmented it: `tracker prepare` peaked about 50 MB higher,
-      for about 1.3 s less system CPU time over its 25 s (measured).
+      for about 1.3 s less system CPU time over its 25 s (measured). The analysis' short-lived forked process, whose
+      bootstrap makes thousands of matrices of a few MB, keeps the heap for them instead (analysis/warm.py).
     * glibc also gives each thread that allocates an arena of its own (up to 8 per core), each keeping its freed
       memory, and Streamlit draws pages in threads: the dashboard's launchers set MALLOC_ARENA_MAX=2 (it has to be set
       before the process starts)."""

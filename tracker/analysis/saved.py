@@ -123,8 +123,7 @@ def _read_frame(payload: bytes, columns=None) -> pd.DataFrame:
         text_columns = [c for c in text_columns if c in columns]
     wanted = None if columns is None else {*columns, *(NAN_MARK + c for c in text_columns)}
     index = {c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)}  # stored index
-    kept = [n for n in schema.names if n not in text_columns and n not in index and (wanted is None or n in wanted)
-            and not (n.startswith(NAN_MARK) and n[len(NAN_MARK):] not in text_columns)]
+    kept = [n for n in schema.names if n not in text_columns and n not in index and (wanted is None or n in wanted)]
     frame = pd.read_parquet(io.BytesIO(payload), engine="pyarrow", columns=kept)
     frame.attrs.pop(OBJECT_COLUMNS, None)
     # text kept in object columns: read dictionary-encoded, so each distinct value becomes one Python object. A
