@@ -34,6 +34,43 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+class PssPeak:
+    """The peak of a process's and its children's memory together, sampled every 50 ms from a thread of the benchmark
+    itself (reading another process's page tables costs this process, not the one measured): PSS (proportional set
+    size), so pages a forked child shares with its parent count once, not once per process."""
+
+    def __init__(self, pid: int):
+        import threading
+
+        self.pid, self.peak_mb = pid, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _pss_mb(pid: int) -> float:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:  # a process that has just ended
+            pass
+        return 0.0
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.05):
+            try:
+                children = [int(c) for c in Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()]
+            except OSError:
+                children = []
+            self.peak_mb = max(self.peak_mb, self._pss_mb(self.pid) + sum(self._pss_mb(c) for c in children))
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return round(self.peak_mb, 1)
+
+
 class ChildFailed(RuntimeError):
     pass
 
@@ -45,9 +82,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_child(task: str, data_dir: Path, timeout: float = 1800, env: dict | None = None, **kwargs) -> dict:
+def run_child(task: str, data_dir: Path, timeout: float = 1800, env: dict | None = None, tree_pss: bool = False,
+              **kwargs) -> dict:
     """Run bench.child TASK in a fresh interpreter (so its peak RSS is its own) and return its JSON result.
-    TRACKER_DATA_DIR points into the benchmark's work folder: nothing touches the tracker's own database."""
+    TRACKER_DATA_DIR points into the benchmark's work folder: nothing touches the tracker's own database. tree_pss:
+    the result also has tree_peak_pss_mb, the peak of the task's and its children's memory together (PssPeak)."""
     child_env = {**os.environ, "TRACKER_DATA_DIR": str(data_dir)}
     child_env.pop("TRACKER_DATABASE_URL", None)
     child_env.update(env or {})
@@ -56,6 +95,7 @@ def run_child(task: str, data_dir: Path, timeout: float = 1800, env: dict | None
     proc = subprocess.Popen([sys.executable, "-m", "bench.child", task, json.dumps(kwargs)], cwd=PROJECT_ROOT,
                             env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
+    together = PssPeak(proc.pid) if tree_pss else None
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -69,6 +109,8 @@ def run_child(task: str, data_dir: Path, timeout: float = 1800, env: dict | None
         raise ChildFailed(f"bench task {task} failed (exit {proc.returncode}):\n" + "\n".join(tail))
     result = json.loads(lines[-1][len(RESULT_TAG):])
     result["process_seconds"] = round(wall, 3)
+    if together is not None:
+        result["tree_peak_pss_mb"] = together.stop()
     return result
 
 

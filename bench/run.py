@@ -47,9 +47,9 @@ class Bench:
     def say(self, message: str) -> None:
         print(message, flush=True)
 
-    def child(self, task: str, data_dir: str = "data", **kwargs) -> dict:
+    def child(self, task: str, data_dir: str = "data", tree_pss: bool = False, **kwargs) -> dict:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-        result = run_child(task, self.work / data_dir, timeout=self.args.timeout, **kwargs)
+        result = run_child(task, self.work / data_dir, timeout=self.args.timeout, tree_pss=tree_pss, **kwargs)
         result["load_average_before"] = round(load, 2) if load is not None else None
         return result
 
@@ -57,7 +57,9 @@ class Bench:
     def snapshot(self) -> None:
         self.say("[2] offline refresh of the bundled snapshot (tracker.store.prepare) ...")
         remove_db(self.snapshot_db)
-        result = self.child("prepare", "data-snapshot", db=str(self.snapshot_db), sources=self.args.snapshot_sources)
+        # tree_pss: with the analysis' forked second process, both processes' memory together
+        result = self.child("prepare", "data-snapshot", tree_pss=True, db=str(self.snapshot_db),
+                            sources=self.args.snapshot_sources)
         checkpoint(self.snapshot_db)
         try:  # the physical reference: the same rows, raw executemany into a minimal integer-keyed table
             result["reference"] = self.child("reference", "data-snapshot", db=str(self.snapshot_db),
