@@ -199,7 +199,8 @@ APPLIED = [
      "catalog's counts made from six columns, not all; the headline outcomes' association pairs and evidence from "
      "the columns they use (no longer a split of every observation by indicator); Arrow on the system allocator and "
      "glibc's mmap threshold fixed at 1 MiB in every tracker process", "part 2's `tracker prepare` peak 562 -> 511 MB "
-     "(rows encoded, Arrow on the system allocator in the precompute) -> 383-391 MB (the rest, eight runs); loading "
+     "(rows encoded, Arrow on the system allocator in the precompute) -> 383-391 MB (the rest, eight runs) -> 379 MB "
+     "(the LSOA rows held encoded as soon as the figures counted over them are built); loading "
      "alone 394 -> 350-364 MB; with the forked second process, both processes' summed PSS (sampled every 50 ms) "
      "717 -> 572-626 MB; the same analysis_row rows and saved values on the snapshot; the precompute's wall time "
      "15.4-15.7 -> 17.3-18.2 s, its second process's CPU 5.2 -> 5.0-5.2 s (its bootstrap on glibc's heap)"),

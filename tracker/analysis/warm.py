@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from tracker.analysis import saved
 from tracker.analysis.data import CODE_DIGEST, NOT_SAVED, get_store, headline_sex, save_store
 from tracker.analysis.dependence import all_place_departments, department_summary
-from tracker.analysis.icb import icb_figures
+from tracker.analysis.icb import icb_figures, lsoa_built
 from tracker.analysis.place import build_judged_rows, icb_rows, indicator_catalog
 from tracker.analysis.reuse import reuse_previous
 from tracker.memory import give_back_freed_memory, mapped_apart_from
@@ -21,7 +21,7 @@ from tracker.memory import give_back_freed_memory, mapped_apart_from
 log = logging.getLogger("tracker.analysis")
 
 # what every area's and ICB's rows were built from, saved but not read again by what follows: held encoded
-FINISHED_WITH = [("lsoa_rows",), ("icb_table",), ("icb_judged",), ("built_rows",)]
+FINISHED_WITH = [("icb_table",), ("icb_judged",), ("built_rows",)]
 
 
 def warm(engine: Engine, progress=None, second_process: bool = False) -> int | None:
@@ -53,6 +53,9 @@ def _warm(engine: Engine, say, second_process: bool) -> int | None:
     step("comparisons, trends and ICB figures for every area" if reused is None else
          f"comparisons, trends and ICB figures of the {len(reused.changed)} changed indicators")
     indicator_catalog(engine)
+    for parent_type in ("utla", "region", "icb"):  # the figures counted over LSOAs: all that reads the LSOA rows
+        lsoa_built(store, parent_type)
+    store.seal([("lsoa_rows",)])
     build_judged_rows(store)  # every area's rows, held encoded: save_store writes them out a batch at a time
     give_back_freed_memory()
     icb_rows(store)
