@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Boolean, Date, Engine, Float, Integer, String, cast, delete, insert, select, tuple_
 
-from db.columns import text_column
+from db.columns import per_distinct, text_column
 from db.models import AnalysisPart, AnalysisRow, AnalysisSave, Meta, Run
 from tracker.memory import give_back_freed_memory
 
@@ -153,11 +153,10 @@ def _objects_shared(frame: pd.DataFrame) -> pd.DataFrame:
         if frame[c].dtype == object:
             values = frame[c].to_numpy()
             try:
-                positions, distinct = pd.factorize(values)
+                shared = per_distinct(values, lambda distinct: distinct.tolist())
             except TypeError:  # unhashable values (lists from JSON): left as they are
                 continue
-            shared = np.append(np.asarray(distinct, dtype=object), None).take(positions)  # position -1: missing
-            missing = positions < 0
+            missing = pd.isna(values)
             shared[missing] = values[missing]
             frame[c] = pd.Series(shared, index=frame.index, dtype=object)
     return frame
