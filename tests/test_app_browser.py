@@ -78,14 +78,20 @@ def test_shared_link_drill_down_and_csv_download(app, page):
     expect(page.get_by_role("heading", name="NHS North East and North Cumbria Integrated Care Board")).to_be_visible()
     expect(page.get_by_text(f"Male, 2023 - 25 · England {england:.1f} years").first).to_be_visible()
     assert "Traceback" not in page.content()
-    # its map of LSOAs by IMD quintile is drawn offline, every one of the ICB's bundled LSOA boundaries an area on it
-    # (drawn seconds after the map's frame: shots.wait_rendered waits for the areas)
+    shoot(page, "place-icb")
+    # its map of LSOAs by IMD quintile (in the Inequality section: the tab opens it and puts it in the link) is drawn
+    # offline, every one of the ICB's bundled LSOA boundaries an area on it (drawn seconds after the map's frame:
+    # shots.wait_rendered waits for the areas)
+    page.get_by_role("tab", name="Inequality").click()
+    page.wait_for_url("**/place?*section=Inequality*")
+    shots.wait_rendered(page)
     with gzip.open(ROOT / "tracker" / "data" / "places" / "lsoa21_bsc" / f"{ICB}.geojson.gz", "rt") as handle:
         lsoas = len(json.load(handle)["features"])
     assert lsoas > 1000 and page.locator("path.choroplethlocation").count() == lsoas
-    shoot(page, "place-icb")
 
     # each of its local authorities is a link showing its own published figure; it opens that place
+    page.get_by_role("tab", name="Local authorities").click()
+    shots.wait_rendered(page)
     page.get_by_role("link", name=f"Hartlepool · {hartlepool:.1f} years").click()
     page.wait_for_url(f"**/place?*area={HARTLEPOOL}*")
     shots.wait_rendered(page)
@@ -186,7 +192,7 @@ def test_similar_areas_and_inequality_in_the_browser(app, page):
     assert row["Position among similar areas"] == f"{sum(p > own for p in english) + 1} of 20"
 
     # an ICB: Core20 share and its LSOAs drawn on a map by national IMD quintile
-    page.goto(f"{app}/place?area={ICB}&outcome=life-expectancy&sex=Male")
+    page.goto(f"{app}/place?area={ICB}&outcome=life-expectancy&sex=Male&section=Inequality")
     shots.wait_rendered(page)
     expect(page.get_by_role("heading", name="Inequality inside this place")).to_be_visible()
     expect(page.get_by_text(f"{1_024_863 / 2_966_493:.1%}", exact=True).first).to_be_visible()  # hand count, LSOA files

@@ -127,6 +127,17 @@ def test_place_shows_published_values_grouped_by_department(open_page):
     assert f"{life_expectancy(HARTLEPOOL):.1f} <span" in shown  # the headline card: value, then its unit
     assert f"Male, 2023 - 25 · England {life_expectancy(ENGLAND):.1f} years" in shown
     assert "Association, not causation" in shown
+    evidence = next(d.value for d in at.dataframe if "rho (aligned)" in d.value)
+    assert {"Department", "Indicator", "Value", "England", "Compared with England", "Position among areas",
+            "rho (aligned)"} <= set(evidence)
+    assert set(evidence["Compared with England"].str.replace(r" \(.*\)$", "", regex=True)) <= SIGNIFICANCE
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2 and "sankey" in charts[1].proto.spec  # the ranking and the flow diagram
+
+    # every indicator, grouped by department, in its own section (the DWP one opened)
+    at.session_state["section"] = "Every indicator"
+    at.run()
+    assert not at.exception
     labels = [e.label for e in at.expander]
     assert any(label.startswith("DWP · Department for Work and Pensions") for label in labels)
     assert any(label.startswith("DHSC (health) · Department of Health and Social Care") for label in labels)
@@ -139,21 +150,18 @@ def test_place_shows_published_values_grouped_by_department(open_page):
     assert row["Period"] == "2025 · Persons"
     # no CI to test: significance says so, and the position among areas is its own column
     assert row["Compared with England"] == "Not compared" and row["Position among areas"] in FIFTHS
-    evidence = next(t for t in tables if "rho (aligned)" in t)
-    assert {"Department", "Indicator", "Value", "England", "Compared with England", "Position among areas",
-            "rho (aligned)"} <= set(evidence)
-    assert set(evidence["Compared with England"].str.replace(r" \(.*\)$", "", regex=True)) <= SIGNIFICANCE
     legend = texts(at)
     assert "**Compared with England** is a test of significance" in legend
     assert "**Position among areas** is where the value falls among areas of the same type" in legend
-    assert len(at.get("plotly_chart")) >= 3  # ranking, flow diagram, the open department's spine chart
-    assert "sankey" in at.get("plotly_chart")[1].proto.spec
+    # the open departments' spine charts (the top-ranked one and DWP); the ranking's charts are in their own section
+    assert "spine-department-for-work-pensions" in [ch.key for ch in at.get("plotly_chart")]
+    assert all(ch.key.startswith("spine-") for ch in at.get("plotly_chart"))
 
 
 def test_liverpool_shows_fingertips_published_judgement_and_its_position_apart(open_page):
     """The bundled Fingertips life-expectancy file has no CIs but says Liverpool is "Worse" than England: the card
     shows that judgement, the fifth beside it under its own name."""
-    at = open_page("place", area=LIVERPOOL, outcome="life-expectancy", sex="Male")
+    at = open_page("place", area=LIVERPOOL, outcome="life-expectancy", sex="Male", section="Every indicator")
     shown = texts(at)
     card = next(m.value for m in at.markdown if "Life expectancy at birth</b>" in m.value)
     assert ">Worse (95%)</span>" in card and ">Worst fifth</span>" in card
@@ -161,8 +169,33 @@ def test_liverpool_shows_fingertips_published_judgement_and_its_position_apart(o
     assert "Position among areas" in shown
 
 
-def test_icb_drills_down_to_its_local_authorities(open_page):
+def test_place_draws_one_section_at_a_time_opened_by_its_tab_or_its_link(open_page):
+    def drawn(at) -> set[str]:
+        frames = [d.value for d in at.dataframe]
+        return ({"ranking"} if any("95% interval" in f for f in frames) else set()) \
+            | ({"local authorities"} if any("Share in this ICB" in f for f in frames) else set()) \
+            | ({"LSOA map"} if any("LSOAs by national IMD" in ch.proto.spec for ch in at.get("plotly_chart")) else set()) \
+            | ({"every indicator"} if any(e.label.startswith("DWP · ") for e in at.expander) else set())
+
     at = open_page("place", area=NENC, outcome="life-expectancy", sex="Male")
+    assert [t.label for t in at.tabs] == ["Departments", "Local authorities", "Inequality", "Every indicator"]
+    assert drawn(at) == {"ranking"}  # the headline answer; the other sections are not computed until opened
+    at.session_state["section"] = "Inequality"
+    at.run()
+    assert not at.exception and drawn(at) == {"LSOA map"}
+    assert at.title[0].value == NENC_NAME and "font-size:1.9em" in " ".join(m.value for m in at.markdown)  # cards stay
+
+    assert drawn(open_page("place", area=NENC, section="Local authorities")) == {"local authorities"}
+    assert drawn(open_page("place", area=NENC, section="Every indicator")) == {"every indicator"}
+    assert drawn(open_page("place", area=NENC, section="No such section")) == {"ranking"}  # ignored
+    # England and a region have no local authorities' table and no LSOA map: no tabs for them
+    assert [t.label for t in open_page("place", area=ENGLAND).tabs] == ["Departments", "Every indicator"]
+    assert [t.label for t in open_page("place", area=HARTLEPOOL).tabs] == ["Departments", "Inequality",
+                                                                          "Every indicator"]
+
+
+def test_icb_drills_down_to_its_local_authorities(open_page):
+    at = open_page("place", area=NENC, outcome="life-expectancy", sex="Male", section="Local authorities")
     assert at.title[0].value == NENC_NAME
     links = [p.value for p in at.get("page_link")]
     assert f"Hartlepool · {life_expectancy(HARTLEPOOL):.1f} years" in links
@@ -353,7 +386,7 @@ def test_place_compares_hartlepool_with_its_ons_similar_areas(open_page):
 
 
 def test_icb_place_shows_core20_lsoa_map_quintiles_and_gaps(open_page):
-    at = open_page("place", area=NENC, outcome="life-expectancy", sex="Male")
+    at = open_page("place", area=NENC, outcome="life-expectancy", sex="Male", section="Inequality")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Core20 share of residents"] == f"{1_024_863 / 2_966_493:.1%}"  # hand count from the LSOA files
     assert metrics["Core20 LSOAs"] == "667 of 1,889"

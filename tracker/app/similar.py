@@ -113,9 +113,8 @@ def headline_peers(profile: pd.DataFrame) -> None:
 
 
 def inequality_section(code: str, info) -> None:
-    """Core20, the LSOAs by national IMD quintile (map and table) and the within-place gap per determinant."""
-    if info["type"] in ("england", "region"):
-        return
+    """Core20, the LSOAs by national IMD quintile (map and table) and the within-place gap per determinant (for
+    ICBs, counties and local authorities: England and regions have too many LSOAs for one map)."""
     st.subheader("Inequality inside this place")
     core = c.fetch("core20", [code]).iloc[0]
     a, b, d = st.columns(3)

@@ -45,28 +45,33 @@ def render() -> None:
         _headlines(profile, cat)
     similar.headline_peers(profile)
 
-    st.subheader("The departments this place's health depends on")
     deps = c.fetch("place_departments", code, outcome, sex=sex)
+    # One section at a time, chosen in the link (?section=Inequality): only the open tab is computed and sent, so
+    # the headline answer is drawn without waiting for the local-authority table, the LSOA map or every indicator
+    sections = {"Departments": lambda: _departments(code, info, deps, kind, cat, outcome, sex)}
+    if info["type"] == "icb":
+        sections["Local authorities"] = lambda: _drilldown(code, outcome, sex, cat)
+    if info["type"] not in ("england", "region"):
+        sections["Inequality"] = lambda: similar.inequality_section(code, info)
+    sections["Every indicator"] = lambda: _indicators(profile, deps.ranking, info["name"], code)
+    for tab, draw in zip(st.tabs(list(sections), key="section", bind="query-params"), sections.values()):
+        if tab.open:
+            with tab:
+                draw()
+
+
+def _departments(code: str, info, deps, kind: str, cat: pd.DataFrame, outcome: str, sex: str) -> None:
+    st.subheader("The departments this place's health depends on")
     against = "england"
     if info["type"] not in ("england", "region"):
         against = c.choose("rank", {"england": "England", "peers": "Similar areas"}, "england",
                            "Rank departments by where this place is worse than", widget="radio", strict=False)
     if against == "peers":
-        peer_deps = c.fetch("place_departments_against_peers", code, outcome, sex=sex, kind=kind)
+        deps = c.fetch("place_departments_against_peers", code, outcome, sex=sex, kind=kind)
         st.caption("Ranked against similar areas: each gap is measured from the value of this place's similar areas "
                    "(in the same standard deviations of local-authority values) instead of from England; the same "
                    "indicators, associations and score. The evidence table's England columns still show England.")
-        deps = peer_deps
     _dependence(deps, cat, info["name"], outcome, sex)
-
-    if info["type"] == "icb":
-        st.subheader("Local authorities in this ICB")
-        _drilldown(code, outcome, sex, cat)
-
-    similar.inequality_section(code, info)
-
-    st.subheader("Every indicator, by department")
-    _indicators(profile, deps.ranking, info["name"], code)
 
 
 def _describe(info) -> str:
@@ -236,6 +241,7 @@ def _sankey(evidence: pd.DataFrame, ranking: pd.DataFrame, cat: pd.DataFrame, ou
 
 
 def _drilldown(code: str, outcome: str, sex: str, cat: pd.DataFrame) -> None:
+    st.subheader("Local authorities in this ICB")
     las = c.fetch("icb_drilldown", code)
     values = c.fetch("latest_observations", las["la_code"].tolist(), [outcome], sex=sex).set_index("area_code")
     unit, digits = cat.at[outcome, "unit"], cat.at[outcome, "decimals"]
@@ -257,6 +263,7 @@ def _drilldown(code: str, outcome: str, sex: str, cat: pd.DataFrame) -> None:
 
 
 def _indicators(profile: pd.DataFrame, ranking: pd.DataFrame, name: str, code: str) -> None:
+    st.subheader("Every indicator, by department")
     legend = " ".join(c.badge(w, w) for w in ("Better", "Similar", "Worse", "Higher", "Lower", "Not compared"))
     st.markdown(f"Compared with England: {legend}. {c.LEGEND} Red-red: significantly worse than England and getting "
                 "worse.", unsafe_allow_html=True)
