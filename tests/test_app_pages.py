@@ -90,6 +90,13 @@ def test_overview_ranks_departments_and_maps_the_outcome(open_page):
     charts = at.get("plotly_chart")
     assert len(charts) == 2  # the department ranking and the map
     assert "DHSC (health)" in charts[0].proto.spec  # DHSC labelled apart from the other departments
+    # the map draws each district once: coloured where it has a figure, grey only where it has none
+    from tracker.app.common import map_shapes
+    traces = json.loads(charts[1].proto.spec)["data"]
+    located = [set(t["locations"]) for t in traces]
+    coloured = next(set(t["locations"]) for t in traces if t.get("colorscale") != [[0, "#eeeeee"], [1, "#eeeeee"]])
+    assert sum(map(len, located)) == len(set().union(*located)) == len(map_shapes("ltla")[1])
+    assert len(coloured) > 290
     assert "Association, not causation" in texts(at)
     departments = at.dataframe[0].value
     assert "Department of Health and Social Care (health)" in set(departments["department"])

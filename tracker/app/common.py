@@ -463,9 +463,13 @@ def choropleth(frame: pd.DataFrame, geography: str, title: str, unit: str, *, hi
     hover = [f"<b>{n}</b> ({c})<br>{with_unit(v, unit, d)} · {p}<br>{comparison_word(cmp)}"
              for n, c, v, p, cmp, d in zip(have["area_name"], have["area_code"], have["value"], have["period"],
                                            have["comparison_label"], digits)]
-    fig = go.Figure([
-        go.Choropleth(geojson=url, locations=codes, z=[0] * len(codes), showscale=False, hoverinfo="skip",
+    # grey only for the areas with no figure: drawing every area twice (grey beneath, then coloured) doubled the
+    # browser's work for this map
+    missing = sorted(set(codes) - set(have["area_code"]))
+    fig = go.Figure(([
+        go.Choropleth(geojson=url, locations=missing, z=[0] * len(missing), showscale=False, hoverinfo="skip",
                       colorscale=[[0, "#eeeeee"], [1, "#eeeeee"]], marker_line_color="#bbbbbb", marker_line_width=0.3),
+    ] if missing else []) + [
         go.Choropleth(geojson=url, locations=have["area_code"], z=have["value"], text=hover,
                       hovertemplate="%{text}<extra></extra>", colorscale="Viridis", reversescale=reverse,
                       marker_line_color="white", marker_line_width=0.3,
