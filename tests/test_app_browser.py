@@ -165,8 +165,11 @@ def test_an_icb_a_county_and_a_region_each_show_outcomes_and_a_ranking_with_inte
 def test_similar_areas_and_inequality_in_the_browser(app, page):
     from playwright.sync_api import expect
 
-    # Hartlepool against its ONS similar areas (global model), beside England
+    # Hartlepool against its ONS similar areas (global model), beside England: its tab
     page.goto(f"{app}/place?area={HARTLEPOOL}&outcome=life-expectancy&sex=Male")
+    shots.wait_rendered(page)
+    page.get_by_role("tab", name="Similar areas").click()
+    page.wait_for_url("**/place?*section=Similar*")
     shots.wait_rendered(page)
     expect(page.get_by_role("heading", name="Compared with similar areas")).to_be_visible()
     expect(page.get_by_text("ONS similar areas (global model)")).to_be_visible()

@@ -185,7 +185,8 @@ def test_place_draws_one_section_at_a_time_opened_by_its_tab_or_its_link(open_pa
             | ({"every indicator"} if any(e.label.startswith("DWP · ") for e in at.expander) else set())
 
     at = open_page("place", area=NENC, outcome="life-expectancy", sex="Male")
-    assert [t.label for t in at.tabs] == ["Departments", "Local authorities", "Inequality", "Every indicator"]
+    assert [t.label for t in at.tabs] == ["Departments", "Similar areas", "Local authorities", "Inequality",
+                                          "Every indicator"]
     assert drawn(at) == {"ranking"}  # the headline answer; the other sections are not computed until opened
     at.session_state["section"] = "Inequality"
     at.run()
@@ -195,10 +196,10 @@ def test_place_draws_one_section_at_a_time_opened_by_its_tab_or_its_link(open_pa
     assert drawn(open_page("place", area=NENC, section="Local authorities")) == {"local authorities"}
     assert drawn(open_page("place", area=NENC, section="Every indicator")) == {"every indicator"}
     assert drawn(open_page("place", area=NENC, section="No such section")) == {"ranking"}  # ignored
-    # England and a region have no local authorities' table and no LSOA map: no tabs for them
+    # England and a region have no similar areas, local authorities' table or LSOA map: no tabs for them
     assert [t.label for t in open_page("place", area=ENGLAND).tabs] == ["Departments", "Every indicator"]
-    assert [t.label for t in open_page("place", area=HARTLEPOOL).tabs] == ["Departments", "Inequality",
-                                                                          "Every indicator"]
+    assert [t.label for t in open_page("place", area=HARTLEPOOL).tabs] == ["Departments", "Similar areas",
+                                                                          "Inequality", "Every indicator"]
 
 
 def test_icb_drills_down_to_its_local_authorities(open_page):
@@ -292,7 +293,7 @@ def test_headline_outcomes_against_similar_areas_keep_their_decimal_places(open_
     row = frame[(frame["area_code"] == gateshead) & (frame["inequality"] == "Male") & (frame["period"] == "2022 - 24")]
     published = float(row["value"].iloc[0])
     assert published.is_integer()
-    at = open_page("place", area=gateshead, outcome="life-expectancy", sex="Male")
+    at = open_page("place", area=gateshead, outcome="life-expectancy", sex="Male", section="Similar areas")
     heads = next(d.value for d in at.dataframe if "vs similar areas" in d.value and "Outcome" in d.value)
     hle = heads[heads["Outcome"] == "Healthy life expectancy at birth"].iloc[0]
     assert hle["Value"] == f"{published:.{display_decimals()['healthy-life-expectancy']}f}" == "58.0"
@@ -366,7 +367,7 @@ HARTLEPOOL_GLOBAL = ["E08000018", "E06000003", "E07000171", "E08000008", "E07000
 
 
 def test_place_compares_hartlepool_with_its_ons_similar_areas(open_page):
-    at = open_page("place", area=HARTLEPOOL, outcome="life-expectancy", sex="Male")
+    at = open_page("place", area=HARTLEPOOL, outcome="life-expectancy", sex="Male", section="Similar areas")
     assert at.radio(key="_widget_similar").value == "global"
     listed = next(d.value for d in at.dataframe if "Figures in the tracker" in d.value)
     assert listed["Code"].tolist() == HARTLEPOOL_GLOBAL
@@ -383,13 +384,15 @@ def test_place_compares_hartlepool_with_its_ons_similar_areas(open_page):
     assert le["vs England"] == "Worse (95%)" and le["vs similar areas"] == "Not compared"
     assert le["Position"] == f"{sum(p > own for p in peers) + 1} of 20"
 
-    # rank against similar areas instead of England; then another ONS model
-    at.radio(key="_widget_rank").set_value("peers").run()
-    assert not at.exception and at.query_params["rank"] == "peers"
-    assert "Ranked against similar areas" in texts(at)
+    # another ONS model; then rank the departments against those similar areas instead of England
     at.radio(key="_widget_similar").set_value("economic").run()
     assert not at.exception and at.query_params["similar"] == "economic"
     assert "ONS similar areas (economic model)" in texts(at)
+    # (the Departments section, from a link that carries the model chosen: its control is in the other section)
+    at = open_page("place", area=HARTLEPOOL, outcome="life-expectancy", sex="Male", similar="economic")
+    at.radio(key="_widget_rank").set_value("peers").run()
+    assert not at.exception and at.query_params["rank"] == "peers" and at.query_params["similar"] == "economic"
+    assert "Ranked against similar areas" in texts(at)
 
 
 def test_icb_place_shows_core20_lsoa_map_quintiles_and_gaps(open_page):
@@ -397,9 +400,6 @@ def test_icb_place_shows_core20_lsoa_map_quintiles_and_gaps(open_page):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Core20 share of residents"] == f"{1_024_863 / 2_966_493:.1%}"  # hand count from the LSOA files
     assert metrics["Core20 LSOAs"] == "667 of 1,889"
-    peers = next(d.value for d in at.dataframe if "Distance (SDs)" in d.value)
-    assert len(peers) == 6 and peers["Rank"].iloc[0] == "this ICB"
-    assert "not an official one" in texts(at)
     quint = next(d.value for d in at.dataframe if "Share of residents" in d.value)
     assert quint["LSOAs"].tolist()[0] == 667 and quint["LSOAs"].sum() == 1_889
     gaps = next(d.value for d in at.dataframe if "Gap (most − least deprived)" in d.value)
@@ -410,4 +410,10 @@ def test_icb_place_shows_core20_lsoa_map_quintiles_and_gaps(open_page):
     lsoa_map = next(ch for ch in at.get("plotly_chart") if "LSOAs by national IMD 2025 quintile" in ch.proto.spec)
     assert lsoa_map.proto.spec.count('"E01') >= 1_889  # every LSOA of the ICB is drawn
     labels = [b.label for b in at.get("download_button")]
-    assert {"Download peer ICBs (CSV)", "Download the breakdown (CSV)", "Download the gaps (CSV)"} <= set(labels)
+    assert {"Download the breakdown (CSV)", "Download the gaps (CSV)"} <= set(labels)
+
+    at = open_page("place", area=NENC, outcome="life-expectancy", sex="Male", section="Similar areas")
+    peers = next(d.value for d in at.dataframe if "Distance (SDs)" in d.value)
+    assert len(peers) == 6 and peers["Rank"].iloc[0] == "this ICB"
+    assert "not an official one" in texts(at)
+    assert "Download peer ICBs (CSV)" in [b.label for b in at.get("download_button")]

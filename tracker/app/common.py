@@ -243,13 +243,7 @@ def choose(param: str, options: dict[str, str], default: str, label: str, *, whe
     A value in the URL that is not an option: strict -> a friendly message with a way back, and the page stops;
     not strict -> the default is used (e.g. a sex the newly chosen outcome is not published for)."""
     where = where or st
-    value = st.query_params.get(param) or st.session_state.get(f"_last_{param}") or default
-    if value not in options:
-        value = resolve(param, value, options)
-    if value not in options:
-        if strict:
-            unknown(param, value, default)
-        value = default
+    value = chosen(param, options, default, strict=strict)
     key = f"_widget_{param}"
     # set on every run, even when it already holds the value: another page's widget of the same key left it there,
     # and only a value set in this run is sent to the browser (else the box shows its first option, e.g. England)
@@ -260,6 +254,19 @@ def choose(param: str, options: dict[str, str], default: str, label: str, *, whe
     make(label, list(options), format_func=shown, key=key, on_change=_to_url, args=(param, key), **extra)
     st.query_params[param] = value
     st.session_state[f"_last_{param}"] = value
+    return value
+
+
+def chosen(param: str, options: dict[str, str], default: str, *, strict: bool = False) -> str:
+    """The value `choose` would show for param (link, then this session's last choice, then the default), for a
+    part of the page drawn while the control itself is not (it sits in a closed tab)."""
+    value = st.query_params.get(param) or st.session_state.get(f"_last_{param}") or default
+    if value not in options:
+        value = resolve(param, value, options)
+    if value not in options:
+        if strict:
+            unknown(param, value, default)
+        value = default
     return value
 
 

@@ -14,10 +14,13 @@ KINDS = {"global": "Global (overall)", "economic": "Economic", "demographic": "D
 QUINTILE_COLOURS = ["#54278f", "#756bb1", "#9e9ac8", "#cbc9e2", "#f2f0f7"]  # 1 most deprived (dark) .. 5
 
 
-def similarity_kind(info) -> str:
-    """The kind of ONS similarity chosen for a local authority (kept in the URL as `similar`), default global."""
+def similarity_kind(info, *, ask: bool = True) -> str:
+    """The kind of ONS similarity chosen for a local authority (kept in the URL as `similar`), default global; with
+    ask, the control that chooses it is drawn here."""
     if info["type"] not in ("ltla", "utla"):
         return "global"
+    if not ask:
+        return c.chosen("similar", KINDS, "global")
     return c.choose("similar", KINDS, "global", "Similar areas: ONS model", widget="radio", strict=False)
 
 
@@ -37,11 +40,10 @@ def download(frame: pd.DataFrame, label: str, name: str, key: str) -> None:
                        icon=":material/download:")
 
 
-def peers_section(code: str, info, cat: pd.DataFrame) -> str:
+def peers_section(code: str, info, profile: pd.DataFrame) -> None:
     """Who the place is compared with (a local authority: ONS's list of the chosen kind; an ICB: its peer ICBs with
-    the characteristics they were chosen on). Returns the ONS similarity kind chosen (global by default)."""
-    if info["type"] in ("england", "region"):
-        return "global"
+    the characteristics they were chosen on), then its headline outcomes against them (profile: the place's profile
+    against those similar areas). For ICBs, counties and local authorities."""
     st.subheader("Compared with similar areas")
     kind = similarity_kind(info)
     if info["type"] == "icb":
@@ -68,7 +70,7 @@ def peers_section(code: str, info, cat: pd.DataFrame) -> str:
             peers = c.fetch("similar_areas", code, kind)
         except KeyError:
             st.info("ONS publishes no similar areas for this area.")
-            return kind
+            return
         st.markdown(f"**ONS similar areas ({kind} model)**: the 20 local authorities ONS's Explore "
                     "Local Statistics lists as most similar, in ONS's order.")
         with st.expander(f"The {len(peers)} similar areas, most similar first", expanded=False):
@@ -79,10 +81,10 @@ def peers_section(code: str, info, cat: pd.DataFrame) -> str:
             download(peers, "Download the list (CSV)", f"similar-areas-{kind}-{code}.csv", "dl-similar")
         st.caption(f"Source: {peers['source'].iloc[0]} ({peers['source_date'].iloc[0]}), "
                    "https://www.ons.gov.uk/explore-local-statistics/. Open Government Licence v3.0.")
-    return kind
+    _headline_peers(profile)
 
 
-def headline_peers(profile: pd.DataFrame) -> None:
+def _headline_peers(profile: pd.DataFrame) -> None:
     """The headline outcomes against the similar areas, beside England."""
     heads = profile[profile["headline_outcome"].astype(bool) & profile["peer_group"].notna()]
     if heads.empty:

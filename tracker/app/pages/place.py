@@ -1,6 +1,6 @@
-"""Place: England, a region, an ICB, a county or a local authority. Its headline outcomes, the departments its health depends on (with
-the evidence and a flow diagram), every indicator grouped by department as spine-chart rows, and for an ICB its
-local authorities."""
+"""Place: England, a region, an ICB, a county or a local authority. Its headline outcomes, then one section at a time
+in tabs: the departments its health depends on (with the evidence and a flow diagram), its similar areas, an ICB's
+local authorities, inequality inside it, and every indicator grouped by department as spine-chart rows."""
 
 from __future__ import annotations
 
@@ -35,20 +35,19 @@ def render() -> None:
     _parents(info)
 
     st.subheader("Headline health outcomes")
-    headlines = st.container()  # drawn once the kind of similar areas (chosen below) gives the one profile
-    kind = similar.peers_section(code, info, cat)
+    kind = similar.similarity_kind(info, ask=False)  # its control is in the Similar areas section
     # every figure on the page follows the sex chosen, where the indicator is published for it; the profile against
     # England with the similar areas' columns beside (one computation, not one without peers and one with)
     profile = c.fetch("place_peer_profile", code, kind, sex=sex).join(cat[["producer", "source_url", "decimals"]],
                                                                       on="indicator_id")
-    with headlines:
-        _headlines(profile, cat)
-    similar.headline_peers(profile)
+    _headlines(profile, cat)
 
     deps = c.fetch("place_departments", code, outcome, sex=sex)
     # One section at a time, chosen in the link (?section=Inequality): only the open tab is computed and sent, so
     # the headline answer is drawn without waiting for the local-authority table, the LSOA map or every indicator
     sections = {"Departments": lambda: _departments(code, info, deps, kind, cat, outcome, sex)}
+    if info["type"] not in ("england", "region"):
+        sections["Similar areas"] = lambda: similar.peers_section(code, info, profile)
     if info["type"] == "icb":
         sections["Local authorities"] = lambda: _drilldown(code, outcome, sex, cat)
     if info["type"] not in ("england", "region"):
