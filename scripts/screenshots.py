@@ -85,13 +85,20 @@ CHARTS_DRAWN = ("[...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]'
 # When the page last changed. Streamlit draws a run's elements after the run's last message has arrived (a chart's code
 # is loaded when first used), and the browser can be busy for seconds between two changes: the run's end and the charts
 # seen so far can come well before the last of the page. A page is drawn once it has stopped changing for QUIET_MS.
-WATCH_CHANGES = ("if (window.__lastChange === undefined) { window.__lastChange = performance.now();"
-                 " new MutationObserver(() => { window.__lastChange = performance.now(); })"
+# Two clocks: __lastChange, any change; __lastSeen, a change a reader can see: not one inside a <canvas>, whose
+# children are fallback content a browser never draws (a data grid writes its accessibility table there, debounced,
+# about 0.3 s after the grid is drawn).
+WATCH_CHANGES = ("if (window.__lastChange === undefined) { window.__lastChange = window.__lastSeen = performance.now();"
+                 " new MutationObserver((ms) => { const t = performance.now(); window.__lastChange = t;"
+                 " if (ms.some(m => !(m.target.closest ? m.target : m.target.parentElement)?.closest('canvas')))"
+                 " window.__lastSeen = t; })"
                  ".observe(document, {childList: true, subtree: true, characterData: true}); }")
 QUIET_MS = 2500
 # the milliseconds since the page last changed, once the run is done and every chart drawn; -1 before
 SINCE_DRAWN = (f"() => ({SCRIPT_DONE} && !document.querySelector('{BUSY}') && {CHARTS_DRAWN}"
                f" && !!document.querySelector('{NAV}')) ? performance.now() - window.__lastChange : -1")
+# the milliseconds since the last change a reader can see (WATCH_CHANGES)
+SINCE_SEEN = "() => performance.now() - window.__lastSeen"
 
 
 def wait_rendered(page, timeout: float = 240_000) -> None:
