@@ -6,6 +6,7 @@ the snapshot database (module scope, like conftest's snapshot_engine but built o
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import shutil
@@ -97,6 +98,9 @@ def test_overview_ranks_departments_and_maps_the_outcome(open_page):
     coloured = next(set(t["locations"]) for t in traces if t.get("colorscale") != [[0, "#eeeeee"], [1, "#eeeeee"]])
     assert sum(map(len, located)) == len(set().union(*located)) == len(map_shapes("ltla")[1])
     assert len(coloured) > 290
+    for grey in (t for t in traces if set(t["locations"]) != coloured):  # carrying its own areas' shapes alone
+        shapes = json.loads(base64.b64decode(grey["geojson"].split(",", 1)[1]))
+        assert sorted(f["id"] for f in shapes["features"]) == sorted(grey["locations"])
     assert "Association, not causation" in texts(at)
     departments = at.dataframe[0].value
     assert "Department of Health and Social Care (health)" in set(departments["department"])

@@ -460,6 +460,12 @@ def geojson_url(geojson: dict) -> str:
     return "data:application/json;base64," + base64.b64encode(text.encode()).decode()
 
 
+def _joined(urls) -> str:
+    """One data: URL holding the features of several (geojson_url's)."""
+    features = [f for u in urls for f in json.loads(base64.b64decode(u.split(",", 1)[1]))["features"]]
+    return geojson_url({"type": "FeatureCollection", "features": features})
+
+
 def choropleth(frame: pd.DataFrame, geography: str, title: str, unit: str, *, highlight: str | None = None,
                reverse: bool = False) -> go.Figure:
     """England map of frame's area_code/value from the bundled boundaries (no tile server, works offline): grey
@@ -470,11 +476,11 @@ def choropleth(frame: pd.DataFrame, geography: str, title: str, unit: str, *, hi
     hover = [f"<b>{n}</b> ({c})<br>{with_unit(v, unit, d)} · {p}<br>{comparison_word(cmp)}"
              for n, c, v, p, cmp, d in zip(have["area_name"], have["area_code"], have["value"], have["period"],
                                            have["comparison_label"], digits)]
-    # grey only for the areas with no figure: drawing every area twice (grey beneath, then coloured) doubled the
-    # browser's work for this map
+    # grey only for the areas with no figure, from their own shapes: drawing every area twice (grey beneath, then
+    # coloured) doubled the browser's work for this map, and the message carried every shape twice
     missing = sorted(set(codes) - set(have["area_code"]))
     fig = go.Figure(([
-        go.Choropleth(geojson=url, locations=missing, z=[0] * len(missing), showscale=False, hoverinfo="skip",
+        go.Choropleth(geojson=_joined(one[m] for m in missing), locations=missing, z=[0] * len(missing), showscale=False, hoverinfo="skip",
                       colorscale=[[0, "#eeeeee"], [1, "#eeeeee"]], marker_line_color="#bbbbbb", marker_line_width=0.3),
     ] if missing else []) + [
         go.Choropleth(geojson=url, locations=have["area_code"], z=have["value"], text=hover,
