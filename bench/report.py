@@ -204,6 +204,16 @@ APPLIED = [
      "alone 394 -> 350-364 MB; with the forked second process, both processes' summed PSS (sampled every 50 ms) "
      "717 -> 572-626 MB; the same analysis_row rows and saved values on the snapshot; the precompute's wall time "
      "15.4-15.7 -> 17.3-18.2 s, its second process's CPU 5.2 -> 5.0-5.2 s (its bootstrap on glibc's heap)"),
+    ("tracker/app/pages/place.py render (sections in tabs, st.tabs bound to the link's `section`), similar.py; "
+     "common.py choropleth (2026-12-05)", "the Place page draws one section at a time (Departments by default; "
+     "Similar areas, Local authorities, Inequality and Every indicator in their tabs, computed only when open), "
+     "not the LSOA map, the local authorities' table, the similar areas and every indicator under the ranking; a "
+     "map greys only the areas with no figure, instead of drawing every area grey beneath the coloured ones",
+     "part 6 warm p95 to the last change of any kind (the clock of earlier runs), the 04:04 run -> the 07:00 run "
+     "(the minimal page 1.27 -> 1.46 s: a slower hour): Place England 2.19 -> 1.99, ICB 2.57 -> 2.13, county "
+     "2.39 -> 2.04, local authority 2.49 -> 2.09, Overview 2.19 -> 2.17 s; server CPU per Place render 0.18-0.23 -> "
+     "0.16-0.17 s; then the grey areas drawn from their own shapes, not every area's (after that run): the Overview's "
+     "LTLA map message 1.64 -> 0.85 MB"),
 ]
 
 
