@@ -19,7 +19,6 @@ import importlib.util
 import os
 import statistics
 import time
-
 from typing import NamedTuple
 
 from bench.common import PROJECT_ROOT, cpu_seconds, percentile

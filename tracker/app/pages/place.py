@@ -45,12 +45,13 @@ def render() -> None:
     deps = c.fetch("place_departments", code, outcome, sex=sex)
     # One section at a time, chosen in the link (?section=Inequality): only the open tab is computed and sent, so
     # the headline answer is drawn without waiting for the local-authority table, the LSOA map or every indicator
+    local = info["type"] not in ("england", "region")  # England and regions have no peers and too many LSOAs
     sections = {"Departments": lambda: _departments(code, info, deps, kind, cat, outcome, sex)}
-    if info["type"] not in ("england", "region"):
+    if local:
         sections["Similar areas"] = lambda: similar.peers_section(code, info, profile)
     if info["type"] == "icb":
         sections["Local authorities"] = lambda: _drilldown(code, outcome, sex, cat)
-    if info["type"] not in ("england", "region"):
+    if local:
         sections["Inequality"] = lambda: similar.inequality_section(code, info)
     sections["Every indicator"] = lambda: _indicators(profile, deps.ranking, info["name"], code)
     for tab, draw in zip(st.tabs(list(sections), key="section", bind="query-params"), sections.values()):
