@@ -1,8 +1,12 @@
 """Pages are drawn in turn (TRACKER_RENDER_SLOTS at once per dashboard process): a visitor who arrives while every
-slot is taken is told so and starts when one frees, and a slot is given back however the page ends."""
+slot is taken is told so and starts when one frees, and a slot is given back however the page ends. After its first
+page, a process's long-lived objects are left out of the garbage collection Streamlit runs after every page."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import threading
 
 import pytest
@@ -67,3 +71,29 @@ def test_a_bad_slot_count_is_refused_by_name(monkeypatch, value):
 def test_no_limit_when_asked(monkeypatch):
     monkeypatch.setenv("TRACKER_RENDER_SLOTS", "0")
     assert common._render_slots() is None
+
+
+def test_after_the_first_page_the_long_lived_objects_leave_the_collections_and_later_garbage_is_still_collected():
+    # in a process of its own: freezing is once per process, and this test session's objects are not the dashboard's
+    script = textwrap.dedent("""
+        import gc, weakref
+        from tracker.app import common
+
+        with common.render_slot():  # the first page
+            pass
+        frozen = gc.get_freeze_count()
+        assert frozen > 10_000, frozen  # the imported libraries' objects: no longer walked after every page
+        with common.render_slot():
+            pass
+        assert gc.get_freeze_count() == frozen, "frozen again"
+
+        class Node:
+            pass
+
+        n = Node(); n.me = n; gone = weakref.ref(n); del n  # a later page's reference cycle
+        gc.collect()
+        assert gone() is None, "a later page's garbage was kept"
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "ok", done.stderr

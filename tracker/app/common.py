@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from tracker.config import database_url, setting
-from tracker.memory import give_back_freed_memory
+from tracker.memory import give_back_freed_memory, leave_long_lived_out_of_collections
 from tracker.store import get_engine
 
 ENGLAND = "E92000001"
@@ -84,7 +84,8 @@ BUSY_NOTE = "Other visitors' pages are being drawn; yours starts in a moment."
 @contextmanager
 def render_slot():
     """Hold one of the process's TRACKER_RENDER_SLOTS while the page is drawn; while none is free, say so. Once the
-    page is drawn, give back the memory it freed."""
+    page is drawn, give back the memory it freed (and, after the first, keep the long-lived objects out of the
+    garbage collection Streamlit runs after every page)."""
     slots = _RENDER_SLOTS
     if slots is not None and not slots.acquire(blocking=False):
         note = st.empty()
@@ -99,6 +100,7 @@ def render_slot():
         if slots is not None:
             slots.release()
         give_back_freed_memory()  # what the page freed (1-3 ms)
+        leave_long_lived_out_of_collections()
 
 
 def ensure_database() -> None:
