@@ -59,8 +59,8 @@ def _at_once(bases: list[str], codes: list[str], pids: list[int]) -> dict:
     with ThreadPoolExecutor(max_workers=len(codes)) as pool:
         times = list(pool.map(lambda ic: visit(bases[ic[0] % len(bases)], "place", PLACE_QUERY.format(code=ic[1])),
                               enumerate(codes)))
-    return {"visitors": len(codes), "median_seconds": round(statistics.median(times), 2),
-            "slowest_seconds": round(max(times), 2),
+    return {"visitors": len(codes), "median_seconds": round(statistics.median(times), 3),
+            "slowest_seconds": round(max(times), 3),
             "server_cpu_seconds": round(sum(cpu_seconds(pid) for pid in pids) - cpu, 2)}
 
 
@@ -75,7 +75,7 @@ def _measure_with(n_servers: int, concurrency: tuple[int, ...]) -> list[dict]:
         alone = [_at_once(bases, [code], pids) for code in unused[:ONE_VISITOR]]
         unused = unused[ONE_VISITOR:]
         single = statistics.median(a["median_seconds"] for a in alone)
-        rows = [{"servers": n_servers, "visitors": 1, "median_seconds": round(single, 2),
+        rows = [{"servers": n_servers, "visitors": 1, "median_seconds": round(single, 3),
                  "slowest_seconds": max(a["slowest_seconds"] for a in alone),
                  "server_cpu_seconds": round(statistics.median(a["server_cpu_seconds"] for a in alone), 2)}]
         for n in concurrency:
