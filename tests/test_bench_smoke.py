@@ -8,6 +8,7 @@ import json
 import sqlite3
 
 from bench.load import CONTENDERS, NO_REPEAT
+from bench.report import goals, queue_floor
 from bench.run import main
 from tracker.catalog import load_catalog
 
@@ -88,3 +89,17 @@ def test_a_merged_run_keeps_the_parts_it_did_not_measure(tmp_path):
     text = out.read_text(encoding="utf-8")
     assert "Measured in more than one run" in text and "| snapshot | " + first["started"] in text
     assert "The parts ran on different machines" in text
+
+
+def test_the_visitors_goal_is_read_against_the_queue_floor():
+    """Ten CPU-bound renders drawn in turn: the middle visitor waits for 3 renders on two processes (two cores), 5.5
+    on one; the goal row says so beside the measured ratio."""
+    assert queue_floor(10, 2, 2) == 3 and queue_floor(10, 1, 2) == 5.5
+    assert queue_floor(10, 4, 2) == 3  # more processes than cores draw no faster
+    rows = [{"servers": 2, "visitors": 1, "median_seconds": 0.104, "server_cpu_seconds": 0.1, "ratio_to_one": 1.0},
+            {"servers": 2, "visitors": 10, "median_seconds": 0.33, "server_cpu_seconds": 1.0, "ratio_to_one": 3.17}]
+    results = {"machine": {"cores": 2}, "browser": {"views": [], "concurrent": [],
+                                                    "lightweight": {"render_slots": 1, "concurrent": rows}}}
+    (row,) = [g for g in goals(results) if "lightweight clients, 2 dashboard" in g["goal"]]
+    assert not row["met"] and row["measured"] == "3.17x (0.33 s; one visitor 0.10 s; the queue's floor 3x)"
+    assert "waits for 3 renders at best" in row["why"]
