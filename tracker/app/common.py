@@ -99,8 +99,8 @@ def render_slot():
     finally:
         if slots is not None:
             slots.release()
-        give_back_freed_memory()  # what the page freed (1-3 ms)
         leave_long_lived_out_of_collections()
+        give_back_freed_memory()  # what the page freed (1-3 ms)
 
 
 def ensure_database() -> None:
