@@ -482,8 +482,9 @@ def choropleth(frame: pd.DataFrame, geography: str, title: str, unit: str, *, hi
     # coloured) doubled the browser's work for this map, and the message carried every shape twice
     missing = sorted(set(codes) - set(have["area_code"]))
     fig = go.Figure(([
-        go.Choropleth(geojson=_joined(one[m] for m in missing), locations=missing, z=[0] * len(missing), showscale=False, hoverinfo="skip",
-                      colorscale=[[0, "#eeeeee"], [1, "#eeeeee"]], marker_line_color="#bbbbbb", marker_line_width=0.3),
+        go.Choropleth(geojson=_joined(one[m] for m in missing), locations=missing, z=[0] * len(missing),
+                      showscale=False, hoverinfo="skip", colorscale=[[0, "#eeeeee"], [1, "#eeeeee"]],
+                      marker_line_color="#bbbbbb", marker_line_width=0.3),
     ] if missing else []) + [
         go.Choropleth(geojson=url, locations=have["area_code"], z=have["value"], text=hover,
                       hovertemplate="%{text}<extra></extra>", colorscale="Viridis", reversescale=reverse,

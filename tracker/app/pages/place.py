@@ -46,7 +46,7 @@ def render() -> None:
     # One section at a time, chosen in the link (?section=Inequality): only the open tab is computed and sent, so
     # the headline answer is drawn without waiting for the local-authority table, the LSOA map or every indicator
     local = info["type"] not in ("england", "region")  # England and regions have no peers and too many LSOAs
-    sections = {"Departments": lambda: _departments(code, info, deps, kind, cat, outcome, sex)}
+    sections = {"Departments": lambda: _departments(code, info, deps, kind, cat, outcome, sex, local)}
     if local:
         sections["Similar areas"] = lambda: similar.peers_section(code, info, profile)
     if info["type"] == "icb":
@@ -60,10 +60,10 @@ def render() -> None:
                 draw()
 
 
-def _departments(code: str, info, deps, kind: str, cat: pd.DataFrame, outcome: str, sex: str) -> None:
+def _departments(code: str, info, deps, kind: str, cat: pd.DataFrame, outcome: str, sex: str, local: bool) -> None:
     st.subheader("The departments this place's health depends on")
     against = "england"
-    if info["type"] not in ("england", "region"):
+    if local:  # England and regions have no similar areas to rank against
         against = c.choose("rank", {"england": "England", "peers": "Similar areas"}, "england",
                            "Rank departments by where this place is worse than", widget="radio", strict=False)
     if against == "peers":
