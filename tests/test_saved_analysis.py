@@ -106,6 +106,34 @@ def test_a_dashboard_does_not_build_what_a_refresh_is_about_to_save(initialised_
     assert data.get_store(initialised_engine).version != old_version
 
 
+def test_a_refresh_marks_the_analysis_it_will_save_with_the_data_it_changes(initialised_engine, fresh_process,
+                                                                           monkeypatch):
+    """The CLI's refresh, replay and prepare compute and save the analysis once their data lands. The mark that says
+    so is written in the same transaction as the data: a dashboard that reads the new data version between the
+    refresh's commit and the start of its analysis answers from the previous save and computes nothing itself."""
+    refresh(initialised_engine, SMALL, offline=True)
+    warm_analysis(initialised_engine)
+    old_version = data.data_version(initialised_engine)
+    unchanged = refresh(initialised_engine, SMALL, offline=True, analysis_follows=True)
+    assert unchanged[0].rows_changed == 0 and not saved.in_progress(initialised_engine, data.CODE_DIGEST)
+
+    changed = refresh(initialised_engine, ["desnz_fuel_poverty"], offline=True, analysis_follows=True)
+    assert changed[0].rows_changed > 0
+    assert saved.in_progress(initialised_engine, data.CODE_DIGEST)  # no run is running: the mark alone says it
+    load = data._load
+    monkeypatch.setattr(data, "_load", _not_rebuilt)  # the dashboard must not compute it
+    data.serve_previous(initialised_engine)
+    assert data.get_store(initialised_engine).version == old_version
+    assert not data._BUILDING
+
+    monkeypatch.setattr(data, "_load", load)  # the refresh's own process computes it
+    monkeypatch.setattr(data, "_CACHE", OrderedDict())
+    monkeypatch.setattr(data, "SERVE_PREVIOUS", set())
+    warm_analysis(initialised_engine)
+    assert not saved.in_progress(initialised_engine, data.CODE_DIGEST)
+    assert saved.saved_versions(initialised_engine)[0] == (data.data_version(initialised_engine), data.CODE_DIGEST)
+
+
 def test_a_save_read_lazily_never_mixes_in_a_later_save_of_the_same_data(initialised_engine, fresh_process):
     """A process reads saved results when first used; if the same data version is saved again meanwhile (another
     host's refresh, a replay), what it has not read yet is computed again, never taken from the other save."""

@@ -198,7 +198,8 @@ def refresh(sources: tuple[str, ...], offline: bool, older: str | None, log_form
         raise click.UsageError(f"unknown source {unknown[0]!r}; valid: {', '.join(known)}")
     age = parse_age(older) if older else None
     engine = _engine()
-    run_refresh = functools.partial(run_refresh, allow_shrink=allow_shrink, initialise_first=True)  # lock first
+    run_refresh = functools.partial(run_refresh, allow_shrink=allow_shrink, initialise_first=True,  # lock first
+                                    analysis_follows=True)  # _warm_if_changed below
     try:
         summaries = _refresh_with_progress(engine, list(sources) or None, offline, age, log_format, wait, run_refresh)
     except RefreshLocked as exc:
@@ -348,7 +349,8 @@ def replay(run_id: int, wait: float, allow_shrink: bool) -> None:
 
     engine = _engine()
     try:
-        summary = replay_run(engine, run_id, wait=wait, allow_shrink=allow_shrink, initialise_first=True)
+        summary = replay_run(engine, run_id, wait=wait, allow_shrink=allow_shrink, initialise_first=True,
+                             analysis_follows=True)
     except SourceError as exc:
         raise click.UsageError(str(exc)) from exc
     except RefreshLocked as exc:

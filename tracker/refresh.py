@@ -113,10 +113,12 @@ def run_source(
     progress: Progress | None = None,
     replay: tuple[int, list[Payload]] | None = None,
     allow_shrink: bool = False,
+    analysis_follows: bool = False,
 ) -> RunSummary:
     """One run of one source (see the module docstring). `replay`: (run id, its archived payloads) to parse,
     validate and load again instead of fetching. `allow_shrink`: let this run remove more stored rows than the
-    shrink guard (TRACKER_SHRINK_LIMIT) allows."""
+    shrink guard (TRACKER_SHRINK_LIMIT) allows. `analysis_follows`: the caller computes and saves the analysis of
+    the new data afterwards (tracker.analysis.warm), so a run that changes rows marks it as being built."""
     say = progress or (lambda _s, _m: None)
     mode = "replay" if replay else "offline" if offline else "live"
     started = utcnow()
@@ -230,6 +232,11 @@ def run_source(
                     latest_period_end=stats.latest_end, problems=stats.problems,
                 )
             )
+            if analysis_follows and summary.rows_changed:
+                from tracker.analysis.data import CODE_DIGEST
+                from tracker.analysis.saved import mark_building_in
+
+                mark_building_in(conn, CODE_DIGEST)  # with the data: dashboards wait for the save, none computes it
         # the load's own time: fetch, parse and validate overlap it in the worker, except while it waited for them
         summary.stages["load"] = time.perf_counter() - t_load - sum(waited)
         summary.status = "succeeded"
@@ -428,10 +435,12 @@ def refresh(
     http=None,
     allow_shrink: bool = False,
     initialise_first: bool = False,
+    analysis_follows: bool = False,
 ) -> list[RunSummary]:
     """Run the named sources (all by default) under the refresh lock. Raises RefreshLocked when another
     refresh holds the lock for longer than `wait` seconds (checked before anything is written).
-    `initialise_first`: create or upgrade the database (tracker.store.initialise) once the lock is held."""
+    `initialise_first`: create or upgrade the database (tracker.store.initialise) once the lock is held.
+    `analysis_follows`: as run_source's."""
     from pipelines.registry import all_sources
     from tracker.geography import AreaMapper
 
@@ -455,7 +464,7 @@ def refresh(
                     continue
             source_specs = [s for s in specs if s.source == name]
             summaries.append(run_source(engine, source, source_specs, offline, mapper, http=http, progress=progress,
-                                        allow_shrink=allow_shrink))
+                                        allow_shrink=allow_shrink, analysis_follows=analysis_follows))
         return summaries
 
 
@@ -484,7 +493,7 @@ def archived_payloads(engine: Engine, run_id: int) -> tuple[str, list[Payload]]:
 
 
 def replay(engine: Engine, run_id: int, progress: Progress | None = None, wait: float = 0,
-           allow_shrink: bool = False, initialise_first: bool = False) -> RunSummary:
+           allow_shrink: bool = False, initialise_first: bool = False, analysis_follows: bool = False) -> RunSummary:
     """Parse, validate and load again the archived raw payloads of run `run_id` (for instance after a parser fix),
     under the refresh lock, as a new run with mode "replay"."""
     from pipelines.registry import all_sources
@@ -500,7 +509,8 @@ def replay(engine: Engine, run_id: int, progress: Progress | None = None, wait: 
         specs = [s for s in load_catalog() if s.source == name]
         mark_interrupted(engine)
         return run_source(engine, source, specs, offline=True, mapper=AreaMapper.from_engine(engine),
-                          progress=progress, replay=(run_id, payloads), allow_shrink=allow_shrink)
+                          progress=progress, replay=(run_id, payloads), allow_shrink=allow_shrink,
+                          analysis_follows=analysis_follows)
 
 
 def has_observations(engine: Engine) -> bool:

@@ -75,7 +75,7 @@ def prepare(engine: Engine, progress=None, second_process: bool = False) -> list
         return []
     # a bulk build into an empty table: indexes built once at the end
     with indexes_built_after(engine) if not has_observations(engine) else nullcontext():
-        summaries = refresh(engine, todo, offline=True, progress=progress, wait=600)
+        summaries = refresh(engine, todo, offline=True, progress=progress, wait=600, analysis_follows=True)
     warm_analysis(engine, progress, second_process)
     return summaries
 

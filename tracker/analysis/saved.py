@@ -582,13 +582,19 @@ RUN_HOURS = 6  # a run or a build started longer ago than this is taken to have 
 
 def mark_building(engine: Engine, digest: str) -> None:
     """Say, in the database, that this process is computing the analysis to save (warm), so dashboards on every host
-    keep answering from the previous save meanwhile instead of each computing it too. write() clears it."""
+    keep answering from the previous save meanwhile instead of each computing it too. warm() clears it."""
     try:
         with engine.begin() as conn:
-            conn.execute(delete(Meta).where(Meta.key == BUILDING))
-            conn.execute(insert(Meta).values(key=BUILDING, value=f"{digest} {_now().isoformat()}"))
+            mark_building_in(conn, digest)
     except Exception:  # noqa: BLE001 - a read-only database: the save fails later and says so
         log.debug("could not set the analysis-building mark", exc_info=True)
+
+
+def mark_building_in(conn, digest: str) -> None:
+    """mark_building in the caller's transaction: a refresh writes it with the data it changes, so no dashboard ever
+    sees the new data version without the mark and starts computing what the refresh is about to save."""
+    conn.execute(delete(Meta).where(Meta.key == BUILDING))
+    conn.execute(insert(Meta).values(key=BUILDING, value=f"{digest} {_now().isoformat()}"))
 
 
 def clear_building(engine: Engine) -> None:
