@@ -582,7 +582,8 @@ RUN_HOURS = 6  # a run or a build started longer ago than this is taken to have 
 
 def mark_building(engine: Engine, digest: str) -> None:
     """Say, in the database, that this process is computing the analysis to save (warm), so dashboards on every host
-    keep answering from the previous save meanwhile instead of each computing it too. warm() clears it."""
+    keep answering from the previous save meanwhile instead of each computing it too. write() clears it with the save
+    (warm() too, if it fails)."""
     try:
         with engine.begin() as conn:
             mark_building_in(conn, digest)
