@@ -436,7 +436,7 @@ def caveat(text: str | None = None) -> None:
 @st.cache_resource(show_spinner=False)
 def map_shapes(geography: str) -> tuple[str, tuple[str, ...], dict[str, str]]:
     """The bundled boundaries for the maps, once per process: (a data: URL holding the GeoJSON, the area codes,
-    {code: a data: URL holding that area alone} for outlining the chosen place).
+    {code: that area's GeoJSON feature as JSON text}, for maps of some areas alone: features_url).
 
     Coordinates are rounded to 3 decimals (about 100 m, finer than the boundaries' 200 m generalisation), a third
     of the size. Plotly validates and deep-copies a GeoJSON dict on every draw (about a second for the districts);
@@ -447,25 +447,29 @@ def map_shapes(geography: str) -> tuple[str, tuple[str, ...], dict[str, str]]:
     def rnd(c):
         return [rnd(x) for x in c] if isinstance(c[0], list) else [round(c[0], 3), round(c[1], 3)]
 
-    def data_url(features: list[dict]) -> str:
-        return geojson_url({"type": "FeatureCollection", "features": features})
+    features = {f["properties"]["code"]: _compact_json(
+                    {"type": "Feature", "id": f["properties"]["code"], "properties": {"name": f["properties"]["name"]},
+                     "geometry": {"type": f["geometry"]["type"], "coordinates": rnd(f["geometry"]["coordinates"])}})
+                for f in boundaries(geography)["features"]}
+    return features_url(features.values()), tuple(features), features
 
-    features = [{"type": "Feature", "id": f["properties"]["code"], "properties": {"name": f["properties"]["name"]},
-                 "geometry": {"type": f["geometry"]["type"], "coordinates": rnd(f["geometry"]["coordinates"])}}
-                for f in boundaries(geography)["features"]]
-    return data_url(features), tuple(f["id"] for f in features), {f["id"]: data_url([f]) for f in features}
+
+def _compact_json(value) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def features_url(features) -> str:
+    """A data: URL holding a FeatureCollection of these features, each given as JSON text (map_shapes')."""
+    return _data_url('{"type":"FeatureCollection","features":[' + ",".join(features) + "]}")
 
 
 def geojson_url(geojson: dict) -> str:
     """GeoJSON as a data: URL for a plotly map (see map_shapes: a string plotly need not validate or copy)."""
-    text = json.dumps(geojson, separators=(",", ":"))
+    return _data_url(_compact_json(geojson))
+
+
+def _data_url(text: str) -> str:
     return "data:application/json;base64," + base64.b64encode(text.encode()).decode()
-
-
-def _joined(urls) -> str:
-    """One data: URL holding the features of several (geojson_url's)."""
-    features = [f for u in urls for f in json.loads(base64.b64decode(u.split(",", 1)[1]))["features"]]
-    return geojson_url({"type": "FeatureCollection", "features": features})
 
 
 def choropleth(frame: pd.DataFrame, geography: str, title: str, unit: str, *, highlight: str | None = None,
@@ -482,7 +486,7 @@ def choropleth(frame: pd.DataFrame, geography: str, title: str, unit: str, *, hi
     # coloured) doubled the browser's work for this map, and the message carried every shape twice
     missing = sorted(set(codes) - set(have["area_code"]))
     fig = go.Figure(([
-        go.Choropleth(geojson=_joined(one[m] for m in missing), locations=missing, z=[0] * len(missing),
+        go.Choropleth(geojson=features_url(one[m] for m in missing), locations=missing, z=[0] * len(missing),
                       showscale=False, hoverinfo="skip", colorscale=[[0, "#eeeeee"], [1, "#eeeeee"]],
                       marker_line_color="#bbbbbb", marker_line_width=0.3),
     ] if missing else []) + [
@@ -492,9 +496,9 @@ def choropleth(frame: pd.DataFrame, geography: str, title: str, unit: str, *, hi
                       colorbar={"title": {"text": "<br>".join(textwrap.wrap(unit, 16)[:3])}, "thickness": 12, "len": 0.7}),
     ])
     if highlight in one:
-        fig.add_trace(go.Choropleth(geojson=one[highlight], locations=[highlight], z=[1], showscale=False,
-                                    colorscale=[[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]], marker_line_color="black",
-                                    marker_line_width=2.5, hoverinfo="skip"))
+        fig.add_trace(go.Choropleth(geojson=features_url([one[highlight]]), locations=[highlight], z=[1],
+                                    showscale=False, colorscale=[[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]],
+                                    marker_line_color="black", marker_line_width=2.5, hoverinfo="skip"))
     fig.update_geos(fitbounds="locations", visible=False, projection_type="mercator")
     title = wrap(title)
     fig.update_layout(title={"text": title, "font": {"size": 15}}, height=620,
